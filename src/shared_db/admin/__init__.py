@@ -1,0 +1,1 @@
+"""Admin service: audit trail and system configuration."""

@@ -1,0 +1,1 @@
+"""Auth service: users, refresh tokens, devices and sessions."""

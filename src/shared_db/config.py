@@ -1,0 +1,80 @@
+"""Settings: the only module that reads the environment.
+
+Variables:
+
+* ``DATABASE_URL``: the shared database. Unset: an embedded PostgreSQL is started (once, then
+  reused) with its data in ``SHARED_DB_HOME`` (default ``./.shared-db``).
+* ``SHARED_DB_TOPOLOGY``: ``shared`` (default) or ``per-service``.
+* ``AUTH_DATABASE_URL``, ``PAYMENTS_DATABASE_URL``, ``ADMIN_DATABASE_URL``,
+  ``PROFILE_DATABASE_URL``: each service's own database in the per-service topology.
+* ``SHARED_DB_MIGRATIONS_DIR``: where migration chains live (default: inside the package).
+* ``SHARED_DB_ENV``: ``development`` (default) or ``production``; selects query log levels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from shared_db.base import SERVICES
+from shared_db.errors import ConfigError
+from shared_db.url import ConnectionSettings, parse_database_url
+
+Topology = Literal["shared", "per-service"]
+PACKAGE_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    topology: Topology = "shared"
+    service_urls: Mapping[str, str] = field(default_factory=dict)
+    home: Path = Path(".shared-db")
+    migrations_dir: Path = PACKAGE_MIGRATIONS
+    environment: str = "development"
+
+    def connection(self, url: str | None = None, field_name: str = "DATABASE_URL",
+                   ) -> ConnectionSettings:
+        """Parsed settings for ``url`` (default: ``database_url``)."""
+        raw = url if url is not None else self.database_url
+        if raw is None:
+            raise ConfigError(field_name, "is not set")
+        return parse_database_url(raw, field_name=field_name)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``env`` (default ``os.environ``), validating what can be checked early.
+
+    Raises:
+        ConfigError: a variable holds a value that can never work.
+    """
+    env = os.environ if env is None else env
+    topology = env.get("SHARED_DB_TOPOLOGY", "shared") or "shared"
+    if topology not in ("shared", "per-service"):
+        raise ConfigError("SHARED_DB_TOPOLOGY", f"must be shared or per-service, got {topology!r}")
+    database_url = env.get("DATABASE_URL") or None
+    if database_url is not None:
+        parse_database_url(database_url)
+    service_urls = {
+        service: env[f"{service.upper()}_DATABASE_URL"]
+        for service in SERVICES
+        if env.get(f"{service.upper()}_DATABASE_URL")
+    }
+    for service, url in service_urls.items():
+        parse_database_url(url, field_name=f"{service.upper()}_DATABASE_URL")
+    if topology == "per-service":
+        missing = [s for s in SERVICES if s not in service_urls]
+        if missing:
+            raise ConfigError(f"{missing[0].upper()}_DATABASE_URL",
+                              "is required when SHARED_DB_TOPOLOGY=per-service")
+    return Settings(
+        database_url=database_url,
+        topology=topology,  # type: ignore[arg-type]
+        service_urls=service_urls,
+        home=Path(env.get("SHARED_DB_HOME") or ".shared-db"),
+        migrations_dir=Path(env.get("SHARED_DB_MIGRATIONS_DIR") or PACKAGE_MIGRATIONS),
+        environment=env.get("SHARED_DB_ENV") or "development",
+    )

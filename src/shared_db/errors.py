@@ -1,0 +1,57 @@
+"""The one error hierarchy of shared-db: every failure a caller can act on is one of these."""
+
+from __future__ import annotations
+
+
+class SharedDbError(Exception):
+    """Root of every error shared-db raises on purpose."""
+
+
+class ConfigError(SharedDbError):
+    """A setting (environment variable or URL parameter) is missing or invalid.
+
+    Attributes:
+        field: the setting at fault, e.g. ``DATABASE_URL`` or ``connection_limit``.
+        rule: what the value must satisfy.
+    """
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class DatabaseUnavailableError(SharedDbError):
+    """The server could not be reached or refused the connection."""
+
+
+class EmbeddedServerError(SharedDbError):
+    """The embedded PostgreSQL could not be initialised, started or stopped."""
+
+
+class MigrationError(SharedDbError):
+    """A migration command cannot proceed (unknown revision, duplicate name, failed step)."""
+
+
+class DriftError(MigrationError):
+    """The database schema differs from what the migrations produce."""
+
+
+class ConfirmationRequired(SharedDbError):
+    """A destructive command needs an explicit confirmation that was not given."""
+
+
+class DataAccessError(SharedDbError):
+    """A read or write through a repository failed."""
+
+
+class NotFoundError(DataAccessError):
+    """The requested row does not exist (or is soft-deleted)."""
+
+
+class DuplicateError(DataAccessError):
+    """A unique constraint was violated."""
+
+
+class ForeignKeyError(DataAccessError):
+    """A referenced row is missing, or a referencing row blocks a delete."""

@@ -1,0 +1,1 @@
+"""Operations that span the database: migrations, the embedded server, backups, reports."""

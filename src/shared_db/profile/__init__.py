@@ -1,0 +1,1 @@
+"""Profile service: user profiles."""
