@@ -1,0 +1,119 @@
+"""``migrate dev``: turn model changes into a new migration of the owning chain, then apply it.
+
+Like Prisma's ``migrate dev`` it replays every migration into a shadow database first. Comparing
+the models with the shadow tells what the new migration must do; comparing them with the real
+database must tell the same. If it does not, the real database has drifted from its migrations
+(someone changed it by hand), and the command refuses rather than offering to wipe it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import MetaData
+
+from shared_db.engine import connected, sync_engine
+from shared_db.errors import DriftError, MigrationError
+from shared_db.models import Base
+from shared_db.ops import migrate
+from shared_db.ops.history import Step, alembic_config, all_steps, chain_steps
+from shared_db.ops.scratch import scratch_database
+from shared_db.ops.status import drift
+from shared_db.ops.targets import Target
+
+NAME_RULE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
+
+
+@dataclass
+class DevResult:
+    created: list[Step] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    sql: str = ""
+    applied: list[Step] = field(default_factory=list)
+
+
+def check_name(name: str, migrations_dir: Path, chains: tuple[str, ...]) -> None:
+    """Raises MigrationError unless ``name`` is a new snake_case migration name."""
+    if not NAME_RULE.match(name):
+        raise MigrationError(f"--name {name!r}: use lower-case letters, digits and underscores, "
+                             "starting with a letter, at most 60 characters")
+    taken = [s.label for s in all_steps(migrations_dir, chains) if s.name == name]
+    if taken:
+        raise MigrationError(f"--name {name!r} is already used by {taken[0]}; choose another")
+
+
+def _new_revision(migrations_dir: Path, chains: tuple[str, ...]) -> str:
+    existing = {s.revision for s in all_steps(migrations_dir, chains)}
+    moment = datetime.now(UTC).replace(microsecond=0)
+    newest = max(existing, default="0")
+    while (rev := moment.strftime("%Y%m%d%H%M%S")) in existing or rev <= newest:
+        moment += timedelta(seconds=1)
+    return rev
+
+
+def dev(target: Target, migrations_dir: Path, name: str,
+        metadata: MetaData | None = None) -> DevResult:
+    """Apply pending migrations, generate one for the model changes, show its SQL, apply it.
+
+    Raises:
+        MigrationError: bad or duplicate name, or a migration failed to apply.
+        DriftError: the database differs from what its migrations produce.
+    """
+    md = metadata or Base.metadata
+    check_name(name, migrations_dir, target.chains)
+    result = DevResult(applied=migrate.deploy(target, migrations_dir).steps)
+    with scratch_database(target.connection, "shadow") as shadow_conn:
+        shadow = Target("shadow", shadow_conn, target.chains)
+        migrate.deploy(shadow, migrations_dir)
+        with connected(sync_engine(shadow_conn), shadow_conn.safe_url()) as conn:
+            wanted = drift(conn, target.chains, md)
+        with connected(sync_engine(target.connection), target.connection.safe_url()) as conn:
+            live = drift(conn, target.chains, md)
+        if sorted(wanted) != sorted(live):
+            extra = sorted(set(live) ^ set(wanted))
+            raise DriftError(
+                f"the database {target.connection.safe_url()} has drifted from its migrations: "
+                + "; ".join(extra[:5]) + ". Undo the manual change, or `shared-db migrate reset` "
+                "a development database; no migration was created")
+        if not wanted:
+            return result
+        changed = [c for c in target.chains if any(w.startswith(f"{c}: ") for w in wanted)]
+        revision = _new_revision(migrations_dir, target.chains)
+        with connected(sync_engine(shadow_conn), shadow_conn.safe_url()) as conn:
+            for chain in changed:
+                result.files.append(_generate(conn, migrations_dir, chain, name, revision, md))
+    try:
+        result.created = [s for c in changed for s in chain_steps(migrations_dir, c)
+                          if s.revision == revision]
+        result.sql = "\n".join(_render_sql(migrations_dir, s, md) for s in result.created)
+        result.applied += migrate.deploy(target, migrations_dir).steps
+    except Exception:
+        for path in result.files:
+            path.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _generate(conn: object, migrations_dir: Path, chain: str, name: str, revision: str,
+              metadata: MetaData) -> Path:
+    versions = migrations_dir / "versions" / chain
+    versions.mkdir(parents=True, exist_ok=True)
+    heads = [s.revision for s in chain_steps(migrations_dir, chain)][-1:]
+    cfg = alembic_config(migrations_dir, chain, conn, metadata=metadata)  # type: ignore[arg-type]
+    script = command.revision(cfg, message=name, autogenerate=True, rev_id=revision,
+                              version_path=str(versions), head=heads[0] if heads else "base")
+    if script is None or isinstance(script, list):
+        raise MigrationError(f"could not generate a migration for chain {chain!r}")
+    return Path(script.path)
+
+
+def _render_sql(migrations_dir: Path, step: Step, metadata: MetaData) -> str:
+    cfg = alembic_config(migrations_dir, step.chain, metadata=metadata)
+    span = f"{step.down_revision}:{step.revision}" if step.down_revision else step.revision
+    command.upgrade(cfg, span, sql=True)
+    buffer = cfg.output_buffer
+    return buffer.getvalue() if buffer is not None and hasattr(buffer, "getvalue") else ""

@@ -1,0 +1,141 @@
+"""Apply and roll back migrations: ``deploy``, ``down``, ``drop_all``; one database at a time.
+
+Every command holds a PostgreSQL advisory lock for its whole run, so two deploys started at the
+same moment apply each migration once: the second waits, then finds nothing pending. Each
+migration runs in its own transaction (PostgreSQL DDL is transactional), so a failing migration
+leaves the database at the previous one, never half-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+from shared_db.engine import connected, sync_engine
+from shared_db.errors import MigrationError
+from shared_db.ops.history import Step, alembic_config, all_steps, applied_steps, find_step
+from shared_db.ops.targets import Target
+
+MIGRATION_LOCK = 0x53484442  # "SHDB": one key for every migration command on a database
+Progress = Callable[[Step], None]
+
+
+@dataclass
+class Applied:
+    """What a command changed on one target."""
+
+    target: str
+    steps: list[Step] = field(default_factory=list)
+
+
+@contextmanager
+def migration_lock(target: Target) -> Iterator[Connection]:
+    """A connection to ``target`` holding the migration lock until the block ends."""
+    with connected(sync_engine(target.connection), target.connection.safe_url()) as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        conn.commit()
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            conn.commit()
+
+
+def _run_step(conn: Connection, migrations_dir: Path, step: Step, up: bool) -> None:
+    cfg = alembic_config(migrations_dir, step.chain, conn)
+    if conn.in_transaction():
+        conn.commit()
+    try:
+        with conn.begin():
+            if up:
+                command.upgrade(cfg, step.revision)
+            else:
+                command.downgrade(cfg, step.down_revision or "base")
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        verb = "apply" if up else "roll back"
+        raise MigrationError(f"could not {verb} {step.label}: {reason} "
+                             "(the database was left at the migration before it)") from exc
+
+
+def pending_steps(conn: Connection, migrations_dir: Path, target: Target) -> list[Step]:
+    applied, unknown = applied_steps(conn, migrations_dir, target.chains)
+    if unknown:
+        raise MigrationError(f"{target.name}: the database is at {', '.join(unknown)}, which no "
+                             "migration file defines; restore the file or `migrate down` with "
+                             "the code that wrote it")
+    done = set(applied)
+    return [s for s in all_steps(migrations_dir, target.chains) if s not in done]
+
+
+def deploy(target: Target, migrations_dir: Path, progress: Progress | None = None) -> Applied:
+    """Apply every pending migration of ``target``'s chains, in global order."""
+    result = Applied(target.name)
+    with migration_lock(target) as conn:
+        for step in pending_steps(conn, migrations_dir, target):
+            _run_step(conn, migrations_dir, step, up=True)
+            result.steps.append(step)
+            if progress:
+                progress(step)
+    return result
+
+
+def steps_to_undo(applied: list[Step], to: str | None) -> list[Step]:
+    """Applied steps to roll back, newest first: the last one, or all after ``to``.
+
+    Raises:
+        MigrationError: nothing is applied, or ``to`` names no applied migration.
+    """
+    if not applied:
+        raise MigrationError("nothing to roll back: no migration is applied")
+    if to is None:
+        return [applied[-1]]
+    if to == "base":
+        return list(reversed(applied))
+    keep = find_step(applied, to)
+    return list(reversed(applied[applied.index(keep) + 1:]))
+
+
+def down(targets: list[Target], migrations_dir: Path, to: str | None = None,
+         progress: Progress | None = None) -> list[Applied]:
+    """Roll back the newest migration across ``targets`` (or every one after ``to``)."""
+    by_name = {t.name: t for t in targets}
+    plan: list[tuple[Step, str]] = []
+    for target in targets:
+        with migration_lock(target) as conn:
+            plan += [(s, target.name) for s in applied_steps(conn, migrations_dir,
+                                                            target.chains)[0]]
+    plan.sort(key=lambda item: item[0].order)
+    undo = steps_to_undo([s for s, _ in plan], to)
+    owner = {s: name for s, name in plan}
+    results: dict[str, Applied] = {}
+    for step in undo:
+        target = by_name[owner[step]]
+        with migration_lock(target) as conn:
+            _run_step(conn, migrations_dir, step, up=False)
+        results.setdefault(target.name, Applied(target.name)).steps.append(step)
+        if progress:
+            progress(step)
+    return list(results.values())
+
+
+def drop_all(target: Target) -> None:
+    """Drop every object in ``target``'s schema (tables, views, types, version tables)."""
+    schema = target.connection.schema or "public"
+    with migration_lock(target) as conn, conn.begin():
+        owner = conn.execute(text("SELECT nspowner::regrole::text FROM pg_namespace "
+                                  "WHERE nspname = :s"), {"s": schema}).scalar()
+        quoted = conn.dialect.identifier_preparer.quote(schema)
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {quoted} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {quoted}"))
+        if owner:
+            conn.execute(text(f"ALTER SCHEMA {quoted} OWNER TO {owner}"))
+        if schema == "public":
+            conn.execute(text("GRANT USAGE ON SCHEMA public TO PUBLIC"))

@@ -1,0 +1,91 @@
+"""``migrate status``: applied, pending and drift (models vs database) for every target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import alembic_postgresql_enum
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic_postgresql_enum.configuration import Config as EnumConfig
+from sqlalchemy import Connection, MetaData
+
+from shared_db.engine import connected, sync_engine
+from shared_db.models import Base
+from shared_db.ops.chains import chain_owns, enums_of, version_table
+from shared_db.ops.history import Step, all_steps, applied_steps
+from shared_db.ops.targets import Target
+
+
+def chain_options(chain: str, metadata: MetaData) -> dict[str, Any]:
+    """Autogenerate options scoping a comparison to ``chain``'s objects (env.py uses them too)."""
+    owned_enums = enums_of(chain, metadata)
+    # alembic-postgresql-enum reads one global configuration; set it for this chain.
+    alembic_postgresql_enum.set_configuration(
+        EnumConfig(include_name=lambda name: name in owned_enums))
+
+    def include_object(obj: Any, name: str | None, type_: str, reflected: bool,
+                       compare_to: Any) -> bool:
+        return chain_owns(chain, obj, name, type_, metadata)
+
+    return {
+        "target_metadata": metadata,
+        "version_table": version_table(chain),
+        "include_object": include_object,
+        "compare_type": True,
+        "compare_server_default": True,
+    }
+
+
+def _describe(diff: Any) -> str:
+    if isinstance(diff, list):
+        return "; ".join(_describe(d) for d in diff)
+    if isinstance(diff, tuple):
+        kind, *rest = diff
+        names = [str(getattr(x, "name", x)) for x in rest if x is not None and x != {}]
+        return f"{kind} " + " ".join(names[:4])
+    return str(diff)
+
+
+def drift(connection: Connection, chains: tuple[str, ...],
+          metadata: MetaData | None = None) -> list[str]:
+    """Differences between the models and the database, one line each, chain by chain."""
+    md = metadata or Base.metadata
+    lines: list[str] = []
+    for chain in chains:
+        context = MigrationContext.configure(connection, opts=chain_options(chain, md))
+        lines += [f"{chain}: {_describe(d)}" for d in compare_metadata(context, md)]
+    connection.rollback()
+    return lines
+
+
+@dataclass
+class TargetStatus:
+    target: str
+    database: str
+    applied: list[Step] = field(default_factory=list)
+    pending: list[Step] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
+    drift_checked: bool = False
+
+    @property
+    def up_to_date(self) -> bool:
+        return not (self.pending or self.unknown or self.drift)
+
+
+def status(target: Target, migrations_dir: Path, metadata: MetaData | None = None,
+           ) -> TargetStatus:
+    """Where ``target`` stands; drift is only checked once nothing is pending."""
+    safe = target.connection.safe_url()
+    with connected(sync_engine(target.connection), safe) as conn:
+        applied, unknown = applied_steps(conn, migrations_dir, target.chains)
+        done = set(applied)
+        pending = [s for s in all_steps(migrations_dir, target.chains) if s not in done]
+        result = TargetStatus(target.name, safe, applied, pending, unknown)
+        if not pending and not unknown:
+            result.drift = drift(conn, target.chains, metadata)
+            result.drift_checked = True
+    return result

@@ -1,0 +1,47 @@
+"""Which databases a command acts on, and which migration chains each one carries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared_db.base import SERVICES
+from shared_db.config import Settings
+from shared_db.ops import devserver
+from shared_db.ops.chains import CHAINS
+from shared_db.url import ConnectionSettings
+
+
+@dataclass(frozen=True)
+class Target:
+    """One database and the chains applied to it, in order."""
+
+    name: str
+    connection: ConnectionSettings
+    chains: tuple[str, ...]
+
+
+def shared_url(settings: Settings, notice: Callable[[str], None] = lambda _: None) -> str:
+    """``DATABASE_URL``, or the embedded server's URL (started if needed) when it is unset."""
+    if settings.database_url:
+        return settings.database_url
+    url = devserver.start(settings.home)
+    notice(f"Using the embedded PostgreSQL at {url} (data in {settings.home.resolve()}); "
+           "stop it with `shared-db db stop`.")
+    return url
+
+
+def resolve_targets(settings: Settings,
+                    notice: Callable[[str], None] = lambda _: None) -> list[Target]:
+    """The databases of the configured topology.
+
+    Shared: one database with every chain, ``links`` last. Per-service: each service's own
+    database with that service's chain only.
+    """
+    if settings.topology == "per-service":
+        return [
+            Target(service, settings.connection(settings.service_urls[service],
+                                                f"{service.upper()}_DATABASE_URL"), (service,))
+            for service in SERVICES
+        ]
+    return [Target("shared", settings.connection(shared_url(settings, notice)), CHAINS)]
