@@ -1,0 +1,3 @@
+from shared_db.cli import run
+
+run()

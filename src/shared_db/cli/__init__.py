@@ -1,0 +1,56 @@
+"""``shared-db``: the command line. Commands parse, call one function in ``ops``, and render.
+
+Errors of the ``SharedDbError`` family print as one line on stderr with a non-zero exit code:
+2 bad settings, 3 database unreachable, 4 migration problem, 5 confirmation missing, 1 other.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from shared_db.cli import db, migrate
+from shared_db.cli.common import console_err
+from shared_db.cli.up import up
+from shared_db.errors import (
+    ConfigError,
+    ConfirmationRequired,
+    DatabaseUnavailableError,
+    MigrationError,
+    SharedDbError,
+)
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="The PostgreSQL data layer of the auth, payments, admin and profile "
+                       "services: migrations, seed data, the embedded development server.")
+app.add_typer(migrate.app, name="migrate")
+app.add_typer(db.app, name="db")
+app.command()(up)
+
+EXIT_CODES: list[tuple[type[SharedDbError], int]] = [
+    (ConfigError, 2),
+    (DatabaseUnavailableError, 3),
+    (MigrationError, 4),
+    (ConfirmationRequired, 5),
+]
+
+
+def exit_code(error: SharedDbError) -> int:
+    return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``shared-db`` script; returns the process exit code."""
+    try:
+        app(args=argv, prog_name="shared-db")
+    except SharedDbError as error:
+        console_err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        return exit_code(error)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""``shared-db db start | stop | url | seed``: the embedded server and the seed data."""
+
+from __future__ import annotations
+
+import typer
+
+from shared_db.cli.common import console, settings, targets
+from shared_db.errors import ConfigError
+from shared_db.ops import devserver, seeding
+
+app = typer.Typer(no_args_is_help=True, help="The embedded server and the seed data.")
+
+
+def _embedded_only() -> None:
+    if settings().database_url:
+        raise ConfigError("DATABASE_URL", "is set, so the embedded server is not used; "
+                          "unset it to manage the embedded server")
+
+
+@app.command()
+def start() -> None:
+    """Start the embedded PostgreSQL (or find it running) and print its URL."""
+    _embedded_only()
+    console.print(devserver.start(settings().home))
+
+
+@app.command()
+def stop() -> None:
+    """Stop the embedded PostgreSQL; its data stays for the next start."""
+    _embedded_only()
+    stopped = devserver.stop(settings().home)
+    console.print("Stopped." if stopped else "The embedded server was not running.")
+
+
+@app.command()
+def url() -> None:
+    """Print the database URL commands use (password hidden), starting the embedded server."""
+    current = settings()
+    for target in targets(current):
+        console.print(target.connection.safe_url(), soft_wrap=True)
+
+
+@app.command()
+def seed() -> None:
+    """Write the guide's seed users and profiles; a second run changes nothing."""
+    report = seeding.run_seed(targets(settings()))
+    if not report.changed:
+        console.print(f"Nothing to seed: {len(report.users_existing)} user(s) and their "
+                      "profiles exist already.")
+        return
+    console.print(f"Seeded {len(report.users_created)} user(s) "
+                  f"({', '.join(report.users_created) or 'none new'}) and "
+                  f"{report.profiles_created} profile(s).")

@@ -1,0 +1,92 @@
+"""``shared-db migrate dev | deploy | status | down | reset`` (the guide's section 3)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.syntax import Syntax
+
+from shared_db.cli import render
+from shared_db.cli.common import confirm, console, console_err, settings, targets
+from shared_db.errors import MigrationError
+from shared_db.ops import autogen, migrate, seeding, status as status_ops
+from shared_db.ops.history import Step
+
+app = typer.Typer(no_args_is_help=True, help="Create, apply, inspect and roll back migrations.")
+
+
+def _applied(step: Step) -> None:
+    console_err.print(f"  applied {step.label}")
+
+
+def _reverted(step: Step) -> None:
+    console_err.print(f"  rolled back {step.label}")
+
+
+@app.command()
+def deploy() -> None:
+    """Apply every pending migration, without prompts (safe to run concurrently)."""
+    current = settings()
+    total = sum(len(migrate.deploy(t, current.migrations_dir, _applied).steps)
+                for t in targets(current))
+    console.print(f"{total} migration(s) applied." if total else "No pending migrations.")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Applied, pending and drift; exit 0 only when every database is up to date."""
+    current = settings()
+    results = [status_ops.status(t, current.migrations_dir) for t in targets(current)]
+    if as_json:
+        console.print_json(render.status_json(results))
+    else:
+        for result in results:
+            console.print(render.status_table(result))
+            console.print(render.status_summary(result))
+    if not all(r.up_to_date for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def dev(name: Annotated[str, typer.Option("--name", help="snake_case name of the migration")],
+        ) -> None:
+    """Generate a migration from model changes into the owning chain, show its SQL, apply it."""
+    current = settings()
+    found = targets(current)
+    if len(found) != 1:
+        raise MigrationError("migrate dev runs on the shared topology (one database); unset "
+                             "SHARED_DB_TOPOLOGY to generate migrations")
+    result = autogen.dev(found[0], current.migrations_dir, name)
+    for step in result.applied:
+        _applied(step)
+    if not result.created:
+        console.print("The models match the migrations; no migration was created.")
+        return
+    for path in result.files:
+        console.print(f"Created {path}")
+    console.print(Syntax(result.sql, "sql", theme="ansi_dark"))
+
+
+@app.command()
+def down(to: Annotated[str | None, typer.Option(
+        "--to", help="Roll back until this migration is the newest applied ('base': all).")]
+        = None) -> None:
+    """Roll back the newest migration, or every migration after --to."""
+    current = settings()
+    results = migrate.down(targets(current), current.migrations_dir, to, _reverted)
+    console.print(f"{sum(len(r.steps) for r in results)} migration(s) rolled back.")
+
+
+@app.command()
+def reset(force: Annotated[bool, typer.Option("--force", help="Do not ask.")] = False) -> None:
+    """Drop everything, re-apply all migrations, and seed (asks first, or --force)."""
+    current = settings()
+    found = targets(current)
+    names = ", ".join(t.connection.safe_url() for t in found)
+    confirm(f"Drop every table and all data in {names}?", force)
+    for target in found:
+        migrate.drop_all(target)
+        migrate.deploy(target, current.migrations_dir, _applied)
+    report = seeding.run_seed(found)
+    console.print(f"Reset done; seeded {len(report.users_created)} user(s).")
