@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared_db.errors import DataAccessError, DuplicateError, ForeignKeyError
 
 UNIQUE_VIOLATION = "23505"
-FOREIGN_KEY_VIOLATION = "23503"
+FOREIGN_KEY_VIOLATIONS = ("23503", "23001")  # foreign_key_violation, restrict_violation
 
 
 @contextmanager
 def translate_db_errors() -> Iterator[None]:
-    """Re-raise integrity errors as ``DuplicateError`` / ``ForeignKeyError`` naming the constraint."""
+    """Re-raise integrity errors as ``DuplicateError`` or ``ForeignKeyError`` by constraint."""
     try:
         yield
     except IntegrityError as exc:
@@ -28,7 +28,7 @@ def translate_db_errors() -> Iterator[None]:
         code = getattr(exc.orig, "sqlstate", None)
         if code == UNIQUE_VIOLATION:
             raise DuplicateError(f"{constraint}: {detail}") from exc
-        if code == FOREIGN_KEY_VIOLATION:
+        if code in FOREIGN_KEY_VIOLATIONS:
             raise ForeignKeyError(f"{constraint}: {detail}") from exc
         raise DataAccessError(f"{constraint}: {detail}") from exc
 

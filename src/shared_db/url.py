@@ -97,7 +97,7 @@ def parse_database_url(raw: str, *, field_name: str = "DATABASE_URL") -> Connect
         raise ConfigError(field_name, f"must start with postgresql://, got {parts.scheme or raw!r}")
     try:
         url = make_url(raw.strip())
-        _ = url.port
+        _ = parts.port  # urllib validates the range 0-65535
     except Exception as exc:
         raise ConfigError(field_name, f"is not a valid URL ({exc})") from None
     if not url.database:
@@ -105,7 +105,7 @@ def parse_database_url(raw: str, *, field_name: str = "DATABASE_URL") -> Connect
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     unknown = sorted(set(params) - ACCEPTED_PARAMETERS)
     if unknown:
-        accepted = ", ".join(sorted(PRISMA_PARAMETERS) + ["sslmode", "and libpq keywords"])
+        accepted = ", ".join([*sorted(PRISMA_PARAMETERS), "sslmode", "and libpq keywords"])
         raise ConfigError(f"{field_name} parameter {unknown[0]!r}",
                           f"is not accepted; accepted: {accepted}")
     pool_size = int(_positive("connection_limit", params.pop("connection_limit", "0") or "0", int)

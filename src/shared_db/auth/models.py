@@ -16,7 +16,11 @@ if TYPE_CHECKING:
     from shared_db.payments.models import Payment
     from shared_db.profile.models import UserProfile
 
-_CASCADE = {"ondelete": "CASCADE", "onupdate": "CASCADE"}
+
+
+def _cascade(column: str) -> ForeignKey:
+    """The guide's ``onDelete: Cascade`` (Prisma also cascades key updates)."""
+    return ForeignKey(column, ondelete="CASCADE", onupdate="CASCADE")
 
 
 class User(UUIDPrimaryKey, CreatedAt, UpdatedAt, Base):
@@ -53,7 +57,7 @@ class RefreshToken(UUIDPrimaryKey, CreatedAt, Base):
     __table_args__ = owned_by("auth", UniqueConstraint("token"), Index(None, "user_id"),
                               Index(None, "token"))
 
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", **_CASCADE))
+    user_id: Mapped[uuid.UUID] = mapped_column(_cascade("users.id"))
     token: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -65,7 +69,7 @@ class Device(UUIDPrimaryKey, Base):
     __table_args__ = owned_by("auth", UniqueConstraint("device_id"), Index(None, "user_id"),
                               Index(None, "device_id"))
 
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", **_CASCADE))
+    user_id: Mapped[uuid.UUID] = mapped_column(_cascade("users.id"))
     device_id: Mapped[str] = mapped_column(Text)
     """The client's own identifier for the device, not this table's key."""
     device_name: Mapped[str | None] = mapped_column(Text)
@@ -88,8 +92,8 @@ class UserSession(UUIDPrimaryKey, CreatedAt, Base):
     __table_args__ = owned_by("auth", Index(None, "user_id"), Index(None, "device_id"),
                               Index(None, "expires_at"))
 
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", **_CASCADE))
-    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id", **_CASCADE))
+    user_id: Mapped[uuid.UUID] = mapped_column(_cascade("users.id"))
+    device_id: Mapped[uuid.UUID] = mapped_column(_cascade("devices.id"))
     """Key of the ``devices`` row (not the client's ``devices.device_id``)."""
     refresh_token_id: Mapped[uuid.UUID | None]
     ip_address: Mapped[str | None] = mapped_column(Text)

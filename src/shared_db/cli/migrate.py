@@ -10,7 +10,8 @@ from rich.syntax import Syntax
 from shared_db.cli import render
 from shared_db.cli.common import confirm, console, console_err, settings, targets
 from shared_db.errors import MigrationError
-from shared_db.ops import autogen, migrate, seeding, status as status_ops
+from shared_db.ops import autogen, migrate, seeding
+from shared_db.ops import status as status_ops
 from shared_db.ops.history import Step
 
 app = typer.Typer(no_args_is_help=True, help="Create, apply, inspect and roll back migrations.")

@@ -56,7 +56,8 @@ def chain_owns(chain: str, obj: object, name: str | None, type_: str,
     """Alembic ``include_object`` hook: does ``chain`` manage this schema object?"""
     md = metadata or Base.metadata
     if type_ == "table":
-        owner = md.tables[name].info.get("service") if name in md.tables else None
+        table = md.tables.get(name or "")
+        owner = None if table is None else table.info.get("service")
         return owner is not None if chain == LINKS else owner == chain
     if type_ == "foreign_key_constraint":
         assert isinstance(obj, ForeignKeyConstraint)

@@ -154,8 +154,8 @@ def _choose_port(home: Path) -> int:
 
 def _ensure_database(port: int) -> None:
     with psycopg.connect(url_for(port, "postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
-        if not exists:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+        if not found.fetchone():
             conn.execute(f'CREATE DATABASE "{DATABASE}"')
 
 

@@ -75,11 +75,12 @@ def pending_steps(conn: Connection, migrations_dir: Path, target: Target) -> lis
     return [s for s in all_steps(migrations_dir, target.chains) if s not in done]
 
 
-def deploy(target: Target, migrations_dir: Path, progress: Progress | None = None) -> Applied:
-    """Apply every pending migration of ``target``'s chains, in global order."""
+def deploy(target: Target, migrations_dir: Path, progress: Progress | None = None,
+           limit: int | None = None) -> Applied:
+    """Apply pending migrations of ``target``'s chains in global order (all, or ``limit``)."""
     result = Applied(target.name)
     with migration_lock(target) as conn:
-        for step in pending_steps(conn, migrations_dir, target):
+        for step in pending_steps(conn, migrations_dir, target)[:limit]:
             _run_step(conn, migrations_dir, step, up=True)
             result.steps.append(step)
             if progress:

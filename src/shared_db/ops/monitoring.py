@@ -20,5 +20,6 @@ def row_counts(target: Target) -> dict[str, int]:
             for name in tables_of(chain):
                 if name in present:
                     table = Base.metadata.tables[name]
-                    counts[name] = conn.execute(select(func.count()).select_from(table)).scalar_one()
+                    query = select(func.count()).select_from(table)
+                    counts[name] = conn.execute(query).scalar_one()
     return counts

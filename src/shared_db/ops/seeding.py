@@ -26,9 +26,9 @@ async def _run(targets: list[Target], fixtures: Path) -> SeedReport:
                     return await seed(auth, auth, fixtures)
             # Separate databases: profiles commit after users; the seed is idempotent, so a run
             # interrupted between the two commits is completed by the next one.
-            async with AsyncSession(engines[profile_target.name]) as profile:
-                async with auth.begin(), profile.begin():
-                    return await seed(auth, profile, fixtures)
+            async with (AsyncSession(engines[profile_target.name]) as profile,
+                        auth.begin(), profile.begin()):
+                return await seed(auth, profile, fixtures)
     finally:
         for engine in engines.values():
             await engine.dispose()

@@ -40,13 +40,28 @@ def chain_options(chain: str, metadata: MetaData) -> dict[str, Any]:
 
 
 def _describe(diff: Any) -> str:
+    """One readable line for an autogenerate diff (a tuple, a list of tuples, or an op)."""
     if isinstance(diff, list):
         return "; ".join(_describe(d) for d in diff)
-    if isinstance(diff, tuple):
-        kind, *rest = diff
-        names = [str(getattr(x, "name", x)) for x in rest if x is not None and x != {}]
-        return f"{kind} " + " ".join(names[:4])
-    return str(diff)
+    if not isinstance(diff, tuple):
+        return type(diff).__name__
+    kind, *rest = diff
+    if kind.startswith("modify_"):
+        _schema, table, column, _existing, old, new = rest
+        old, new = (getattr(v, "arg", v) for v in (old, new))
+        return f"{kind} {table}.{column}: database {_text(old)}, models {_text(new)}"
+    if kind in ("add_column", "remove_column"):
+        return f"{kind} {rest[1]} {rest[2].name}"
+    if kind == "change_enum_variants":
+        name = [x for x in rest if isinstance(x, str)][-1:]
+        labels = [x for x in rest if isinstance(x, list) and all(isinstance(v, str) for v in x)]
+        return f"{kind} {' '.join(name)}: database {labels[0]}, models {labels[-1]}"
+    names = [str(getattr(x, "name", x)) for x in rest if x is not None]
+    return f"{kind} {' '.join(names[:2])}"
+
+
+def _text(value: Any) -> str:
+    return str(getattr(value, "text", value))
 
 
 def drift(connection: Connection, chains: tuple[str, ...],

@@ -1,0 +1,56 @@
+"""The embedded PostgreSQL: started once, reused, stopped, and left alone when DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from shared_db.cli import main
+from shared_db.ops import devserver
+
+
+@pytest.fixture
+def home(tmp_path: Path):
+    folder = tmp_path / "embedded"
+    yield folder
+    devserver.stop(folder)
+
+
+def test_start_reuse_stop(home: Path) -> None:
+    url = devserver.start(home)
+    assert url.startswith("postgresql://postgres@127.0.0.1:") and url.endswith("/shared_db")
+    assert devserver.start(home) == url  # reused, same port
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SHOW server_version_num").fetchone()[0]
+        preload = conn.execute("SHOW shared_preload_libraries").fetchone()[0]
+    assert int(version) >= 180000 and "pg_stat_statements" in preload
+    assert devserver.stop(home) is True
+    assert devserver.running_port(home) is None
+    assert devserver.stop(home) is False
+    assert devserver.start(home) == url  # data and port kept across restarts
+
+
+def test_commands_say_they_use_it_on_stderr(home: Path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("SHARED_DB_HOME", str(home))
+    assert main(["migrate", "deploy"]) == 0
+    captured = capsys.readouterr()
+    assert "Using the embedded PostgreSQL" in captured.err and str(home) in captured.err
+    assert "6 migration(s) applied." in captured.out
+    assert main(["db", "stop"]) == 0
+    assert "Stopped." in capsys.readouterr().out
+
+
+def test_database_url_set_means_no_embedded_server(home: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "SHARED_DB_HOME": str(home),
+           "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/app"}
+    result = subprocess.run([sys.executable, "-m", "shared_db", "db", "start"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "DATABASE_URL: is set" in result.stderr
+    subprocess.run([sys.executable, "-m", "shared_db", "migrate", "status"], env=env,
+                   capture_output=True, timeout=60, check=False)
+    assert not (home / "pgdata").exists()
