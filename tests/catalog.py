@@ -12,7 +12,8 @@ SELECT c.table_name, c.column_name,
        c.is_nullable = 'YES' AS nullable,
        c.column_default
 FROM information_schema.columns c
-JOIN pg_attribute a ON a.attrelid = (quote_ident(c.table_schema) || '.' || quote_ident(c.table_name))::regclass
+JOIN pg_attribute a
+  ON a.attrelid = (quote_ident(c.table_schema) || '.' || quote_ident(c.table_name))::regclass
                    AND a.attname = c.column_name
 WHERE c.table_schema = 'public'
 ORDER BY c.table_name, c.ordinal_position

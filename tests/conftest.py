@@ -1,8 +1,8 @@
 """Test databases on a real PostgreSQL.
 
 ``DATABASE_URL`` set: its server is used (CI runs once against 127.0.0.1:5432). Unset: the embedded
-server is started in ``SHARED_DB_HOME`` (default ``./.shared-db``). Either way each test gets its own
-database, created from a migrated template so the schema comes from the migrations themselves.
+server is started in ``SHARED_DB_HOME`` (default ``./.shared-db``). Either way each test gets
+its own database, created from a migrated template, so the schema comes from the migrations.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL: started once, reused, stopped, and left alone when DATABASE_URL is set."""
+"""The embedded PostgreSQL: started once, reused, stopped; untouched when DATABASE_URL is set."""
 
 from __future__ import annotations
 
