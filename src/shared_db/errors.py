@@ -50,8 +50,54 @@ class NotFoundError(DataAccessError):
 
 
 class DuplicateError(DataAccessError):
-    """A unique constraint was violated."""
+    """A unique constraint was violated.
+
+    Attributes:
+        field: the column the constraint keeps unique (``email``), when known.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ForeignKeyError(DataAccessError):
     """A referenced row is missing, or a referencing row blocks a delete."""
+
+
+class ValidationError(DataAccessError):
+    """A value breaks a rule; nothing was written.
+
+    Attributes:
+        field: the input at fault (``email``, ``amount``, ``metadata``...).
+        rule: what the value must satisfy.
+    """
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class InvalidTransitionError(DataAccessError):
+    """A payment status change the state machine does not allow."""
+
+
+class ConflictError(DataAccessError):
+    """Another transaction changed the row first; re-read and decide again."""
+
+
+class TransientConflictError(ConflictError):
+    """A serialization failure or deadlock: the whole transaction may be run again."""
+
+
+class RetryExhaustedError(DataAccessError):
+    """A transaction kept failing on serialization conflicts or deadlocks."""
+
+
+class PoolTimeoutError(DataAccessError):
+    """No pooled connection became free within ``pool_timeout``."""
+
+
+class QueryTimeoutError(DataAccessError):
+    """A statement ran past ``statement_timeout`` or waited past ``lock_timeout``."""

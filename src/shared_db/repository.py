@@ -1,40 +1,41 @@
-"""What every repository shares: an ``AsyncSession`` it flushes but never commits, and one place
-where database errors become shared-db errors, keyed on the constraint names of the naming
-convention (``users_email_key`` -> ``DuplicateError``)."""
+"""What every repository shares: where its SQL runs, and who is acting.
+
+A repository is bound to a *source*: the ``Database`` (each call borrows a pooled connection;
+a write method runs in a transaction of its own) or a ``Transaction`` (every call joins it).
+Repositories never commit; the source does.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from shared_db.context import ActorContext
+from shared_db.sql import Executor
 
-from shared_db.errors import DataAccessError, DuplicateError, ForeignKeyError
-
-UNIQUE_VIOLATION = "23505"
-FOREIGN_KEY_VIOLATIONS = ("23503", "23001")  # foreign_key_violation, restrict_violation
+if TYPE_CHECKING:
+    from shared_db.client import Transaction
 
 
-@contextmanager
-def translate_db_errors() -> Iterator[None]:
-    """Re-raise integrity errors as ``DuplicateError`` or ``ForeignKeyError`` by constraint."""
-    try:
-        yield
-    except IntegrityError as exc:
-        diag = getattr(exc.orig, "diag", None)
-        constraint = getattr(diag, "constraint_name", None) or "unknown constraint"
-        detail = getattr(diag, "message_detail", None) or str(exc.orig)
-        code = getattr(exc.orig, "sqlstate", None)
-        if code == UNIQUE_VIOLATION:
-            raise DuplicateError(f"{constraint}: {detail}") from exc
-        if code in FOREIGN_KEY_VIOLATIONS:
-            raise ForeignKeyError(f"{constraint}: {detail}") from exc
-        raise DataAccessError(f"{constraint}: {detail}") from exc
+class Source(Protocol):
+    def executor(self, service: str, write: bool = False,
+                 ) -> AbstractAsyncContextManager[Executor]: ...
+
+    def actor(self) -> ActorContext: ...
+
+    def unit(self) -> AbstractAsyncContextManager[Transaction]: ...
 
 
 class Repository:
-    """Base of the per-service repositories; the caller owns the transaction."""
+    """Base of the per-service repositories."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    service: ClassVar[str]
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+
+    def _read(self) -> AbstractAsyncContextManager[Executor]:
+        return self._source.executor(self.service)
+
+    def _write(self) -> AbstractAsyncContextManager[Executor]:
+        return self._source.executor(self.service, write=True)

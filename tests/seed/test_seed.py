@@ -31,7 +31,7 @@ def _rows(url: str) -> list[tuple]:
 
 
 def test_seed_writes_the_guide_users_with_profiles(migrated_db: DbFixture) -> None:
-    report = run_seed([migrated_db.target()])
+    report = run_seed(migrated_db.settings())
     assert sorted(report.users_created) == sorted(GUIDE_USERS)
     assert report.profiles_created == 3
     rows = _rows(migrated_db.url)
@@ -56,11 +56,11 @@ def test_second_run_changes_nothing_and_says_so(migrated_db: DbFixture, monkeypa
 
 
 def test_missing_profile_is_completed(migrated_db: DbFixture) -> None:
-    run_seed([migrated_db.target()])
+    run_seed(migrated_db.settings())
     with psycopg.connect(migrated_db.url, autocommit=True) as conn:
         conn.execute("DELETE FROM user_profiles WHERE user_id = "
                      "(SELECT id FROM users WHERE email = 'vendor@test.com')")
-    report = run_seed([migrated_db.target()])
+    report = run_seed(migrated_db.settings())
     assert report.users_created == [] and report.profiles_created == 1
     assert len(_rows(migrated_db.url)) == 3
 
@@ -70,5 +70,5 @@ def test_bad_fixture_is_rejected_before_writing(migrated_db: DbFixture, tmp_path
     users[1]["role"] = "SUPERUSER"
     (tmp_path / "users.json").write_text(json.dumps(users))
     with pytest.raises(ConfigError, match=r"users.json\[1\].role: must be one of ADMIN"):
-        run_seed([migrated_db.target()], tmp_path)
+        run_seed(migrated_db.settings(), tmp_path)
     assert _rows(migrated_db.url) == []

@@ -43,7 +43,9 @@ def url() -> None:
 @app.command()
 def seed() -> None:
     """Write the guide's seed users and profiles; a second run changes nothing."""
-    report = seeding.run_seed(targets(settings()))
+    current = settings()
+    targets(current)  # starts (and announces) the embedded server when it is used
+    report = seeding.run_seed(current)
     if not report.changed:
         console.print(f"Nothing to seed: {len(report.users_existing)} user(s) and their "
                       "profiles exist already.")

@@ -1,39 +1,21 @@
-"""Run the seed against the configured topology, one transaction per database."""
+"""Run the seed against the configured topology."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from shared_db.engine import async_engine
-from shared_db.ops.targets import Target
-from shared_db.seed import FIXTURES, SeedReport, seed
+from shared_db.client import Database
+from shared_db.config import Settings
+from shared_db.seed import FIXTURES, SeedReport, load_users, seed
 
 
-def _owner(targets: list[Target], chain: str) -> Target:
-    return next(t for t in targets if chain in t.chains)
+async def _run(settings: Settings, fixtures: Path) -> SeedReport:
+    load_users(fixtures)  # a bad fixture fails before any connection is made
+    async with Database(settings) as db:
+        return await seed(db, fixtures)
 
 
-async def _run(targets: list[Target], fixtures: Path) -> SeedReport:
-    auth_target, profile_target = _owner(targets, "auth"), _owner(targets, "profile")
-    engines = {t.name: async_engine(t.connection) for t in (auth_target, profile_target)}
-    try:
-        async with AsyncSession(engines[auth_target.name], expire_on_commit=False) as auth:
-            if profile_target.name == auth_target.name:
-                async with auth.begin():
-                    return await seed(auth, auth, fixtures)
-            # Separate databases: profiles commit after users; the seed is idempotent, so a run
-            # interrupted between the two commits is completed by the next one.
-            async with (AsyncSession(engines[profile_target.name]) as profile,
-                        auth.begin(), profile.begin()):
-                return await seed(auth, profile, fixtures)
-    finally:
-        for engine in engines.values():
-            await engine.dispose()
-
-
-def run_seed(targets: list[Target], fixtures: Path = FIXTURES) -> SeedReport:
-    """Seed the users and profiles of the guide's section 4.1 into ``targets``."""
-    return asyncio.run(_run(targets, fixtures))
+def run_seed(settings: Settings, fixtures: Path = FIXTURES) -> SeedReport:
+    """Seed the users and profiles of the guide's section 4.1."""
+    return asyncio.run(_run(settings, fixtures))

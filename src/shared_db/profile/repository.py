@@ -1,26 +1,89 @@
-"""Queries on the profile service's table."""
+"""User profiles: create (with its user in one transaction), get, update."""
 
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from psycopg.types.json import Jsonb
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from shared_db import validation as check
+from shared_db.auth.models import User
+from shared_db.errors import NotFoundError, ValidationError
 from shared_db.profile.models import UserProfile
-from shared_db.repository import Repository, translate_db_errors
+from shared_db.records import ProfileRecord
+from shared_db.repository import Repository
+from shared_db.sql import Query, columns
+
+_PROFILE = columns(ProfileRecord, UserProfile)
+LIMITS = {"avatar_url": 2048, "phone": 50, "address": 1000, "bio": 5000}
+FIELDS = (*LIMITS, "preferences")
+
+CREATE = Query.build("profiles.create", insert(UserProfile).values(
+    id=func.gen_random_uuid(), user_id=bindparam("user_id"),
+    **{name: bindparam(name) for name in FIELDS}).returning(*_PROFILE))
+GET = Query.build("profiles.get", select(*_PROFILE).where(
+    UserProfile.user_id == bindparam("user_id")))
+USER_IS_LIVE = Query.build("profiles.user_is_live", select(User.id).where(
+    User.id == bindparam("user_id"), User.deleted_at.is_(None)))
 
 
-class UserProfileRepository(Repository):
-    async def get_by_user_id(self, user_id: uuid.UUID) -> UserProfile | None:
-        query = select(UserProfile).where(UserProfile.user_id == user_id)
-        return (await self.session.scalars(query)).first()
+@lru_cache(maxsize=64)
+def _update_query(names: tuple[str, ...]) -> Query:
+    return Query.build("profiles.update", update(UserProfile).where(
+        UserProfile.user_id == bindparam("user_id")).values(
+        updated_at=func.now(), **{n: bindparam(n) for n in names}).returning(*_PROFILE))
 
-    async def add_if_absent(self, user_id: uuid.UUID, values: dict[str, Any]) -> bool:
-        """Create ``user_id``'s profile unless it has one; True when a row was written."""
-        statement = (insert(UserProfile).values(user_id=user_id, **values)
-                     .on_conflict_do_nothing(index_elements=[UserProfile.user_id])
-                     .returning(UserProfile.id))
-        with translate_db_errors():
-            return (await self.session.execute(statement)).scalar_one_or_none() is not None
+
+def _values(changes: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "preferences":
+            prefs = check.json_object("preferences", value)
+            values[name] = None if prefs is None else Jsonb(prefs)
+        elif name in LIMITS:
+            values[name] = check.optional_text(name, value, max_length=LIMITS[name])
+        else:
+            raise ValidationError(name, f"is not a profile field; choose from {', '.join(FIELDS)}")
+    return values
+
+
+class ProfileRepository(Repository):
+    service = "profile"
+
+    async def create(self, user_id: uuid.UUID, **fields: Any) -> ProfileRecord:
+        """The profile of a live user (fields: avatar_url, phone, address, bio, preferences).
+
+        Raises:
+            NotFoundError: the user does not exist or is deleted.
+            DuplicateError: the user has a profile already (field ``user_id``).
+        """
+        params = {name: None for name in FIELDS} | _values(fields) | {"user_id": user_id}
+        async with self._source.unit() as tx:
+            # The user lives in the auth service's database (the same one when shared).
+            async with tx.executor("auth") as auth:
+                if await auth.scalar(USER_IS_LIVE, {"user_id": user_id}) is None:
+                    raise NotFoundError(f"user {user_id} does not exist or is deleted")
+            async with tx.executor(self.service) as ex:
+                profile = await ex.one(CREATE, params, ProfileRecord)
+        assert profile is not None
+        return profile
+
+    async def get(self, user_id: uuid.UUID) -> ProfileRecord | None:
+        async with self._read() as ex:
+            return await ex.one(GET, {"user_id": user_id}, ProfileRecord)
+
+    async def update(self, user_id: uuid.UUID, **changes: Any) -> ProfileRecord:
+        """Change only the named fields; ``preferences`` is replaced as a whole."""
+        if not changes:
+            raise ValidationError("changes", "name at least one field to change")
+        values = _values(changes)
+        async with self._write() as ex:
+            profile = await ex.one(_update_query(tuple(sorted(values))),
+                                   values | {"user_id": user_id}, ProfileRecord)
+        if profile is None:
+            raise NotFoundError(f"user {user_id} has no profile")
+        return profile

@@ -1,24 +1,23 @@
 """The guide's seed data (section 4.1): three verified users, one per role, each with a profile.
 
 Idempotent: a user whose email exists is left as it is (its password is not re-hashed), and a
-profile is only created where none exists, so a second run writes nothing and reports so.
+profile is only created where none exists, so a second run writes nothing and reports so. It
+writes through the repositories in one transaction, so ``user.created`` is audited like any
+other registration.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from shared_db.auth.repository import UserRepository
 from shared_db.enums import UserRole
 from shared_db.errors import ConfigError
-from shared_db.passwords import hash_password
-from shared_db.profile.repository import UserProfileRepository
+
+if TYPE_CHECKING:
+    from shared_db.client import Database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -47,34 +46,21 @@ def load_users(fixtures: Path = FIXTURES) -> list[dict[str, Any]]:
     return entries
 
 
-async def seed(auth: AsyncSession, profile: AsyncSession,
-               fixtures: Path = FIXTURES) -> SeedReport:
-    """Write the seed users and profiles through the repositories; the caller commits.
-
-    ``auth`` and ``profile`` are the same session in the shared topology.
-    """
+async def seed(db: Database, fixtures: Path = FIXTURES) -> SeedReport:
+    """Write the seed users and profiles that are missing, in one transaction."""
+    entries = load_users(fixtures)
     report = SeedReport()
-    users, profiles = UserRepository(auth), UserProfileRepository(profile)
-    for entry in load_users(fixtures):
-        existing = await users.get_by_email(entry["email"], include_deleted=True)
-        if existing is not None:
-            user_id = existing.id
-            report.users_existing.append(entry["email"])
-        else:
-            password_hash = await asyncio.to_thread(hash_password, entry["password"])
-            new_id = await users.add_if_absent({
-                "email": entry["email"].lower(), "password_hash": password_hash,
-                "name": entry["name"], "role": UserRole(entry["role"]),
-                "email_verified": bool(entry.get("email_verified", False)),
-            })
-            if new_id is None:  # created by a concurrent seed since we looked
-                found = await users.get_by_email(entry["email"], include_deleted=True)
-                assert found is not None
-                user_id = found.id
-                report.users_existing.append(entry["email"])
+    async with db.transaction() as tx:
+        for entry in entries:
+            user = await tx.users.get_by_email(entry["email"], include_deleted=True)
+            if user is None:
+                user = await tx.users.create(
+                    email=entry["email"], password=entry["password"], name=entry["name"],
+                    role=entry["role"], email_verified=bool(entry.get("email_verified")))
+                report.users_created.append(user.email)
             else:
-                user_id = new_id
-                report.users_created.append(entry["email"])
-        if await profiles.add_if_absent(user_id, entry.get("profile") or {}):
-            report.profiles_created += 1
+                report.users_existing.append(user.email)
+            if await tx.profiles.get(user.id) is None:
+                await tx.profiles.create(user.id, **(entry.get("profile") or {}))
+                report.profiles_created += 1
     return report

@@ -1,0 +1,55 @@
+"""The guide's eager load (``include: { profile, payments: { take: 10 } }``) without N+1.
+
+Two statements for any number of users, sent together in one pipeline round trip: users with
+their profiles (one LEFT JOIN), and each user's newest payments through a LATERAL subquery.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import fields
+
+from sqlalchemy import ARRAY, Uuid, bindparam, func, select, true
+
+from shared_db.auth.models import User
+from shared_db.payments.models import Payment
+from shared_db.profile.models import UserProfile
+from shared_db.records import PaymentRecord, ProfileRecord, UserRecord, UserWithRelations
+from shared_db.sql import Executor, Query, columns
+
+_USER = columns(UserRecord, User)
+_PROFILE = columns(ProfileRecord, UserProfile)
+_PAYMENT = columns(PaymentRecord, Payment)
+_N_USER = len(fields(UserRecord))
+
+USERS_WITH_PROFILES = Query.build("users.eager.profiles", select(*_USER, *_PROFILE).outerjoin(
+    UserProfile, UserProfile.user_id == User.id).where(
+    User.id == func.any(bindparam("ids", type_=ARRAY(Uuid))), User.deleted_at.is_(None)))
+
+_ids = func.unnest(bindparam("ids", type_=ARRAY(Uuid))).table_valued("id").render_derived(
+    name="wanted")
+_newest = select(*_PAYMENT).where(Payment.user_id == _ids.c.id).order_by(
+    Payment.created_at.desc(), Payment.id.desc()).limit(bindparam("n")).lateral("newest")
+NEWEST_PAYMENTS = Query.build("users.eager.payments", select(_newest).select_from(
+    _ids.join(_newest, true())))
+
+
+async def load_with_relations(ex: Executor, user_ids: list[uuid.UUID], n: int,
+                              ) -> list[UserWithRelations]:
+    """Users (in ``user_ids`` order, missing and soft-deleted ones left out) with relations."""
+    if not user_ids:
+        return []
+    params = {"ids": user_ids, "n": n}
+    async with ex.connection.pipeline():
+        users_cursor = await ex.cursor(USERS_WITH_PROFILES, params)
+        payments_cursor = await ex.cursor(NEWEST_PAYMENTS, params, PaymentRecord)
+    rows = await users_cursor.fetchall()
+    payments: dict[uuid.UUID, list[PaymentRecord]] = {}
+    for payment in await payments_cursor.fetchall():
+        payments.setdefault(payment.user_id, []).append(payment)
+    found: dict[uuid.UUID, UserWithRelations] = {}
+    for row in rows:
+        user = UserRecord(*row[:_N_USER])
+        profile = ProfileRecord(*row[_N_USER:]) if row[_N_USER] is not None else None
+        found[user.id] = UserWithRelations(user, profile, tuple(payments.get(user.id, ())))
+    return [found[i] for i in user_ids if i in found]

@@ -1,0 +1,111 @@
+"""Refresh tokens: issue, rotate, revoke, purge.
+
+The ``token`` column holds the SHA-256 of the token, never the token: a copy of the database
+does not hand out live sessions. The token itself (32 random bytes) is returned once, by
+``issue`` and ``rotate``; lookups hash what the client presents and use the unique index
+``refresh_tokens_token_key``.
+The guide's table has no revoked flag, so revoking deletes the row; a rotated token is gone, and
+presenting it again fails like any unknown token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from shared_db import validation as check
+from shared_db.auth.models import RefreshToken, User, UserSession
+from shared_db.errors import NotFoundError, ValidationError
+from shared_db.records import IssuedToken, RefreshTokenRecord
+from shared_db.repository import Repository
+from shared_db.sql import Query, columns
+
+_TOKEN = columns(RefreshTokenRecord, RefreshToken)
+DEFAULT_TTL = timedelta(days=30)
+
+ISSUE = Query.build("tokens.issue", insert(RefreshToken).from_select(
+    ["id", "user_id", "token", "expires_at"],
+    select(func.gen_random_uuid(), User.id, bindparam("hash"),
+           func.now() + bindparam("ttl")).where(
+        User.id == bindparam("user_id"), User.deleted_at.is_(None)),
+).returning(*_TOKEN))
+FIND = Query.build("tokens.find", select(*_TOKEN).where(
+    RefreshToken.token == bindparam("hash"), RefreshToken.expires_at > func.now()))
+CONSUME = Query.build("tokens.consume", delete(RefreshToken).where(
+    RefreshToken.token == bindparam("hash"), RefreshToken.expires_at > func.now(),
+).returning(*_TOKEN))
+MOVE_SESSIONS = Query.build("tokens.move_sessions", update(UserSession).where(
+    UserSession.refresh_token_id == bindparam("old")).values(refresh_token_id=bindparam("new")))
+REVOKE = Query.build("tokens.revoke", delete(RefreshToken).where(
+    RefreshToken.token == bindparam("hash")))
+REVOKE_ALL = Query.build("tokens.revoke_all", delete(RefreshToken).where(
+    RefreshToken.user_id == bindparam("user_id")))
+PURGE = Query.build("tokens.purge", delete(RefreshToken).where(
+    RefreshToken.expires_at <= func.now()))
+
+
+def token_hash(token: str) -> str:
+    """What the ``token`` column stores for ``token``."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _ttl(ttl: timedelta) -> timedelta:
+    if not isinstance(ttl, timedelta) or ttl <= timedelta(0) or ttl > timedelta(days=3650):
+        raise ValidationError("ttl", f"must be a positive timedelta up to 10 years, "
+                                    f"got {ttl!r}")
+    return ttl
+
+
+class RefreshTokenRepository(Repository):
+    service = "auth"
+
+    async def issue(self, user_id: uuid.UUID, ttl: timedelta = DEFAULT_TTL) -> IssuedToken:
+        """A new token for a live user. Raises NotFoundError for a missing or deleted user."""
+        token = secrets.token_urlsafe(32)
+        async with self._write() as ex:
+            record = await ex.one(ISSUE, {"hash": token_hash(token), "user_id": user_id,
+                                          "ttl": _ttl(ttl)}, RefreshTokenRecord)
+        if record is None:
+            raise NotFoundError(f"user {user_id} does not exist or is deleted")
+        return IssuedToken(token, record)
+
+    async def find(self, token: str) -> RefreshTokenRecord | None:
+        """The live (unexpired) token the client presented, or None."""
+        async with self._read() as ex:
+            return await ex.one(FIND, {"hash": token_hash(check.text("token", token,
+                                                                     max_length=512))},
+                                RefreshTokenRecord)
+
+    async def rotate(self, token: str, ttl: timedelta = DEFAULT_TTL) -> IssuedToken:
+        """Exchange a live token for a new one in one transaction; sessions follow it.
+
+        Of two concurrent rotations of one token exactly one succeeds: the other finds the
+        row gone and gets NotFoundError.
+        """
+        check.text("token", token, max_length=512)
+        async with self._source.unit() as tx, tx.executor(self.service) as ex:
+            old = await ex.one(CONSUME, {"hash": token_hash(token)}, RefreshTokenRecord)
+            if old is None:
+                raise NotFoundError("refresh token is unknown, expired or already used")
+            new = await tx.tokens.issue(old.user_id, ttl)
+            await ex.execute(MOVE_SESSIONS, {"old": old.id, "new": new.record.id})
+        return new
+
+    async def revoke(self, token: str) -> bool:
+        """Revoke one token; False when it did not exist."""
+        async with self._write() as ex:
+            return await ex.execute(REVOKE, {"hash": token_hash(token)}) > 0
+
+    async def revoke_all(self, user_id: uuid.UUID) -> int:
+        """Revoke every token of ``user_id`` (log out everywhere); how many there were."""
+        async with self._write() as ex:
+            return await ex.execute(REVOKE_ALL, {"user_id": user_id})
+
+    async def purge_expired(self) -> int:
+        async with self._write() as ex:
+            return await ex.execute(PURGE, {})

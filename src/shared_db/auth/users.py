@@ -1,0 +1,268 @@
+"""Users: create, read with a safe projection, eager loads, soft delete, batch insert.
+
+Emails are stored in lower case, so the guide's ``users_email_key`` makes them unique
+case-insensitively. A soft-deleted user keeps its email: registering it again raises
+``DuplicateError`` until the user is restored or deleted for good (the guide's unique key
+covers every row, and reusing an address would let a new account inherit an old one's trail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import ARRAY, Boolean, Text, bindparam, cast, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from shared_db import validation as check
+from shared_db.auth.models import User
+from shared_db.enums import UserRole, pg_enum
+from shared_db.errors import NotFoundError, ValidationError
+from shared_db.passwords import hash_password, verify_password
+from shared_db.records import UserRecord, UserWithRelations
+from shared_db.repository import Repository
+from shared_db.sql import Query, columns
+
+_USER = columns(UserRecord, User)
+_LIVE = User.deleted_at.is_(None)
+_BY_ID = User.id == bindparam("id")
+_BY_EMAIL = User.email == bindparam("email")
+
+GET = Query.build("users.get", select(*_USER).where(_BY_ID, _LIVE))
+GET_ANY = Query.build("users.get_any", select(*_USER).where(_BY_ID))
+BY_EMAIL = Query.build("users.by_email", select(*_USER).where(_BY_EMAIL, _LIVE))
+BY_EMAIL_ANY = Query.build("users.by_email_any", select(*_USER).where(_BY_EMAIL))
+HASH_BY_EMAIL = Query.build("users.hash_by_email", select(User.password_hash).where(
+    _BY_EMAIL, _LIVE))
+CREATE = Query.build("users.create", insert(User).values(
+    id=func.gen_random_uuid(), email=bindparam("email"), password_hash=bindparam("password_hash"),
+    name=bindparam("name"), role=bindparam("role"),
+    email_verified=bindparam("email_verified")).returning(*_USER))
+SOFT_DELETE = Query.build("users.soft_delete", update(User).where(_BY_ID, _LIVE).values(
+    deleted_at=func.now(), updated_at=func.now()).returning(*_USER))
+RESTORE = Query.build("users.restore", update(User).where(
+    _BY_ID, User.deleted_at.is_not(None)).values(deleted_at=None, updated_at=func.now(),
+                                                 ).returning(*_USER))
+ROLE_FOR_UPDATE = Query.build("users.role_for_update", select(User.role).where(
+    _BY_ID, _LIVE).with_for_update())
+SET_ROLE = Query.build("users.set_role", update(User).where(_BY_ID).values(
+    role=bindparam("role"), updated_at=func.now()).returning(*_USER))
+HARD_DELETE = Query.build("users.delete", delete(User).where(_BY_ID))
+_batch = select(
+    func.unnest(bindparam("emails", type_=ARRAY(Text))),
+    func.unnest(bindparam("hashes", type_=ARRAY(Text))),
+    func.unnest(bindparam("names", type_=ARRAY(Text))),
+    cast(func.unnest(bindparam("roles", type_=ARRAY(Text))), pg_enum(UserRole)),
+    func.unnest(bindparam("verified", type_=ARRAY(Boolean))),
+)
+CREATE_MANY = Query.build("users.create_many", insert(User).from_select(
+    ["email", "password_hash", "name", "role", "email_verified"], _batch,
+).on_conflict_do_nothing())
+CREATE_MANY_STRICT = Query.build("users.create_many_strict", insert(User).from_select(
+    ["email", "password_hash", "name", "role", "email_verified"], _batch))
+
+BATCH_SIZE = 5000
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # Compared against when the email is unknown, so a login for a missing account costs as
+    # much as one with a wrong password (no user enumeration by timing).
+    return hash_password("not-a-real-password")
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """One user for ``create_many``: give ``password`` (hashed here) or ``password_hash``."""
+
+    email: str
+    name: str
+    role: UserRole | str
+    password: str | None = None
+    password_hash: str | None = None
+    email_verified: bool = False
+
+
+@lru_cache(maxsize=64)
+def _fields_query(names: tuple[str, ...], include_deleted: bool) -> Query:
+    statement = select(*[User.__table__.c[n] for n in names]).where(_BY_ID)
+    return Query.build("users.fields", statement if include_deleted else statement.where(_LIVE))
+
+
+class UserRepository(Repository):
+    service = "auth"
+
+    async def get(self, user_id: uuid.UUID, *, include_deleted: bool = False,
+                  ) -> UserRecord | None:
+        """The user (never its ``password_hash``), or None; soft-deleted ones only if asked."""
+        async with self._read() as ex:
+            return await ex.one(GET_ANY if include_deleted else GET, {"id": user_id},
+                                UserRecord)
+
+    async def get_one(self, user_id: uuid.UUID, *, include_deleted: bool = False) -> UserRecord:
+        """Like ``get``; raises NotFoundError instead of returning None."""
+        found = await self.get(user_id, include_deleted=include_deleted)
+        if found is None:
+            raise NotFoundError(f"user {user_id} does not exist")
+        return found
+
+    async def get_by_email(self, email: str, *, include_deleted: bool = False,
+                           ) -> UserRecord | None:
+        """The user with ``email`` (any case), or None."""
+        address = check.email(email)
+        async with self._read() as ex:
+            return await ex.one(BY_EMAIL_ANY if include_deleted else BY_EMAIL,
+                                {"email": address}, UserRecord)
+
+    async def get_fields(self, user_id: uuid.UUID, *names: str,
+                         include_deleted: bool = False) -> dict[str, Any] | None:
+        """Only the named columns (guide 5.2 ``select``); ``password_hash`` only when named."""
+        known = User.__table__.c.keys()
+        if not names:
+            raise ValidationError("fields", "name at least one column")
+        for name in names:
+            if name not in known:
+                raise ValidationError("fields", f"{name!r} is not a column of users; "
+                                      f"choose from {', '.join(known)}")
+        async with self._read() as ex:
+            row = await ex.one(_fields_query(tuple(names), include_deleted), {"id": user_id},
+                               tuple)
+        return None if row is None else dict(zip(names, row, strict=True))
+
+    async def verify_password(self, email: str, password: str) -> UserRecord | None:
+        """The user when ``password`` matches, else None (same cost whether or not it exists)."""
+        address = check.email(email)
+        async with self._read() as ex:
+            stored = await ex.scalar(HASH_BY_EMAIL, {"email": address})
+        matches = await asyncio.to_thread(verify_password, password, stored or _dummy_hash())
+        return await self.get_by_email(address) if matches and stored else None
+
+    async def create(self, *, email: str, password: str, name: str, role: UserRole | str,
+                     email_verified: bool = False) -> UserRecord:
+        """Register a user (bcrypt, cost 10) and audit ``user.created``.
+
+        Raises:
+            ValidationError: a field breaks its rule.
+            DuplicateError: the email is taken (also by a soft-deleted user).
+        """
+        params = {
+            "email": check.email(email), "name": check.text("name", name, max_length=200),
+            "role": check.member("role", role, UserRole),
+            "email_verified": bool(email_verified),
+        }
+        params["password_hash"] = await asyncio.to_thread(
+            hash_password, check.password(password))
+        return await self.create_hashed(params)
+
+    async def create_hashed(self, params: dict[str, Any]) -> UserRecord:
+        """``create`` for a password already hashed (imports, seeds, benchmarks)."""
+        async with self._source.unit() as tx:
+            async with tx.executor(self.service) as ex:
+                user = await ex.one(CREATE, params, UserRecord)
+            assert user is not None
+            await tx.audit.record("user.created", resource_type="user", resource_id=user.id,
+                                  details={"email": user.email, "role": user.role.value})
+        return user
+
+    async def soft_delete(self, user_id: uuid.UUID) -> UserRecord:
+        """Hide the user from every read (guide 11.1); audited as ``user.soft_deleted``."""
+        return await self._flip(SOFT_DELETE, user_id, "user.soft_deleted")
+
+    async def restore(self, user_id: uuid.UUID) -> UserRecord:
+        """Undo ``soft_delete``; audited as ``user.restored``."""
+        return await self._flip(RESTORE, user_id, "user.restored")
+
+    async def _flip(self, query: Query, user_id: uuid.UUID, action: str) -> UserRecord:
+        async with self._source.unit() as tx:
+            async with tx.executor(self.service) as ex:
+                user = await ex.one(query, {"id": user_id}, UserRecord)
+            if user is None:
+                state = "not deleted" if action == "user.restored" else "already deleted"
+                raise NotFoundError(f"user {user_id} does not exist or is {state}")
+            await tx.audit.record(action, resource_type="user", resource_id=user_id)
+        return user
+
+    async def set_role(self, user_id: uuid.UUID, role: UserRole | str) -> UserRecord:
+        """Change the role; audited as ``user.role_changed`` with the old and new role."""
+        new_role = check.member("role", role, UserRole)
+        async with self._source.unit() as tx:
+            async with tx.executor(self.service) as ex:
+                old = await ex.scalar(ROLE_FOR_UPDATE, {"id": user_id})
+                if old is None:
+                    raise NotFoundError(f"user {user_id} does not exist")
+                user = await ex.one(SET_ROLE, {"id": user_id, "role": new_role}, UserRecord)
+            assert user is not None
+            await tx.audit.record("user.role_changed", resource_type="user",
+                                  resource_id=user_id,
+                                  details={"old": UserRole(old).value, "new": new_role.value})
+        return user
+
+    async def delete(self, user_id: uuid.UUID) -> None:
+        """Delete for good: profile, tokens, devices and sessions go with it (cascade).
+
+        Raises:
+            ForeignKeyError: the user has payments, which must never vanish with a user.
+            NotFoundError: no such user.
+        """
+        async with self._source.unit() as tx:
+            async with tx.executor(self.service) as ex:
+                if not await ex.execute(HARD_DELETE, {"id": user_id}):
+                    raise NotFoundError(f"user {user_id} does not exist")
+            await tx.audit.record("user.deleted", resource_type="user", resource_id=user_id)
+
+    async def create_many(self, users: Iterable[NewUser], *, skip_duplicates: bool = True,
+                          ) -> int:
+        """Insert many users, one round trip per 5,000 (guide 6.1 ``createMany``).
+
+        With ``skip_duplicates``, rows whose email exists are skipped. Returns rows inserted.
+        Every row is validated before anything is written.
+        """
+        rows = [await _prepare(i, u) for i, u in enumerate(users)]
+        query = CREATE_MANY if skip_duplicates else CREATE_MANY_STRICT
+        inserted = 0
+        async with self._source.unit() as tx, tx.executor(self.service) as ex:
+            for start in range(0, len(rows), BATCH_SIZE):
+                inserted += await ex.execute(query, _columns(rows[start:start + BATCH_SIZE]))
+        return inserted
+
+    async def eager(self, user_id: uuid.UUID, *, payments: int = 10) -> UserWithRelations | None:
+        """The guide's ``include``: user, profile and newest payments, in two statements."""
+        found = await self.eager_many([user_id], payments=payments)
+        return found[0] if found else None
+
+    async def eager_many(self, user_ids: Sequence[uuid.UUID], *, payments: int = 10,
+                         ) -> list[UserWithRelations]:
+        """``eager`` for many users, still two statements whatever the list's length."""
+        from shared_db.auth.eager import load_with_relations
+
+        check.positive_int("payments", payments, maximum=100)
+        async with self._read() as ex:
+            return await load_with_relations(ex, list(user_ids), payments)
+
+
+async def _prepare(index: int, user: NewUser) -> tuple[str, str, str, str, bool]:
+    email = check.email(user.email, f"users[{index}].email")
+    name = check.text(f"users[{index}].name", user.name, max_length=200)
+    role = check.member(f"users[{index}].role", user.role, UserRole)
+    if user.password_hash is not None:
+        hashed = check.text(f"users[{index}].password_hash", user.password_hash, max_length=200)
+    elif user.password is not None:
+        hashed = await asyncio.to_thread(
+            hash_password, check.password(user.password, f"users[{index}].password"))
+    else:
+        raise ValidationError(f"users[{index}]", "give password or password_hash")
+    return email, hashed, name, role.value, bool(user.email_verified)
+
+
+def _columns(rows: list[tuple[str, str, str, str, bool]]) -> dict[str, list[Any]]:
+    emails, hashes, names, roles, verified = (list(c) for c in zip(*rows, strict=True)) if rows \
+        else ([], [], [], [], [])
+    return {"emails": emails, "hashes": hashes, "names": names, "roles": roles,
+            "verified": verified}
+
+
+

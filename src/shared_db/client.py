@@ -1,0 +1,229 @@
+"""The client services import: pools, transactions, retries and the repositories.
+
+``Database`` is built from settings (never at import time) and owns one psycopg connection pool
+per database of the topology. Reads called on it directly (``await db.users.get(id)``) borrow a
+connection for one autocommit statement, one round trip. Writes called on it directly run in a
+transaction of their own, with their audit rows. ``async with db.transaction() as tx`` groups
+writes: it commits when the block ends and rolls back on any exception. ``await db.run(fn,
+retries=3)`` re-runs a whole transaction after serialization failures and deadlocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    nullcontext,
+)
+from typing import Any, Literal, TypeVar
+
+from psycopg import AsyncConnection
+from psycopg.types.enum import EnumInfo, register_enum
+from psycopg_pool import AsyncConnectionPool
+
+from shared_db.base import SERVICES
+from shared_db.config import Settings
+from shared_db.context import ActorContext, current_actor
+from shared_db.enums import PaymentStatus, PaymentType, UserRole
+from shared_db.errors import RetryExhaustedError, TransientConflictError, ValidationError
+from shared_db.errors_db import translate
+from shared_db.ops.targets import shared_url
+from shared_db.repositories import Repositories
+from shared_db.sql import Executor, QueryHooks
+from shared_db.url import ConnectionSettings
+
+T = TypeVar("T")
+Isolation = Literal["read committed", "repeatable read", "serializable"]
+ISOLATION_LEVELS: tuple[str, ...] = ("read committed", "repeatable read", "serializable")
+ENUMS = (UserRole, PaymentStatus, PaymentType)
+
+
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    """Per new connection: room for every prepared statement; the guide's enums as Python enums."""
+    conn.prepared_max = 256
+    for kind in ENUMS:
+        info = await EnumInfo.fetch(conn, f'"{kind.__name__}"')
+        if info is not None:
+            register_enum(info, conn, kind)
+
+
+class Database(Repositories):
+    """Pools and transactions for one topology; use ``async with Database(settings) as db``."""
+
+    def __init__(self, settings: Settings, hooks: QueryHooks | None = None) -> None:
+        self.settings = settings
+        self.hooks = hooks or QueryHooks()
+        self._pools: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
+        self._connections: dict[str, ConnectionSettings] = {}
+        if settings.topology == "per-service":
+            for service in SERVICES:
+                self._connections[service] = settings.connection(
+                    settings.service_urls[service], f"{service.upper()}_DATABASE_URL")
+        super().__init__(self)
+
+    async def open(self) -> Database:
+        """Open the pools (starting the embedded server when ``DATABASE_URL`` is unset)."""
+        if not self._connections:
+            conn = self.settings.connection(shared_url(self.settings))
+            self._connections = dict.fromkeys(SERVICES, conn)
+        opened: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
+        for conn in {c.libpq_url(): c for c in self._connections.values()}.values():
+            opened[conn.libpq_url()] = await self._open_pool(conn)
+        self._pools = {s: opened[c.libpq_url()] for s, c in self._connections.items()}
+        return self
+
+    async def _open_pool(self, conn: ConnectionSettings) -> AsyncConnectionPool[Any]:
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if conn.pgbouncer:
+            kwargs["prepare_threshold"] = None
+        if conn.schema:
+            kwargs["options"] = f"-c search_path={conn.schema}"
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            conn.libpq_url(), min_size=min(2, conn.pool_size), max_size=conn.pool_size,
+            timeout=conn.pool_timeout, kwargs=kwargs, configure=_configure, open=False,
+            name=f"shared-db {conn.database}")
+        with translate():
+            await pool.open(wait=True, timeout=max(conn.pool_timeout, 10.0))
+        return pool
+
+    async def close(self) -> None:
+        for pool in {id(p): p for p in self._pools.values()}.values():
+            await pool.close()
+        self._pools = {}
+
+    async def __aenter__(self) -> Database:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def connection_settings(self, service: str) -> ConnectionSettings:
+        return self._connections[service]
+
+    def pool(self, service: str) -> AsyncConnectionPool[Any]:
+        if not self._pools:
+            raise RuntimeError("the Database is not open; use `async with Database(settings)`")
+        return self._pools[service]
+
+    def actor(self) -> ActorContext:
+        return current_actor()
+
+    @asynccontextmanager
+    async def executor(self, service: str, write: bool = False) -> AsyncIterator[Executor]:
+        """A connection for one call: autocommit for reads, its own transaction for writes."""
+        prepare = not self._connections[service].pgbouncer
+        with translate():
+            async with self.pool(service).connection() as conn:
+                if not write:
+                    yield Executor(conn, self.hooks, prepare)
+                    return
+                async with conn.transaction():
+                    yield Executor(conn, self.hooks, prepare)
+
+    def unit(self) -> Transaction:
+        """A transaction for one write method called on the Database directly."""
+        return self.transaction()
+
+    def transaction(self, *, isolation: Isolation | None = None,
+                    statement_timeout: float | None = None, lock_timeout: float | None = None,
+                    actor: ActorContext | None = None) -> Transaction:
+        """A unit of work: commits when the block ends, rolls back on any exception.
+
+        Args:
+            isolation: ``read committed`` (the server default), ``repeatable read`` or
+                ``serializable``.
+            statement_timeout: seconds any one statement may run (``SET LOCAL``).
+            lock_timeout: seconds a statement may wait for a lock.
+            actor: who the audit rows name; default: the ``acting_as`` context.
+        """
+        return Transaction(self, isolation, statement_timeout, lock_timeout, actor)
+
+    async def run(self, work: Callable[[Transaction], Awaitable[T]], *, retries: int = 0,
+                  isolation: Isolation | None = None, statement_timeout: float | None = None,
+                  lock_timeout: float | None = None, backoff: float = 0.02) -> T:
+        """Run ``work`` in a transaction, re-running all of it after a serialization failure
+        or deadlock (SQLSTATE 40001 / 40P01), up to ``retries`` times with jittered back-off.
+
+        Raises:
+            RetryExhaustedError: the last attempt failed too (chained to its error).
+        """
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValidationError("retries", f"must be a whole number >= 0, got {retries!r}")
+        for attempt in range(retries + 1):
+            try:
+                async with self.transaction(isolation=isolation, lock_timeout=lock_timeout,
+                                            statement_timeout=statement_timeout) as tx:
+                    return await work(tx)
+            except TransientConflictError as exc:
+                if attempt == retries:
+                    raise RetryExhaustedError(f"gave up after {attempt + 1} attempt(s): "
+                                              f"{exc}") from exc
+                await asyncio.sleep(backoff * (2 ** attempt) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+
+def _settings_sql(isolation: str | None, statement_timeout: float | None,
+                  lock_timeout: float | None) -> str:
+    parts: list[str] = []
+    if isolation is not None:
+        if isolation not in ISOLATION_LEVELS:
+            raise ValidationError("isolation", f"must be one of {', '.join(ISOLATION_LEVELS)}")
+        parts.append(f"SET TRANSACTION ISOLATION LEVEL {isolation.upper()}")
+    for name, seconds in (("statement_timeout", statement_timeout),
+                          ("lock_timeout", lock_timeout)):
+        if seconds is not None:
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (
+                    0 < seconds < 86_400):
+                raise ValidationError(name, f"must be a number of seconds in (0, 86400), "
+                                      f"got {seconds!r}")
+            parts.append(f"SET LOCAL {name} = {int(seconds * 1000)}")
+    return "; ".join(parts)
+
+
+class Transaction(Repositories):
+    """One unit of work; per database, a connection is taken on first use and kept to the end."""
+
+    def __init__(self, db: Database, isolation: str | None, statement_timeout: float | None,
+                 lock_timeout: float | None, actor: ActorContext | None) -> None:
+        self.db = db
+        self._setup = _settings_sql(isolation, statement_timeout, lock_timeout)
+        self._actor = actor
+        self._stack = AsyncExitStack()
+        self._executors: dict[int, Executor] = {}
+        super().__init__(self)
+
+    def actor(self) -> ActorContext:
+        return self._actor or current_actor()
+
+    def unit(self) -> AbstractAsyncContextManager[Transaction]:
+        """Write methods called inside the transaction simply join it."""
+        return nullcontext(self)
+
+    async def __aenter__(self) -> Transaction:
+        await self._stack.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        with translate():
+            await self._stack.__aexit__(*exc)
+
+    async def _executor_for(self, service: str) -> Executor:
+        pool = self.db.pool(service)
+        found = self._executors.get(id(pool))
+        if found is None:
+            with translate():
+                conn = await self._stack.enter_async_context(pool.connection())
+                await self._stack.enter_async_context(conn.transaction())
+                if self._setup:
+                    await conn.execute(self._setup)
+            prepare = not self.db.connection_settings(service).pgbouncer
+            found = self._executors[id(pool)] = Executor(conn, self.db.hooks, prepare)
+        return found
+
+    @asynccontextmanager
+    async def executor(self, service: str, write: bool = False) -> AsyncIterator[Executor]:
+        yield await self._executor_for(service)

@@ -1,0 +1,48 @@
+"""Opaque keyset cursors over ``(created_at, id)``.
+
+Ordering by ``created_at`` alone (the guide's cursor example) skips or repeats rows that share a
+timestamp; the id breaks ties, so every row has one place in the order and a page continues
+exactly after the last row the client saw, whatever is inserted meanwhile.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+
+from shared_db.errors import ValidationError
+
+MAX_PAGE = 1000
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(row_id)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position ``cursor`` stands for. Raises ValidationError for anything else."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        position = datetime.fromisoformat(stamp), uuid.UUID(row_id)
+    except (binascii.Error, ValueError, TypeError, AttributeError, UnicodeError):
+        raise ValidationError("cursor", "is not a cursor returned by this API") from None
+    if position[0].tzinfo is None:
+        raise ValidationError("cursor", "is not a cursor returned by this API")
+    return position
+
+
+def page_size(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_PAGE:
+        raise ValidationError("limit", f"must be an integer from 1 to {MAX_PAGE}, got {limit!r}")
+    return limit
+
+
+def page_number(page: object) -> int:
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise ValidationError("page", f"must be an integer >= 1, got {page!r}")
+    return page

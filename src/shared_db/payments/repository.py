@@ -1,0 +1,138 @@
+"""Payments: create, read, and list with offset or keyset pagination (guide 5.2)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from sqlalchemy import bindparam, func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from shared_db import validation as check
+from shared_db.auth.models import User
+from shared_db.enums import PaymentStatus, PaymentType
+from shared_db.errors import NotFoundError, ValidationError
+from shared_db.pagination import decode_cursor, encode_cursor, page_number, page_size
+from shared_db.payments.currencies import ISO_4217
+from shared_db.payments.models import Payment, PaymentTransaction
+from shared_db.records import Page, PaymentRecord, PaymentTransactionRecord
+from shared_db.repository import Repository
+from shared_db.sql import Query, columns
+
+_PAYMENT = columns(PaymentRecord, Payment)
+_NEWEST_FIRST = (Payment.created_at.desc(), Payment.id.desc())
+_AFTER = tuple_(Payment.created_at, Payment.id) < tuple_(bindparam("after_at"),
+                                                          bindparam("after_id"))
+_OF_USER = Payment.user_id == bindparam("user_id")
+_WITH_STATUS = Payment.status == bindparam("status")
+
+CREATE = Query.build("payments.create", insert(Payment).from_select(
+    ["id", "user_id", "amount", "currency", "status", "type", "description", "metadata"],
+    select(func.gen_random_uuid(), User.id, bindparam("amount"), bindparam("currency"),
+           bindparam("status"), bindparam("type"), bindparam("description"),
+           bindparam("metadata")).where(User.id == bindparam("user_id"),
+                                        User.deleted_at.is_(None)),
+).returning(*_PAYMENT))
+GET = Query.build("payments.get", select(*_PAYMENT).where(Payment.id == bindparam("id")))
+TRANSACTIONS = Query.build("payments.transactions", select(
+    *columns(PaymentTransactionRecord, PaymentTransaction)).where(
+    PaymentTransaction.payment_id == bindparam("id")).order_by(
+    PaymentTransaction.created_at, PaymentTransaction.id))
+
+
+def _listing(name: str, *where: Any, keyset: bool) -> Query:
+    query = select(*_PAYMENT).where(*where).order_by(*_NEWEST_FIRST).limit(bindparam("limit"))
+    return Query.build(name, query if keyset else query.offset(bindparam("offset")))
+
+
+# Every combination is compiled once: (user filter, status filter, after a cursor).
+LISTINGS = {
+    (by_user, by_status, after): _listing(
+        f"payments.list{'.user' if by_user else ''}{'.status' if by_status else ''}"
+        f"{'.after' if after else ''}",
+        *([_OF_USER] if by_user else []), *([_WITH_STATUS] if by_status else []),
+        *([_AFTER] if after else []), keyset=True)
+    for by_user in (False, True) for by_status in (False, True) for after in (False, True)
+}
+OFFSETS = {
+    (by_user, by_status): _listing("payments.offset", *([_OF_USER] if by_user else []),
+                                   *([_WITH_STATUS] if by_status else []), keyset=False)
+    for by_user in (False, True) for by_status in (False, True)
+}
+COUNTS = {
+    (by_user, by_status): Query.build("payments.count", select(func.count()).select_from(
+        Payment).where(*([_OF_USER] if by_user else []),
+                       *([_WITH_STATUS] if by_status else [])))
+    for by_user in (False, True) for by_status in (False, True)
+}
+
+
+def _status(status: PaymentStatus | str | None) -> PaymentStatus | None:
+    return None if status is None else check.member("status", status, PaymentStatus)
+
+
+class PaymentRepository(Repository):
+    service = "payments"
+
+    async def create(self, user_id: uuid.UUID, amount: Any, *, type: PaymentType | str,
+                     currency: str = "USD", description: str | None = None,
+                     metadata: dict[str, Any] | None = None) -> PaymentRecord:
+        """A ``pending`` payment of a live user.
+
+        Raises:
+            ValidationError: amount, currency, type, description or metadata breaks its rule.
+            NotFoundError: the user does not exist or is deleted.
+        """
+        if not isinstance(currency, str) or currency not in ISO_4217:
+            raise ValidationError("currency", f"must be an ISO 4217 code such as USD or EUR, "
+                                  f"got {currency!r}")
+        meta = check.json_object("metadata", metadata)
+        params = {"user_id": user_id, "amount": check.amount(amount), "currency": currency,
+                  "status": PaymentStatus.pending, "type": check.member("type", type, PaymentType),
+                  "description": check.optional_text("description", description, max_length=1000),
+                  "metadata": None if meta is None else Jsonb(meta)}
+        async with self._read() as ex:
+            payment = await ex.one(CREATE, params, PaymentRecord)
+        if payment is None:
+            raise NotFoundError(f"user {user_id} does not exist or is deleted")
+        return payment
+
+    async def get(self, payment_id: uuid.UUID) -> PaymentRecord | None:
+        async with self._read() as ex:
+            return await ex.one(GET, {"id": payment_id}, PaymentRecord)
+
+    async def transactions(self, payment_id: uuid.UUID) -> list[PaymentTransactionRecord]:
+        """The payment's ``payment_transactions`` rows, oldest first."""
+        async with self._read() as ex:
+            return await ex.all(TRANSACTIONS, {"id": payment_id}, PaymentTransactionRecord)
+
+    async def list_page(self, user_id: uuid.UUID | None = None, *,
+                        status: PaymentStatus | str | None = None, page: int = 1,
+                        per_page: int = 20, with_total: bool = False) -> Page[PaymentRecord]:
+        """Offset pagination (the guide's ``skip: (page - 1) * 20, take: 20``), newest first."""
+        size, number, wanted = page_size(per_page), page_number(page), _status(status)
+        key = (user_id is not None, wanted is not None)
+        params = {"user_id": user_id, "status": wanted, "limit": size,
+                  "offset": (number - 1) * size}
+        async with self._read() as ex:
+            items = await ex.all(OFFSETS[key], params, PaymentRecord)
+            total = await ex.scalar(COUNTS[key], params) if with_total else None
+        return Page(tuple(items), None, total)
+
+    async def page(self, user_id: uuid.UUID | None = None, *,
+                   status: PaymentStatus | str | None = None, limit: int = 20,
+                   cursor: str | None = None) -> Page[PaymentRecord]:
+        """Keyset pagination, newest first; pass ``next_cursor`` back for the next page."""
+        size, wanted = page_size(limit), _status(status)
+        params: dict[str, Any] = {"user_id": user_id, "status": wanted, "limit": size + 1}
+        if cursor is not None:
+            params["after_at"], params["after_id"] = decode_cursor(cursor)
+        query = LISTINGS[(user_id is not None, wanted is not None, cursor is not None)]
+        async with self._read() as ex:
+            rows = await ex.all(query, params, PaymentRecord)
+        more = len(rows) > size
+        items = tuple(rows[:size])
+        last = items[-1] if items else None
+        next_cursor = encode_cursor(last.created_at, last.id) if more and last else None
+        return Page(items, next_cursor)

@@ -1,0 +1,1 @@
+"""Read-only reports built on the guide's views."""

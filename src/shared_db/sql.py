@@ -1,0 +1,116 @@
+"""Statements built once with SQLAlchemy, run straight through psycopg.
+
+Repositories describe every query with SQLAlchemy constructs at import time; ``Query`` compiles
+it once for the psycopg dialect. At run time an ``Executor`` sends the SQL text on a psycopg
+connection as a server-side prepared statement (unless the URL says ``pgbouncer=true``) and
+builds immutable records from the rows positionally: no ORM identity map, no lazy loading, no
+per-call statement compilation. That is what keeps the hot paths close to hand-written psycopg.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+from psycopg import AsyncConnection
+from psycopg.rows import RowMaker, args_row, tuple_row
+from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql import ClauseElement
+
+from shared_db.errors_db import translate
+
+T = TypeVar("T")
+_DIALECT = pg_psycopg.dialect()  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A statement compiled once; ``name`` identifies it in query events."""
+
+    name: str
+    sql: str
+
+    @classmethod
+    def build(cls, name: str, statement: ClauseElement) -> Query:
+        return cls(name, str(statement.compile(dialect=_DIALECT)))
+
+
+@dataclass(frozen=True, slots=True)
+class QueryEvent:
+    """One statement as it ran: what, how long, and (only when asked) with which values."""
+
+    name: str
+    sql: str
+    duration_ms: float
+    params: Mapping[str, Any] | None
+
+
+QueryListener = Callable[[QueryEvent], None]
+
+
+@dataclass
+class QueryHooks:
+    """Listeners told about every statement; ``with_params`` exposes bound values to them."""
+
+    listeners: list[QueryListener] = field(default_factory=list)
+    with_params: bool = False
+
+
+def columns(record: type[Any], model: type[Any]) -> list[InstrumentedAttribute[Any]]:
+    """``model``'s columns in the order of ``record``'s fields (``metadata`` -> ``metadata_``)."""
+    names = [f.name for f in fields(record)]
+    return [getattr(model, n if hasattr(model, n) and n != "metadata" else f"{n}_") for n in names]
+
+
+class Executor:
+    """Runs ``Query`` objects on one psycopg connection, translating database errors."""
+
+    def __init__(self, connection: AsyncConnection[Any], hooks: QueryHooks,
+                 prepare: bool) -> None:
+        self.connection = connection
+        self._hooks = hooks
+        self._prepare = prepare
+
+    async def _run(self, query: Query, params: Mapping[str, Any] | Sequence[Any] | None,
+                   row: RowMaker[Any] | Callable[..., Any] | None) -> Any:
+        cursor = self.connection.cursor(row_factory=row or tuple_row)
+        started = time.perf_counter()
+        with translate():
+            await cursor.execute(query.sql, params, prepare=self._prepare)
+        if self._hooks.listeners:
+            elapsed = (time.perf_counter() - started) * 1000
+            shown = params if self._hooks.with_params and isinstance(params, Mapping) else None
+            event = QueryEvent(query.name, query.sql, elapsed, shown)
+            for listener in self._hooks.listeners:
+                listener(event)
+        return cursor
+
+    async def cursor(self, query: Query, params: Mapping[str, Any],
+                     record: type[Any] | None = None) -> Any:
+        """The executed cursor, to fetch from later (for pipelines of several statements)."""
+        return await self._run(query, params, args_row(record) if record else None)
+
+    async def one(self, query: Query, params: Mapping[str, Any], record: type[T]) -> T | None:
+        """The first row as a ``record`` (positional fields), or None."""
+        cursor = await self._run(query, params, args_row(record))
+        with translate():
+            return await cursor.fetchone()  # type: ignore[no-any-return]
+
+    async def all(self, query: Query, params: Mapping[str, Any], record: type[T]) -> list[T]:
+        cursor = await self._run(query, params, args_row(record))
+        with translate():
+            return await cursor.fetchall()  # type: ignore[no-any-return]
+
+    async def scalar(self, query: Query, params: Mapping[str, Any]) -> Any:
+        cursor = await self._run(query, params, None)
+        with translate():
+            row = await cursor.fetchone()
+        return None if row is None else row[0]
+
+    async def execute(self, query: Query, params: Mapping[str, Any]) -> int:
+        """Run a write; the number of rows it touched."""
+        cursor = await self._run(query, params, None)
+        return int(cursor.rowcount)
