@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from shared_db.client import Database
 from shared_db.config import PACKAGE_MIGRATIONS, Settings, load_settings
 from shared_db.ops import devserver, migrate
 from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.targets import Target, resolve_targets
+from shared_db.sql import QueryEvent
 from shared_db.url import ConnectionSettings, parse_database_url
 
 
@@ -85,3 +87,18 @@ def migrated_db(server: ConnectionSettings, template: str) -> Iterator[DbFixture
     db = _new_db(server, template)
     yield db
     drop_database(server, db.connection.database)
+
+
+@pytest.fixture
+async def db(migrated_db: DbFixture) -> AsyncIterator[Database]:
+    """An open client on a fresh migrated database."""
+    async with Database(migrated_db.settings()) as database:
+        yield database
+
+
+@pytest.fixture
+def statements(db: Database) -> list[QueryEvent]:
+    """Every statement ``db`` runs from here on (counted by the client's query hook)."""
+    seen: list[QueryEvent] = []
+    db.hooks.listeners.append(seen.append)
+    return seen

@@ -104,6 +104,12 @@ class Executor:
         with translate():
             return await cursor.fetchall()  # type: ignore[no-any-return]
 
+    async def row(self, query: Query, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row as a plain tuple, or None."""
+        cursor = await self._run(query, params, None)
+        with translate():
+            return await cursor.fetchone()  # type: ignore[no-any-return]
+
     async def scalar(self, query: Query, params: Mapping[str, Any]) -> Any:
         cursor = await self._run(query, params, None)
         with translate():

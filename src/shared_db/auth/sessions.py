@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Interval, Text, Uuid, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import validation as check
@@ -21,8 +21,8 @@ DEFAULT_SESSION_TTL = timedelta(days=30)
 
 _register = insert(Device).from_select(
     ["id", "user_id", "device_id", "device_name", "device_type"],
-    select(func.gen_random_uuid(), User.id, bindparam("device_id"), bindparam("device_name"),
-           bindparam("device_type")).where(User.id == bindparam("user_id"),
+    select(func.gen_random_uuid(), User.id, bindparam("device_id", type_=Text),
+           bindparam("device_name", type_=Text), bindparam("device_type", type_=Text)).where(User.id == bindparam("user_id"),
                                            User.deleted_at.is_(None)))
 REGISTER = Query.build("devices.register", _register.on_conflict_do_update(
     index_elements=[Device.device_id],
@@ -40,8 +40,9 @@ DEVICE_OWNER = Query.build("devices.owner", select(Device.user_id).where(
 
 OPEN = Query.build("sessions.open", insert(UserSession).from_select(
     ["id", "user_id", "device_id", "refresh_token_id", "ip_address", "user_agent", "expires_at"],
-    select(func.gen_random_uuid(), Device.user_id, Device.id, bindparam("refresh_token_id"),
-           bindparam("ip_address"), bindparam("user_agent"), func.now() + bindparam("ttl"),
+    select(func.gen_random_uuid(), Device.user_id, Device.id,
+           bindparam("refresh_token_id", type_=Uuid), bindparam("ip_address", type_=Text),
+           bindparam("user_agent", type_=Text), func.now() + bindparam("ttl", type_=Interval),
            ).join(User, User.id == Device.user_id).where(
         Device.id == bindparam("device"), Device.user_id == bindparam("user_id"),
         User.deleted_at.is_(None)),

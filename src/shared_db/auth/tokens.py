@@ -15,7 +15,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Interval, Text, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import validation as check
@@ -30,8 +30,8 @@ DEFAULT_TTL = timedelta(days=30)
 
 ISSUE = Query.build("tokens.issue", insert(RefreshToken).from_select(
     ["id", "user_id", "token", "expires_at"],
-    select(func.gen_random_uuid(), User.id, bindparam("hash"),
-           func.now() + bindparam("ttl")).where(
+    select(func.gen_random_uuid(), User.id, bindparam("hash", type_=Text),
+           func.now() + bindparam("ttl", type_=Interval)).where(
         User.id == bindparam("user_id"), User.deleted_at.is_(None)),
 ).returning(*_TOKEN))
 FIND = Query.build("tokens.find", select(*_TOKEN).where(

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ARRAY, Boolean, Text, bindparam, cast, delete, func, select, update
+from sqlalchemy import ARRAY, Boolean, Text, bindparam, cast, delete, func, null, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import validation as check
@@ -26,6 +26,9 @@ from shared_db.passwords import hash_password, verify_password
 from shared_db.records import UserRecord, UserWithRelations
 from shared_db.repository import Repository
 from shared_db.sql import Query, columns
+
+if TYPE_CHECKING:
+    from shared_db.client import Transaction
 
 _USER = columns(UserRecord, User)
 _LIVE = User.deleted_at.is_(None)
@@ -45,7 +48,7 @@ CREATE = Query.build("users.create", insert(User).values(
 SOFT_DELETE = Query.build("users.soft_delete", update(User).where(_BY_ID, _LIVE).values(
     deleted_at=func.now(), updated_at=func.now()).returning(*_USER))
 RESTORE = Query.build("users.restore", update(User).where(
-    _BY_ID, User.deleted_at.is_not(None)).values(deleted_at=None, updated_at=func.now(),
+    _BY_ID, User.deleted_at.is_not(None)).values(deleted_at=null(), updated_at=func.now(),
                                                  ).returning(*_USER))
 ROLE_FOR_UPDATE = Query.build("users.role_for_update", select(User.role).where(
     _BY_ID, _LIVE).with_for_update())
@@ -129,8 +132,7 @@ class UserRepository(Repository):
                 raise ValidationError("fields", f"{name!r} is not a column of users; "
                                       f"choose from {', '.join(known)}")
         async with self._read() as ex:
-            row = await ex.one(_fields_query(tuple(names), include_deleted), {"id": user_id},
-                               tuple)
+            row = await ex.row(_fields_query(tuple(names), include_deleted), {"id": user_id})
         return None if row is None else dict(zip(names, row, strict=True))
 
     async def verify_password(self, email: str, password: str) -> UserRecord | None:
@@ -164,8 +166,8 @@ class UserRepository(Repository):
             async with tx.executor(self.service) as ex:
                 user = await ex.one(CREATE, params, UserRecord)
             assert user is not None
-            await tx.audit.record("user.created", resource_type="user", resource_id=user.id,
-                                  details={"email": user.email, "role": user.role.value})
+            await _audit(tx, "user.created", user.id,
+                         {"email": user.email, "role": user.role.value})
         return user
 
     async def soft_delete(self, user_id: uuid.UUID) -> UserRecord:
@@ -183,7 +185,7 @@ class UserRepository(Repository):
             if user is None:
                 state = "not deleted" if action == "user.restored" else "already deleted"
                 raise NotFoundError(f"user {user_id} does not exist or is {state}")
-            await tx.audit.record(action, resource_type="user", resource_id=user_id)
+            await _audit(tx, action, user_id)
         return user
 
     async def set_role(self, user_id: uuid.UUID, role: UserRole | str) -> UserRecord:
@@ -196,9 +198,8 @@ class UserRepository(Repository):
                     raise NotFoundError(f"user {user_id} does not exist")
                 user = await ex.one(SET_ROLE, {"id": user_id, "role": new_role}, UserRecord)
             assert user is not None
-            await tx.audit.record("user.role_changed", resource_type="user",
-                                  resource_id=user_id,
-                                  details={"old": UserRole(old).value, "new": new_role.value})
+            await _audit(tx, "user.role_changed", user_id,
+                         {"old": UserRole(old).value, "new": new_role.value})
         return user
 
     async def delete(self, user_id: uuid.UUID) -> None:
@@ -212,7 +213,7 @@ class UserRepository(Repository):
             async with tx.executor(self.service) as ex:
                 if not await ex.execute(HARD_DELETE, {"id": user_id}):
                     raise NotFoundError(f"user {user_id} does not exist")
-            await tx.audit.record("user.deleted", resource_type="user", resource_id=user_id)
+            await _audit(tx, "user.deleted", user_id)
 
     async def create_many(self, users: Iterable[NewUser], *, skip_duplicates: bool = True,
                           ) -> int:
@@ -242,6 +243,13 @@ class UserRepository(Repository):
         check.positive_int("payments", payments, maximum=100)
         async with self._read() as ex:
             return await load_with_relations(ex, list(user_ids), payments)
+
+
+async def _audit(tx: Transaction, action: str, subject: uuid.UUID,
+                 details: dict[str, Any] | None = None) -> None:
+    # Without an acting user (self-registration, scripts) the row names the user it is about.
+    await tx.audit.record(action, resource_type="user", resource_id=subject, details=details,
+                          user_id=tx.actor().actor_id or subject)
 
 
 async def _prepare(index: int, user: NewUser) -> tuple[str, str, str, str, bool]:

@@ -6,12 +6,12 @@ import uuid
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import bindparam, func, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Numeric, Text, bindparam, cast, func, select, tuple_
+from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from shared_db import validation as check
 from shared_db.auth.models import User
-from shared_db.enums import PaymentStatus, PaymentType
+from shared_db.enums import PaymentStatus, PaymentType, pg_enum
 from shared_db.errors import NotFoundError, ValidationError
 from shared_db.pagination import decode_cursor, encode_cursor, page_number, page_size
 from shared_db.payments.currencies import ISO_4217
@@ -29,9 +29,10 @@ _WITH_STATUS = Payment.status == bindparam("status")
 
 CREATE = Query.build("payments.create", insert(Payment).from_select(
     ["id", "user_id", "amount", "currency", "status", "type", "description", "metadata"],
-    select(func.gen_random_uuid(), User.id, bindparam("amount"), bindparam("currency"),
-           bindparam("status"), bindparam("type"), bindparam("description"),
-           bindparam("metadata")).where(User.id == bindparam("user_id"),
+    select(func.gen_random_uuid(), User.id, bindparam("amount", type_=Numeric(10, 2)),
+           bindparam("currency", type_=Text), cast(bindparam("status"), pg_enum(PaymentStatus)),
+           cast(bindparam("type"), pg_enum(PaymentType)), bindparam("description", type_=Text),
+           bindparam("metadata", type_=JSONB)).where(User.id == bindparam("user_id"),
                                         User.deleted_at.is_(None)),
 ).returning(*_PAYMENT))
 GET = Query.build("payments.get", select(*_PAYMENT).where(Payment.id == bindparam("id")))

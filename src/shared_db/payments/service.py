@@ -97,5 +97,6 @@ class PaymentStatusService(Repository):
                     "metadata": Jsonb(details)}, PaymentTransactionRecord)
             await tx.audit.record("payment.status_changed", resource_type="payment",
                                   resource_id=payment_id,
-                                  details={"from": current.value, "to": target.value})
+                                  details={"from": current.value, "to": target.value},
+                                  user_id=tx.actor().actor_id or payment.user_id)
         return payment

@@ -1,0 +1,75 @@
+"""Devices and sessions (the guide's POC-3 session management)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from shared_db.client import Database
+from shared_db.errors import ConflictError, NotFoundError
+from tests.conftest import DbFixture
+
+
+@pytest.fixture
+async def users(db: Database):
+    return [await db.users.create(email=f"s{i}@example.com", password="password1", name="S",
+                                  role="CUSTOMER") for i in range(2)]
+
+
+async def test_register_then_touch_a_device(db: Database, users) -> None:
+    alice, _ = users
+    device = await db.devices.register(alice.id, "phone-1", device_name="Pixel",
+                                       device_type="mobile")
+    await asyncio.sleep(0.01)
+    again = await db.devices.register(alice.id, "phone-1")
+    assert again.id == device.id and again.device_name == "Pixel"
+    assert again.last_active_at > device.last_active_at
+    touched = await db.devices.touch(device.id)
+    assert touched.last_active_at >= again.last_active_at
+    assert [d.id for d in await db.devices.list_for_user(alice.id)] == [device.id]
+
+
+async def test_a_device_id_belongs_to_one_user(db: Database, users) -> None:
+    alice, bob = users
+    await db.devices.register(alice.id, "shared-tablet")
+    with pytest.raises(ConflictError, match="another user"):
+        await db.devices.register(bob.id, "shared-tablet")
+    await db.users.soft_delete(bob.id)
+    with pytest.raises(NotFoundError):
+        await db.devices.register(bob.id, "bobs-phone")
+
+
+async def test_sessions_open_list_end(db: Database, users, migrated_db: DbFixture) -> None:
+    alice, bob = users
+    phone = await db.devices.register(alice.id, "phone")
+    laptop = await db.devices.register(alice.id, "laptop")
+    current = await db.sessions.open(alice.id, phone.id, ip_address="10.0.0.2",
+                                     user_agent="app/2")
+    other = await db.sessions.open(alice.id, laptop.id)
+    stale = await db.sessions.open(alice.id, laptop.id, ttl=timedelta(minutes=1))
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute("UPDATE sessions SET expires_at = now() - interval '1 minute' "
+                     "WHERE id = %s", (stale.id,))
+    assert {s.id for s in await db.sessions.active(alice.id)} == {current.id, other.id}
+    with pytest.raises(NotFoundError):
+        await db.sessions.open(bob.id, phone.id)  # not bob's device
+    assert await db.sessions.end_others(alice.id, keep=current.id) == 2
+    assert [s.id for s in await db.sessions.active(alice.id)] == [current.id]
+    assert await db.sessions.end(current.id) is True
+    assert await db.sessions.end(current.id) is False
+    assert await db.sessions.purge_expired() == 0
+
+
+async def test_purge_expired_sessions(db: Database, users, migrated_db: DbFixture) -> None:
+    alice, _ = users
+    device = await db.devices.register(alice.id, "phone")
+    keep = await db.sessions.open(alice.id, device.id)
+    gone = await db.sessions.open(alice.id, device.id)
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute("UPDATE sessions SET expires_at = now() - interval '1 day' WHERE id = %s",
+                     (gone.id,))
+    assert await db.sessions.purge_expired() == 1
+    assert [s.id for s in await db.sessions.active(alice.id)] == [keep.id]

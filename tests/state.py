@@ -1,0 +1,19 @@
+"""An independent fingerprint of every row, to prove a failed call wrote nothing."""
+
+from __future__ import annotations
+
+import psycopg
+
+TABLES = ("users", "refresh_tokens", "devices", "sessions", "payments", "payment_transactions",
+          "audit_logs", "system_config", "user_profiles")
+
+
+def digest(url: str) -> dict[str, tuple[int, str | None]]:
+    """Row count and an md5 of all rows, per table."""
+    with psycopg.connect(url) as conn:
+        return {
+            table: conn.execute(
+                f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"
+            ).fetchone()
+            for table in TABLES
+        }
