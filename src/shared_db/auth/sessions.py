@@ -22,8 +22,8 @@ DEFAULT_SESSION_TTL = timedelta(days=30)
 _register = insert(Device).from_select(
     ["id", "user_id", "device_id", "device_name", "device_type"],
     select(func.gen_random_uuid(), User.id, bindparam("device_id", type_=Text),
-           bindparam("device_name", type_=Text), bindparam("device_type", type_=Text)).where(User.id == bindparam("user_id"),
-                                           User.deleted_at.is_(None)))
+           bindparam("device_name", type_=Text), bindparam("device_type", type_=Text),
+           ).where(User.id == bindparam("user_id"), User.deleted_at.is_(None)))
 REGISTER = Query.build("devices.register", _register.on_conflict_do_update(
     index_elements=[Device.device_id],
     set_={"last_active_at": func.now(),

@@ -62,11 +62,12 @@ _batch = select(
     cast(func.unnest(bindparam("roles", type_=ARRAY(Text))), pg_enum(UserRole)),
     func.unnest(bindparam("verified", type_=ARRAY(Boolean))),
 )
+_BATCH_COLUMNS = ["email", "password_hash", "name", "role", "email_verified"]
+# include_defaults=False: ids and timestamps come from the database defaults, not from Python.
 CREATE_MANY = Query.build("users.create_many", insert(User).from_select(
-    ["email", "password_hash", "name", "role", "email_verified"], _batch,
-).on_conflict_do_nothing())
+    _BATCH_COLUMNS, _batch, include_defaults=False).on_conflict_do_nothing())
 CREATE_MANY_STRICT = Query.build("users.create_many_strict", insert(User).from_select(
-    ["email", "password_hash", "name", "role", "email_verified"], _batch))
+    _BATCH_COLUMNS, _batch, include_defaults=False))
 
 BATCH_SIZE = 5000
 

@@ -1,0 +1,73 @@
+"""The audit trail (guide 11.2) and system configuration."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared_db.client import Database
+from shared_db.context import acting_as
+from shared_db.errors import NotFoundError, ValidationError
+from tests.conftest import DbFixture
+from tests.state import digest
+
+
+async def test_record_audit_event_like_the_guide(db: Database) -> None:
+    actor, payment = uuid.uuid4(), uuid.uuid4()
+    with acting_as(actor, "203.0.113.9", "admin-ui/3"):
+        row = await db.audit.record("payment.created", resource_type="payment",
+                                    resource_id=payment, details={"amount": "10.00"})
+    assert (row.user_id, row.action, row.resource_type, row.resource_id, row.details) == (
+        actor, "payment.created", "payment", str(payment), {"amount": "10.00"})
+    assert (row.ip_address, row.user_agent) == ("203.0.113.9", "admin-ui/3")
+    assert await db.audit.by_user(actor) == [row]
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    assert await db.audit.by_action("payment.created", since) == [row]
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"action": ""}, "action"), ({"action": "x" * 201}, "action"),
+    ({"action": "a", "details": {"v": float("inf")}}, "details"),
+    ({"action": "a", "resource_type": "t\x00"}, "resource_type"),
+])
+async def test_bad_audit_input(db: Database, migrated_db: DbFixture, kwargs: dict,
+                               field: str) -> None:
+    before = digest(migrated_db.url)
+    action = kwargs.pop("action")
+    with pytest.raises(ValidationError) as caught:
+        await db.audit.record(action, **kwargs)
+    assert caught.value.field == field and digest(migrated_db.url) == before
+
+
+async def test_config_set_get_list_delete_are_audited(db: Database) -> None:
+    admin = uuid.uuid4()
+    with acting_as(admin):
+        first = await db.config.set("payments.limit", {"daily": 1000}, description="Daily cap")
+        second = await db.config.set("payments.limit", {"daily": 2000})
+        await db.config.set("maintenance", False, updated_by="ops-bot")
+    assert first.updated_by == str(admin) and second.description == "Daily cap"
+    assert await db.config.value("payments.limit") == {"daily": 2000}
+    assert await db.config.value("missing", default=7) == 7
+    assert [c.key for c in await db.config.list()] == ["maintenance", "payments.limit"]
+    assert (await db.config.get("maintenance")).value is False
+    history = await db.audit.for_resource("system_config", "payments.limit")
+    assert [(h.action, h.details) for h in history] == [
+        ("config.changed", {"old": None, "new": {"daily": 1000}}),
+        ("config.changed", {"old": {"daily": 1000}, "new": {"daily": 2000}})]
+    await db.config.delete("maintenance")
+    assert await db.config.get("maintenance") is None
+    with pytest.raises(NotFoundError):
+        await db.config.delete("maintenance")
+
+
+@pytest.mark.parametrize(("key", "value", "field"), [
+    ("", 1, "key"), ("k", {1, 2}, "value"), ("k", "\x00", "value"), ("k", float("nan"), "value"),
+    ("k" * 201, 1, "key")])
+async def test_bad_config(db: Database, migrated_db: DbFixture, key: str, value: object,
+                          field: str) -> None:
+    before = digest(migrated_db.url)
+    with pytest.raises(ValidationError) as caught:
+        await db.config.set(key, value)
+    assert caught.value.field == field and digest(migrated_db.url) == before

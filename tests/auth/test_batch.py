@@ -1,0 +1,71 @@
+"""``create_many`` with skip-duplicates (guide 6.1): counts, batching, all-or-nothing."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from shared_db.auth.repository import NewUser
+from shared_db.client import Database
+from shared_db.errors import DuplicateError, ValidationError
+from shared_db.passwords import hash_password
+from shared_db.sql import QueryEvent
+from tests.conftest import DbFixture
+from tests.state import digest
+
+HASH = hash_password("password1")
+
+
+def _users(start: int, stop: int) -> list[NewUser]:
+    return [NewUser(email=f"bulk{i}@example.com", name=f"Bulk {i}", role="CUSTOMER",
+                    password_hash=HASH) for i in range(start, stop)]
+
+
+async def test_ten_thousand_rows_in_two_statements(db: Database, migrated_db: DbFixture,
+                                                   statements: list[QueryEvent]) -> None:
+    assert await db.users.create_many(_users(0, 10_000)) == 10_000
+    assert len([s for s in statements if s.name == "users.create_many"]) == 2
+    with psycopg.connect(migrated_db.url) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (10_000,)
+
+
+async def test_skip_duplicates_counts_only_new_rows(db: Database) -> None:
+    assert await db.users.create_many(_users(0, 100)) == 100
+    overlapping = [*_users(50, 150), NewUser(email="BULK3@example.com", name="Dup",
+                                             role="VENDOR", password_hash=HASH)]
+    assert await db.users.create_many(overlapping) == 50
+    assert await db.users.create_many([]) == 0
+
+
+async def test_without_skip_a_duplicate_writes_nothing(db: Database,
+                                                       migrated_db: DbFixture) -> None:
+    await db.users.create_many(_users(0, 10))
+    before = digest(migrated_db.url)
+    with pytest.raises(DuplicateError) as caught:
+        await db.users.create_many(_users(5, 20), skip_duplicates=False)
+    assert caught.value.field == "email"
+    assert digest(migrated_db.url) == before
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    (NewUser(email="not-an-email", name="X", role="CUSTOMER", password_hash=HASH),
+     "users[3].email"),
+    (NewUser(email="x@example.com", name="X", role="GOD", password_hash=HASH), "users[3].role"),
+    (NewUser(email="x@example.com", name="", role="ADMIN", password_hash=HASH), "users[3].name"),
+    (NewUser(email="x@example.com", name="X", role="ADMIN"), "users[3]"),
+    (NewUser(email="x@example.com", name="X", role="ADMIN", password="short"),
+     "users[3].password"),
+])
+async def test_one_bad_row_rejects_the_batch(db: Database, migrated_db: DbFixture,
+                                             bad: NewUser, field: str) -> None:
+    before = digest(migrated_db.url)
+    with pytest.raises(ValidationError) as caught:
+        await db.users.create_many([*_users(0, 3), bad, *_users(3, 6)])
+    assert caught.value.field == field
+    assert digest(migrated_db.url) == before
+
+
+async def test_plain_passwords_are_hashed(db: Database) -> None:
+    assert await db.users.create_many([NewUser(email="pw@example.com", name="P", role="ADMIN",
+                                               password="password1")]) == 1
+    assert await db.users.verify_password("pw@example.com", "password1") is not None

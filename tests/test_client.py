@@ -1,0 +1,143 @@
+"""The client: transactions, isolation, retries, timeouts, the pool, prepared statements."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import bindparam, func, select
+
+from shared_db.client import Database, Transaction
+from shared_db.config import load_settings
+from shared_db.errors import (
+    PoolTimeoutError,
+    QueryTimeoutError,
+    RetryExhaustedError,
+    ValidationError,
+)
+from shared_db.sql import Query
+from tests.conftest import DbFixture
+from tests.state import digest
+
+SLEEP = Query.build("test.sleep", select(func.pg_sleep(bindparam("seconds"))))
+
+
+def _client(db: DbFixture, query: str) -> Database:
+    return Database(load_settings({"DATABASE_URL": f"{db.url}?{query}"}))
+
+
+async def test_transaction_commits_or_rolls_back(db: Database, migrated_db: DbFixture) -> None:
+    async with db.transaction() as tx:
+        await tx.config.set("a", 1)
+        await tx.config.set("b", 2)
+    assert [c.key for c in await db.config.list()] == ["a", "b"]
+    before = digest(migrated_db.url)
+    with pytest.raises(ZeroDivisionError):
+        async with db.transaction() as tx:
+            await tx.config.set("c", 3)
+            assert (await tx.config.get("c")) is not None  # visible inside
+            1 / 0  # noqa: B018
+    assert digest(migrated_db.url) == before
+
+
+async def _write_skew(db: Database, retries: int) -> list[object]:
+    """Two serializable transactions that each read the whole table, then insert."""
+    both_read = asyncio.Barrier(2)
+    attempts = {"a": 0, "b": 0}
+
+    async def work(name: str, tx: Transaction) -> int:
+        attempts[name] += 1
+        count = len(await tx.config.list())
+        if attempts[name] == 1:
+            await asyncio.wait_for(both_read.wait(), 5)
+        await tx.config.set(f"{name}-{attempts[name]}", count)
+        return attempts[name]
+
+    return await asyncio.gather(
+        db.run(lambda tx: work("a", tx), retries=retries, isolation="serializable"),
+        db.run(lambda tx: work("b", tx), retries=retries, isolation="serializable"),
+        return_exceptions=True)
+
+
+async def test_serialization_failures_are_retried(db: Database) -> None:
+    results = await _write_skew(db, retries=3)
+    assert sorted(results) == [1, 2]  # one committed first time, the other on its retry
+    assert len(await db.config.list()) == 2
+
+
+async def test_retries_exhausted(db: Database) -> None:
+    results = await _write_skew(db, retries=0)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 1 and isinstance(failures[0], RetryExhaustedError)
+    assert "SerializationFailure" in str(failures[0])
+    assert len(await db.config.list()) == 1
+
+
+async def test_statement_timeout(db: Database) -> None:
+    with pytest.raises(QueryTimeoutError, match="statement timeout"):
+        async with db.transaction(statement_timeout=0.1) as tx, tx.executor("auth") as ex:
+            await ex.scalar(SLEEP, {"seconds": 2})
+
+
+async def test_lock_timeout(db: Database) -> None:
+    await db.config.set("locked", 1)
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with db.transaction() as tx:
+            await tx.config.set("locked", 2)
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    try:
+        with pytest.raises(QueryTimeoutError, match="lock timeout"):
+            async with db.transaction(lock_timeout=0.1) as tx:
+                await tx.config.set("locked", 3)
+    finally:
+        release.set()
+        await holder
+    assert await db.config.value("locked") == 2
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"isolation": "chaos"}, "isolation"), ({"statement_timeout": -1}, "statement_timeout"),
+    ({"lock_timeout": "1s"}, "lock_timeout")])
+async def test_bad_transaction_options(db: Database, kwargs: dict, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        db.transaction(**kwargs)
+    assert caught.value.field == field
+    with pytest.raises(ValidationError, match="retries"):
+        await db.run(lambda tx: asyncio.sleep(0), retries=-1)
+
+
+async def test_pool_timeout_names_the_limit(migrated_db: DbFixture) -> None:
+    async with _client(migrated_db, "connection_limit=1&pool_timeout=0.2") as db:
+        async with db.transaction() as tx:
+            await tx.config.list()  # holds the only connection
+            with pytest.raises(PoolTimeoutError, match="pool_timeout"):
+                await db.config.list()
+        assert await db.config.list() == []  # the connection came back
+
+
+async def test_prepared_statements_unless_pgbouncer(migrated_db: DbFixture) -> None:
+    for query, expect_prepared in (("connection_limit=1", True),
+                                   ("connection_limit=1&pgbouncer=true", False)):
+        async with _client(migrated_db, query) as db:
+            async with db.transaction() as tx:
+                for _ in range(3):
+                    await tx.config.list()
+                async with tx.executor("admin") as ex:
+                    cursor = await ex.connection.execute(
+                        "SELECT count(*) FROM pg_prepared_statements")
+                    (prepared,) = await cursor.fetchone()
+            assert (prepared > 0) is expect_prepared, query
+
+
+async def test_schema_parameter_sets_the_search_path(migrated_db: DbFixture) -> None:
+    async with (_client(migrated_db, "schema=nowhere") as db, db.transaction() as tx,
+                tx.executor("auth") as ex):
+        cursor = await ex.connection.execute("SHOW search_path")
+        assert await cursor.fetchone() == ("nowhere",)
