@@ -1,5 +1,9 @@
 """shared-db: the PostgreSQL data layer of the auth, payments, admin and profile services."""
 
+from shared_db.auth.users import NewUser
+from shared_db.client import Database, Transaction
+from shared_db.config import Settings, load_settings
+from shared_db.context import ActorContext, acting_as
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.models import (
     AuditLog,
@@ -15,17 +19,24 @@ from shared_db.models import (
 )
 
 __all__ = [
+    "ActorContext",
     "AuditLog",
     "Base",
+    "Database",
     "Device",
+    "NewUser",
     "Payment",
     "PaymentStatus",
     "PaymentTransaction",
     "PaymentType",
     "RefreshToken",
+    "Settings",
     "SystemConfig",
+    "Transaction",
     "User",
     "UserProfile",
     "UserRole",
     "UserSession",
+    "acting_as",
+    "load_settings",
 ]

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import ClauseElement
 
+from shared_db import models  # noqa: F401  (every mapper registered before a query compiles)
 from shared_db.errors_db import translate
 
 T = TypeVar("T")
