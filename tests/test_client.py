@@ -141,3 +141,21 @@ async def test_schema_parameter_sets_the_search_path(migrated_db: DbFixture) -> 
                 tx.executor("auth") as ex):
         cursor = await ex.connection.execute("SHOW search_path")
         assert await cursor.fetchone() == ("nowhere",)
+
+
+async def test_orm_sessions_see_what_repositories_wrote(db: Database) -> None:
+    from sqlalchemy import select as orm_select
+
+    from shared_db.models import User, UserProfile
+
+    user = await db.users.create(email="orm@example.com", password="password1", name="O",
+                                 role="ADMIN")
+    async with db.session() as session, session.begin():
+        loaded = await session.get(User, user.id)
+        assert loaded is not None and loaded.email == "orm@example.com"
+        session.add(UserProfile(user_id=user.id, bio="via the ORM"))
+    profile = await db.profiles.get(user.id)
+    assert profile is not None and profile.bio == "via the ORM"
+    async with db.session() as session:
+        emails = (await session.scalars(orm_select(User.email))).all()
+    assert emails == ["orm@example.com"]

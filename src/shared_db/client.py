@@ -24,10 +24,12 @@ from typing import Any, Literal, TypeVar
 from psycopg import AsyncConnection
 from psycopg.types.enum import EnumInfo, register_enum
 from psycopg_pool import AsyncConnectionPool
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared_db.base import SERVICES
 from shared_db.config import Settings
 from shared_db.context import ActorContext, current_actor
+from shared_db.engine import async_engine
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.errors import RetryExhaustedError, TransientConflictError, ValidationError
 from shared_db.errors_db import translate
@@ -59,6 +61,7 @@ class Database(Repositories):
         self.hooks = hooks or QueryHooks()
         self._pools: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
         self._connections: dict[str, ConnectionSettings] = {}
+        self._orm_engines: dict[str, AsyncEngine] = {}
         if settings.topology == "per-service":
             for service in SERVICES:
                 self._connections[service] = settings.connection(
@@ -93,7 +96,22 @@ class Database(Repositories):
     async def close(self) -> None:
         for pool in {id(p): p for p in self._pools.values()}.values():
             await pool.close()
-        self._pools = {}
+        for engine in self._orm_engines.values():
+            await engine.dispose()
+        self._pools, self._orm_engines = {}, {}
+
+    def session(self, service: str = "auth") -> AsyncSession:
+        """A SQLAlchemy ``AsyncSession`` on ``service``'s database, for ORM unit-of-work code.
+
+        The repositories do not need it; it is for work that is not on a hot path and reads
+        best as ORM objects. Its engine (and pool, sized like the main one) is created on first
+        use. The caller commits: ``async with db.session() as s, s.begin(): ...``.
+        """
+        conn = self._connections[service]
+        key = conn.libpq_url()
+        if key not in self._orm_engines:
+            self._orm_engines[key] = async_engine(conn)
+        return AsyncSession(self._orm_engines[key], expire_on_commit=False)
 
     async def __aenter__(self) -> Database:
         return await self.open()
