@@ -33,6 +33,7 @@ from shared_db.engine import async_engine
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.errors import RetryExhaustedError, TransientConflictError, ValidationError
 from shared_db.errors_db import translate
+from shared_db.observe import QueryLog, QueryLogSettings, detect_n_plus_one
 from shared_db.ops.targets import shared_url
 from shared_db.repositories import Repositories
 from shared_db.sql import Executor, QueryHooks
@@ -56,9 +57,11 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
 class Database(Repositories):
     """Pools and transactions for one topology; use ``async with Database(settings) as db``."""
 
-    def __init__(self, settings: Settings, hooks: QueryHooks | None = None) -> None:
+    def __init__(self, settings: Settings, hooks: QueryHooks | None = None,
+                 log: QueryLogSettings | None = None) -> None:
         self.settings = settings
         self.hooks = hooks or QueryHooks()
+        self.query_log = QueryLog(log or settings.query_log()).install(self.hooks)
         self._pools: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
         self._connections: dict[str, ConnectionSettings] = {}
         self._orm_engines: dict[str, AsyncEngine] = {}
@@ -223,6 +226,7 @@ class Transaction(Repositories):
 
     async def __aenter__(self) -> Transaction:
         await self._stack.__aenter__()
+        self._stack.enter_context(detect_n_plus_one())
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

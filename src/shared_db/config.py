@@ -9,6 +9,10 @@ Variables:
   ``PROFILE_DATABASE_URL``: each service's own database in the per-service topology.
 * ``SHARED_DB_MIGRATIONS_DIR``: where migration chains live (default: inside the package).
 * ``SHARED_DB_ENV``: ``development`` (default) or ``production``; selects query log levels.
+* ``SHARED_DB_SLOW_QUERY_MS``: the slow-query threshold (default 1000, the guide's).
+* ``SHARED_DB_LOG_PARAMS``: ``true`` to show query parameters in logs and events (default off).
+* ``SHARED_DB_N_PLUS_ONE``: how often one statement may run in a unit of work before it is
+  reported as N+1 (default 10); ``SHARED_DB_N_PLUS_ONE_STRICT=true`` raises instead (tests).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Literal
 
 from shared_db.base import SERVICES
 from shared_db.errors import ConfigError
+from shared_db.observe import QueryLogSettings
 from shared_db.url import ConnectionSettings, parse_database_url
 
 Topology = Literal["shared", "per-service"]
@@ -35,6 +40,16 @@ class Settings:
     home: Path = Path(".shared-db")
     migrations_dir: Path = PACKAGE_MIGRATIONS
     environment: str = "development"
+    slow_query_ms: float = 1000.0
+    log_params: bool = False
+    n_plus_one: int = 10
+    n_plus_one_strict: bool = False
+
+    def query_log(self) -> QueryLogSettings:
+        """Query-log settings for this environment."""
+        return QueryLogSettings.for_environment(
+            self.environment, slow_ms=self.slow_query_ms, log_params=self.log_params,
+            n_plus_one=self.n_plus_one, strict=self.n_plus_one_strict)
 
     def connection(self, url: str | None = None, field_name: str = "DATABASE_URL",
                    ) -> ConnectionSettings:
@@ -76,5 +91,36 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         service_urls=service_urls,
         home=Path(env.get("SHARED_DB_HOME") or ".shared-db"),
         migrations_dir=Path(env.get("SHARED_DB_MIGRATIONS_DIR") or PACKAGE_MIGRATIONS),
-        environment=env.get("SHARED_DB_ENV") or "development",
+        environment=_choice(env, "SHARED_DB_ENV", ("development", "production")),
+        slow_query_ms=_number(env, "SHARED_DB_SLOW_QUERY_MS", 1000.0),
+        log_params=_flag(env, "SHARED_DB_LOG_PARAMS"),
+        n_plus_one=int(_number(env, "SHARED_DB_N_PLUS_ONE", 10)),
+        n_plus_one_strict=_flag(env, "SHARED_DB_N_PLUS_ONE_STRICT"),
     )
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name) or allowed[0]
+    if value not in allowed:
+        raise ConfigError(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a positive number, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(name, f"must be a positive number, got {raw!r}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(name, f"must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes")

@@ -47,6 +47,7 @@ class QueryEvent:
     sql: str
     duration_ms: float
     params: Mapping[str, Any] | None
+    error: str | None = None
 
 
 QueryListener = Callable[[QueryEvent], None]
@@ -79,15 +80,23 @@ class Executor:
                    row: RowMaker[Any] | Callable[..., Any] | None) -> Any:
         cursor = self.connection.cursor(row_factory=row or tuple_row)
         started = time.perf_counter()
-        with translate():
-            await cursor.execute(query.sql, params, prepare=self._prepare)
+        try:
+            with translate():
+                await cursor.execute(query.sql, params, prepare=self._prepare)
+        except Exception as exc:
+            if self._hooks.listeners:
+                self._emit(query, params, started, str(exc))
+            raise
         if self._hooks.listeners:
-            elapsed = (time.perf_counter() - started) * 1000
-            shown = params if self._hooks.with_params and isinstance(params, Mapping) else None
-            event = QueryEvent(query.name, query.sql, elapsed, shown)
-            for listener in self._hooks.listeners:
-                listener(event)
+            self._emit(query, params, started, None)
         return cursor
+
+    def _emit(self, query: Query, params: Any, started: float, error: str | None) -> None:
+        elapsed = (time.perf_counter() - started) * 1000
+        shown = params if self._hooks.with_params and isinstance(params, Mapping) else None
+        event = QueryEvent(query.name, query.sql, elapsed, shown, error)
+        for listener in self._hooks.listeners:
+            listener(event)
 
     async def cursor(self, query: Query, params: Mapping[str, Any],
                      record: type[Any] | None = None) -> Any:
