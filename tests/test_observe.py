@@ -76,7 +76,7 @@ async def test_n_plus_one_in_a_transaction_warns(migrated_db: DbFixture,
 
 async def test_strict_mode_raises_for_tests(migrated_db: DbFixture) -> None:
     async with _db(migrated_db, n_plus_one=3, strict=True) as db:
-        with detect_n_plus_one(), pytest.raises(NPlusOneError, match="config.get ran 3 times"):
+        with detect_n_plus_one(), pytest.raises(NPlusOneError, match=r"config\.get ran 3 times"):
             for key in ("a", "b", "c", "d"):
                 await db.config.get(key)
         for key in ("a", "b", "c", "d"):  # outside any unit of work nothing is counted
