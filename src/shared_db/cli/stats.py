@@ -1,0 +1,58 @@
+"""``shared-db stats``: table sizes, index usage, redundant indexes, top statements."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from shared_db.cli.common import console, settings, targets
+from shared_db.ops import monitoring
+
+
+def _table(title: str, headers: list[str], rows: list[list[object]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for header in headers:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*[str(v) for v in row])
+    return table
+
+
+def _render(stats: monitoring.Stats) -> None:
+    console.print(f"[bold]{stats.target}[/] ({stats.database})")
+    console.print(_table("Table sizes", ["table", "size", "bytes"],
+                         [[t.table, t.size, t.bytes] for t in stats.tables]))
+    console.print(_table("Index usage", ["table", "index", "scans", "tuples read",
+                                         "tuples fetched", "bytes"],
+                         [[i.table, i.index, i.scans, i.tuples_read, i.tuples_fetched, i.bytes]
+                          for i in stats.indexes]))
+    console.print("Unused indexes (no scans, not unique): "
+                  + (", ".join(stats.unused_indexes) or "none"))
+    console.print(_table("Redundant indexes", ["table", "index", "why", "kept"],
+                         [[d.table, d.index, d.reason, d.covered_by]
+                          for d in stats.duplicate_indexes]))
+    if stats.statements_note:
+        console.print(f"Top statements: {stats.statements_note}")
+    else:
+        console.print(_table("Top statements by total time", ["calls", "total ms", "mean ms",
+                                                               "rows", "query"],
+                             [[s.calls, f"{s.total_ms:.1f}", f"{s.mean_ms:.2f}", s.rows,
+                               s.query[:80]] for s in stats.top_statements]))
+
+
+def stats(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+          = False,
+          top: Annotated[int, typer.Option(help="How many statements to list.", min=1,
+                                           max=100)] = 10) -> None:
+    """Health reports (guide 9.2) for every database of the topology."""
+    results = [monitoring.collect(t, top) for t in targets(settings())]
+    if as_json:
+        doc = {"targets": [dataclasses.asdict(r) for r in results]}
+        console.print_json(json.dumps(doc))
+        return
+    for result in results:
+        _render(result)
