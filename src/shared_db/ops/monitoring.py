@@ -149,7 +149,7 @@ def collect(target: Target, top: int = 10) -> Stats:
         stats.indexes = [IndexUsage(*r) for r in conn.execute(INDEX_USAGE, {"schema": schema})]
         stats.unused_indexes = [i.index for i in stats.indexes if i.scans == 0 and not i.unique]
         definitions = [tuple(r) for r in conn.execute(INDEX_DEFINITIONS, {"schema": schema})]
-        stats.duplicate_indexes = redundant_indexes(definitions)  # type: ignore[arg-type]
+        stats.duplicate_indexes = redundant_indexes(definitions)
         stats.top_statements, stats.statements_note = _statements(conn, top)
     return stats
 
