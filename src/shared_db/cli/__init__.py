@@ -12,6 +12,7 @@ import typer
 
 from shared_db.cli import db, migrate
 from shared_db.cli.common import console_err
+from shared_db.cli.doctor import doctor
 from shared_db.cli.stats import stats
 from shared_db.cli.up import up
 from shared_db.errors import (
@@ -29,6 +30,7 @@ app.add_typer(migrate.app, name="migrate")
 app.add_typer(db.app, name="db")
 app.command()(up)
 app.command()(stats)
+app.command()(doctor)
 
 EXIT_CODES: list[tuple[type[SharedDbError], int]] = [
     (ConfigError, 2),

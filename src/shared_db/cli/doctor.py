@@ -1,0 +1,47 @@
+"""``shared-db doctor``: connectivity, server, pool, extensions, migrations; with fixes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from shared_db.cli.common import console, targets
+from shared_db.config import load_settings
+from shared_db.errors import ConfigError
+from shared_db.ops.doctor import Check, diagnose
+
+MARKS = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"}
+
+
+def _checks() -> list[Check]:
+    try:
+        current = load_settings()
+    except ConfigError as error:
+        return [Check("settings", error.field, "fail", error.rule,
+                      "fix the variable; `shared-db --help` lists them, the README explains")]
+    try:
+        found = targets(current)
+    except ConfigError as error:
+        return [Check("settings", error.field, "fail", error.rule, "fix the variable")]
+    return diagnose(current, found)
+
+
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+           ) -> None:
+    """Diagnose the set-up; exit 1 when any check fails."""
+    checks = _checks()
+    if as_json:
+        console.print_json(json.dumps({"checks": [dataclasses.asdict(c) for c in checks]}))
+    else:
+        table = Table(title="shared-db doctor", title_justify="left", show_lines=True)
+        for column in ("database", "check", "", "detail", "fix"):
+            table.add_column(column)
+        for c in checks:
+            table.add_row(c.target, c.name, MARKS[c.status], c.detail, c.fix or "")
+        console.print(table)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)

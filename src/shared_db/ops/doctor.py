@@ -1,0 +1,134 @@
+"""``shared-db doctor`` (guide 12): what is wrong, and how to fix it.
+
+Each check ends ``ok``, ``warn`` or ``fail`` with a detail and, when not ok, the fix. The known
+problems of the guide's troubleshooting section are recognised by their symptoms: models without
+tables (Prisma's "client not found"), migration conflicts, and connection timeouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+from sqlalchemy import inspect, text
+
+from shared_db.config import Settings
+from shared_db.engine import connected, sync_engine
+from shared_db.errors import DatabaseUnavailableError, SharedDbError
+from shared_db.ops.chains import tables_of
+from shared_db.ops.history import all_steps
+from shared_db.ops.status import status
+from shared_db.ops.targets import Target
+
+Status = Literal["ok", "warn", "fail"]
+MIN_SERVER = 130000  # gen_random_uuid() is built in from PostgreSQL 13
+
+SERVER = text("SELECT current_setting('server_version_num')::int, version(), "
+              "current_setting('max_connections')::int")
+EXTENSIONS = text("SELECT name, installed_version IS NOT NULL FROM pg_available_extensions "
+                  "WHERE name IN ('pg_stat_statements', 'pgcrypto') ORDER BY name")
+PRELOADED = text("SELECT current_setting('shared_preload_libraries')")
+
+
+@dataclass(frozen=True)
+class Check:
+    target: str
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+
+def _connection_problem(target: Target, error: SharedDbError) -> Check:
+    message = str(error)
+    if "timeout" in message.lower():
+        return Check(target.name, "connection", "fail", f"connection timeout: {message}",
+                     "raise connect_timeout in the URL (e.g. ?connect_timeout=60) and check the "
+                     "host, port and firewall (guide 12.1, connection timeout)")
+    return Check(target.name, "connection", "fail", message,
+                 "check that the server runs and the URL is right; with DATABASE_URL unset "
+                 "`shared-db db start` starts the embedded server")
+
+
+def _pool(target: Target) -> Check:
+    conn = target.connection
+    connect_timeout = conn.libpq.get("connect_timeout", "libpq default")
+    detail = (f"{conn.safe_url()}: pool size {conn.pool_size}, pool_timeout "
+              f"{conn.pool_timeout:g}s, connect_timeout {connect_timeout}"
+              f", prepared statements {'off (pgbouncer)' if conn.pgbouncer else 'on'}"
+              f", search_path {conn.schema or 'default'}")
+    return Check(target.name, "pool settings", "ok", detail)
+
+
+def _server(target: Target) -> list[Check]:
+    checks = []
+    with connected(sync_engine(target.connection), target.connection.safe_url()) as conn:
+        number, version, max_connections = conn.execute(SERVER).one()
+        extensions = {name: installed for name, installed in conn.execute(EXTENSIONS)}
+        preloaded = str(conn.execute(PRELOADED).scalar())
+        present = set(inspect(conn).get_table_names(schema=target.connection.schema))
+    checks.append(Check(target.name, "server", "ok" if number >= MIN_SERVER else "fail",
+                        version.split(",")[0],
+                        None if number >= MIN_SERVER else "use PostgreSQL 13 or newer"))
+    if target.connection.pool_size > max_connections - 3:
+        checks.append(Check(target.name, "connections", "warn",
+                            f"pool size {target.connection.pool_size} is close to the "
+                            f"server's max_connections {max_connections}",
+                            "lower connection_limit or raise max_connections"))
+    stat = "pg_stat_statements"
+    if stat not in extensions:
+        checks.append(Check(target.name, "extensions", "warn", f"{stat} is not available",
+                            "install the PostgreSQL contrib package for `shared-db stats`"))
+    elif stat not in preloaded:
+        checks.append(Check(target.name, "extensions", "warn",
+                            f"{stat} is available but not in shared_preload_libraries",
+                            f"add {stat} to shared_preload_libraries and restart"))
+    else:
+        checks.append(Check(target.name, "extensions", "ok",
+                            "available: " + ", ".join(sorted(extensions))))
+    wanted = [t for chain in target.chains for t in tables_of(chain)]
+    missing = [t for t in wanted if t not in present]
+    checks.append(Check(target.name, "models", "fail" if missing else "ok",
+                        f"tables missing for models: {', '.join(missing)}" if missing
+                        else f"all {len(wanted)} model tables exist",
+                        "run `shared-db migrate deploy`" if missing else None))
+    return checks
+
+
+def _migrations(target: Target, migrations_dir: Path) -> Check:
+    try:
+        all_steps(migrations_dir, target.chains)
+        result = status(target, migrations_dir)
+    except SharedDbError as error:
+        return Check(target.name, "migrations", "fail", str(error),
+                     "resolve the conflict in the migration files, or on a development "
+                     "database `shared-db migrate reset` (guide 12.1, migration conflicts)")
+    if result.unknown:
+        return Check(target.name, "migrations", "fail",
+                     f"applied but missing from the files: {', '.join(result.unknown)}",
+                     "restore the missing migration files (check out the code that wrote them)")
+    if result.pending:
+        return Check(target.name, "migrations", "warn",
+                     f"{len(result.pending)} pending: "
+                     + ", ".join(s.label for s in result.pending),
+                     "run `shared-db migrate deploy`")
+    if result.drift:
+        return Check(target.name, "migrations", "fail", "drift: " + "; ".join(result.drift),
+                     "undo the manual change, or write a migration for it (`migrate dev`)")
+    return Check(target.name, "migrations", "ok", f"{len(result.applied)} applied, no drift")
+
+
+def diagnose(settings: Settings, targets: list[Target]) -> list[Check]:
+    """Every check for every target, in order; never raises for a problem it can describe."""
+    checks: list[Check] = []
+    for target in targets:
+        checks.append(_pool(target))
+        try:
+            checks += _server(target)
+        except (DatabaseUnavailableError, psycopg.OperationalError) as error:
+            checks.append(_connection_problem(target, DatabaseUnavailableError(str(error))))
+            continue
+        checks.append(_migrations(target, settings.migrations_dir))
+    return checks
