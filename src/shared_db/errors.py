@@ -41,6 +41,10 @@ class ConfirmationRequired(SharedDbError):
     """A destructive command needs an explicit confirmation that was not given."""
 
 
+class BackupError(SharedDbError):
+    """A backup could not be made, verified or restored; the target was left as it was."""
+
+
 class DataAccessError(SharedDbError):
     """A read or write through a repository failed."""
 

@@ -1,7 +1,8 @@
 """``shared-db``: the command line. Commands parse, call one function in ``ops``, and render.
 
 Errors of the ``SharedDbError`` family print as one line on stderr with a non-zero exit code:
-2 bad settings, 3 database unreachable, 4 migration problem, 5 confirmation missing, 1 other.
+2 bad settings, 3 database unreachable, 4 migration problem, 5 confirmation missing,
+6 backup or restore problem, 1 other.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import sys
 import typer
 
 from shared_db.cli import db, migrate
+from shared_db.cli.backup import backup, restore
 from shared_db.cli.common import console_err
 from shared_db.cli.doctor import doctor
 from shared_db.cli.stats import stats
 from shared_db.cli.up import up
 from shared_db.errors import (
+    BackupError,
     ConfigError,
     ConfirmationRequired,
     DatabaseUnavailableError,
@@ -31,12 +34,15 @@ app.add_typer(db.app, name="db")
 app.command()(up)
 app.command()(stats)
 app.command()(doctor)
+app.command()(backup)
+app.command()(restore)
 
 EXIT_CODES: list[tuple[type[SharedDbError], int]] = [
     (ConfigError, 2),
     (DatabaseUnavailableError, 3),
     (MigrationError, 4),
     (ConfirmationRequired, 5),
+    (BackupError, 6),
 ]
 
 

@@ -1,0 +1,74 @@
+"""``shared-db backup`` and ``shared-db restore`` (guide 8), verified and all-or-nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shared_db.cli.common import confirm, console, console_err, settings, targets
+from shared_db.errors import ConfigError
+from shared_db.ops import backup as backups
+from shared_db.ops.restore import restore as run_restore
+
+
+def _doc(result: backups.BackupResult) -> dict[str, Any]:
+    return {"file": str(result.file), "manifest_file": str(result.manifest_file),
+            "manifest": dataclasses.asdict(result.manifest), "verified": result.verified,
+            "removed": [str(p) for p in result.removed]}
+
+
+def backup(
+    folder: Annotated[Path, typer.Option("--dir", help="Backup folder.")] = Path("backups"),
+    fmt: Annotated[str, typer.Option("--format", help="custom or sql.gz")] = "custom",
+    verify: Annotated[bool, typer.Option("--verify", help="Restore into a scratch database "
+                                         "and compare every table.")] = False,
+    keep: Annotated[int | None, typer.Option("--keep", help="Keep only the newest N.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Back up the database into DIR/backup_YYYYmmdd_HHMMSS.<ext> with a manifest."""
+    if fmt not in backups.EXTENSIONS:
+        raise ConfigError("--format", f"must be custom or sql.gz, got {fmt!r}")
+    if keep is not None and keep < 1:
+        raise ConfigError("--keep", f"must be at least 1, got {keep}")
+    found = targets(settings())
+    docs = []
+    for target in found:
+        where = folder if len(found) == 1 else folder / target.name
+        with console_err.status("backing up") as status:
+            result = backups.backup(target, where, fmt, status.update)  # type: ignore[arg-type]
+            if verify:
+                status.update("verifying: restoring into a scratch database")
+                result = backups.verify(result, target.connection)
+        if keep is not None:
+            result = dataclasses.replace(result, removed=backups.prune(where, keep))
+        docs.append(_doc(result))
+        if not as_json:
+            tables = result.manifest.tables
+            console.print(f"Backed up {target.name} to {result.file} "
+                          f"({result.manifest.bytes} bytes, {len(tables)} tables, "
+                          f"{sum(t['rows'] for t in tables.values())} rows)"
+                          + (", verified" if result.verified else "")
+                          + (f"; removed {len(result.removed)} old backup(s)"
+                             if result.removed else ""))
+    if as_json:
+        console.print_json(json.dumps(docs[0] if len(docs) == 1 else {"backups": docs}))
+
+
+def restore(file: Annotated[Path, typer.Argument(help="A backup made by shared-db backup.")],
+            force: Annotated[bool, typer.Option("--force", help="Replace a non-empty "
+                                                "database.")] = False) -> None:
+    """Restore FILE into the database, all or nothing, checked against its manifest."""
+    found = targets(settings())
+    if len(found) != 1:
+        raise ConfigError("SHARED_DB_TOPOLOGY", "restore works on the shared topology")
+    target = found[0]
+    if force:
+        confirm(f"Replace everything in {target.connection.safe_url()} with {file.name}?", True)
+    with console_err.status("restoring") as status:
+        manifest = run_restore(target.connection, file, force=force, progress=status.update)
+    console.print(f"Restored {file} into {target.connection.safe_url()}: "
+                  f"{len(manifest.tables)} tables match the manifest.")

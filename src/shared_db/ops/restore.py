@@ -1,0 +1,132 @@
+"""``shared-db restore``: all of a verified backup, or nothing.
+
+The backup becomes one SQL script (``pg_restore -f -`` for custom files, gunzip for sql.gz) that
+psql runs with ``--single-transaction`` and ``ON_ERROR_STOP``, between our own prologue (empty the
+schema) and epilogue (check every table's rows and checksum against the manifest and raise on any
+difference). A broken, truncated or foreign file, a failing statement or a mismatch rolls the
+whole transaction back: the target is exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import subprocess
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import psycopg
+
+from shared_db.errors import BackupError, ConfirmationRequired
+from shared_db.ops.backup import _sha256, tool_env
+from shared_db.ops.checksums import Manifest, manifest_path, verification_sql
+from shared_db.ops.devserver import bin_dir
+from shared_db.url import ConnectionSettings
+
+Progress = Callable[[str], None]
+# pg_dump 17+ writes this into every script; older servers do not know the setting.
+NEW_SETTINGS = (b"SET transaction_timeout = 0;",)
+
+
+def check_file(file: Path) -> Manifest:
+    """The manifest of ``file`` after proving the file is the one it describes."""
+    if not file.is_file():
+        raise BackupError(f"{file} does not exist")
+    manifest = Manifest.read(manifest_path(file))
+    if manifest.file != file.name or manifest.format not in ("custom", "sql.gz"):
+        raise BackupError(f"{manifest_path(file)} describes {manifest.file}, not {file.name}")
+    size = file.stat().st_size
+    if size != manifest.bytes or _sha256(file) != manifest.sha256:
+        raise BackupError(f"{file} does not match its manifest ({size} bytes, the manifest "
+                          f"says {manifest.bytes}): it is truncated or was changed")
+    return manifest
+
+
+def _tables(conn: ConnectionSettings, schema: str) -> list[str]:
+    with psycopg.connect(conn.libpq_url()) as db:
+        rows = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))
+        return [r[0] for r in rows]
+
+
+def _server_version(conn: ConnectionSettings) -> int:
+    with psycopg.connect(conn.libpq_url()) as db:
+        return int((db.execute("SHOW server_version_num").fetchone() or [0])[0])
+
+
+def _script(file: Path, fmt: str) -> Iterator[bytes]:
+    if fmt == "sql.gz":
+        try:
+            with gzip.open(file, "rb") as handle:
+                yield from iter(lambda: handle.read(1 << 20), b"")
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BackupError(f"{file.name} is not a readable gzip file ({exc})") from None
+        return
+    argv = [str(bin_dir() / "pg_restore"), "--no-owner", "--no-privileges", "--file", "-",
+            str(file)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        yield from iter(lambda: proc.stdout.read(1 << 20), b"")  # type: ignore[union-attr]
+        error = proc.stderr.read().decode(errors="replace").strip()
+    if proc.returncode != 0:
+        raise BackupError(f"pg_restore cannot read {file.name}: {error}")
+
+
+def _feed(stdin: IO[bytes], chunks: Iterator[bytes], drop_new_settings: bool) -> None:
+    head = True
+    for chunk in chunks:
+        if head and drop_new_settings:
+            for setting in NEW_SETTINGS:
+                chunk = chunk.replace(setting + b"\n", b"")
+            head = False
+        stdin.write(chunk)
+
+
+def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
+            progress: Progress = lambda _: None) -> Manifest:
+    """Replace the contents of ``conn``'s schema with the backup ``file``, all or nothing.
+
+    Raises:
+        BackupError: the file is missing, broken, foreign or does not restore as its manifest
+            says; the target is unchanged.
+        ConfirmationRequired: the target has tables and ``force`` is False.
+    """
+    manifest = check_file(file)
+    schema = conn.schema or manifest.schema
+    present = _tables(conn, schema)
+    if present and not force:
+        raise ConfirmationRequired(
+            f"{conn.safe_url()} is not empty ({len(present)} tables); pass --force to replace it")
+    url, env = tool_env(conn)
+    argv = [str(bin_dir() / "psql"), "--no-psqlrc", "--quiet", "--single-transaction",
+            "--set", "ON_ERROR_STOP=1", "--dbname", url, "--file", "-"]
+    prologue = (f'DROP SCHEMA IF EXISTS "{schema}" CASCADE;\nCREATE SCHEMA "{schema}";\n'
+                "SET client_min_messages = warning;\n").encode()
+    epilogue = ("\n" + verification_sql(manifest, schema)).encode()
+    progress(f"restoring {file.name} into {conn.safe_url()}")
+    drop_new = _server_version(conn) < 170000
+    with subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE) as psql:
+        assert psql.stdin is not None and psql.stderr is not None
+        failure: BackupError | None = None
+        try:
+            psql.stdin.write(prologue)
+            _feed(psql.stdin, _script(file, manifest.format), drop_new)
+            psql.stdin.write(epilogue)
+        except BackupError as exc:
+            failure = exc
+            psql.kill()  # never let psql commit a half-fed script
+        except BrokenPipeError:
+            pass  # psql stopped on an error; its message says which
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                psql.stdin.close()
+        error = psql.stderr.read().decode(errors="replace").strip()
+    if failure is not None:
+        raise failure
+    if psql.returncode != 0:
+        lines = [ln for ln in error.splitlines() if "ERROR" in ln or "error" in ln] or [error]
+        raise BackupError(f"restore failed and was rolled back: {lines[0]}")
+    progress("restored and checked against the manifest")
+    return manifest
