@@ -26,6 +26,14 @@ USERS_WITH_PROFILES = Query.build("users.eager.profiles", select(*_USER, *_PROFI
     UserProfile, UserProfile.user_id == User.id).where(
     User.id == func.any(bindparam("ids", type_=ARRAY(Uuid))), User.deleted_at.is_(None)))
 
+# One user: plain equality, which plans better than the array forms below.
+USER_WITH_PROFILE = Query.build("users.eager.profile", select(*_USER, *_PROFILE).outerjoin(
+    UserProfile, UserProfile.user_id == User.id).where(
+    User.id == bindparam("id"), User.deleted_at.is_(None)))
+USER_PAYMENTS = Query.build("users.eager.user_payments", select(*_PAYMENT).where(
+    Payment.user_id == bindparam("id")).order_by(
+    Payment.created_at.desc(), Payment.id.desc()).limit(bindparam("n")))
+
 _ids = func.unnest(bindparam("ids", type_=ARRAY(Uuid))).table_valued("id").render_derived(
     name="wanted")
 _newest = select(*_PAYMENT).where(Payment.user_id == _ids.c.id).order_by(
@@ -39,10 +47,13 @@ async def load_with_relations(ex: Executor, user_ids: list[uuid.UUID], n: int,
     """Users (in ``user_ids`` order, missing and soft-deleted ones left out) with relations."""
     if not user_ids:
         return []
-    params = {"ids": user_ids, "n": n}
+    params: dict[str, object] = {"ids": user_ids, "n": n}
+    queries = (USERS_WITH_PROFILES, NEWEST_PAYMENTS)
+    if len(user_ids) == 1:
+        params, queries = {"id": user_ids[0], "n": n}, (USER_WITH_PROFILE, USER_PAYMENTS)
     async with ex.connection.pipeline():
-        users_cursor = await ex.cursor(USERS_WITH_PROFILES, params)
-        payments_cursor = await ex.cursor(NEWEST_PAYMENTS, params, PaymentRecord)
+        users_cursor = await ex.cursor(queries[0], params)
+        payments_cursor = await ex.cursor(queries[1], params, PaymentRecord)
     rows = await users_cursor.fetchall()
     payments: dict[uuid.UUID, list[PaymentRecord]] = {}
     for payment in await payments_cursor.fetchall():

@@ -1,0 +1,74 @@
+"""Timing: contenders interleaved in rotating order, repeated rounds, the median of rounds.
+
+Each measurement runs a warm-up, then times every operation with ``perf_counter_ns``. Machines
+here are shared and noisy, so the report is about ratios measured in the same run, not absolutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Op = Callable[[int], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    ops: int
+    warmup: int
+    rounds: int
+    batch_ops: int
+    batch_rows: int
+    report_ops: int
+    concurrent_ops: int
+    workers: int = 8
+
+
+QUICK = Plan(ops=150, warmup=20, rounds=1, batch_ops=1, batch_rows=2_000, report_ops=3,
+             concurrent_ops=400)
+FULL = Plan(ops=2_000, warmup=200, rounds=3, batch_ops=3, batch_rows=10_000, report_ops=60,
+            concurrent_ops=8_000)
+
+
+def summarise(latencies_ns: Sequence[int], wall_s: float) -> dict[str, float]:
+    ordered = sorted(latencies_ns)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return {"p50_us": statistics.median(ordered) / 1000, "p99_us": p99 / 1000,
+            "mean_us": statistics.fmean(ordered) / 1000, "ops_s": len(ordered) / wall_s}
+
+
+async def sequential(op: Op, ops: int, warmup: int) -> dict[str, float]:
+    for i in range(warmup):
+        await op(i)
+    latencies = []
+    started = time.perf_counter()
+    for i in range(warmup, warmup + ops):
+        t0 = time.perf_counter_ns()
+        await op(i)
+        latencies.append(time.perf_counter_ns() - t0)
+    return summarise(latencies, time.perf_counter() - started)
+
+
+async def concurrent(op: Op, ops: int, warmup: int, workers: int) -> dict[str, float]:
+    """``workers`` tasks sharing ``ops`` operations; ops_s is the throughput of all of them."""
+    await asyncio.gather(*(op(i) for i in range(warmup)))
+    latencies: list[int] = []
+    counter = iter(range(warmup, warmup + ops))
+
+    async def worker() -> None:
+        for i in counter:
+            t0 = time.perf_counter_ns()
+            await op(i)
+            latencies.append(time.perf_counter_ns() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return summarise(latencies, time.perf_counter() - started)
+
+
+def median_of_rounds(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0]}
