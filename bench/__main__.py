@@ -103,8 +103,9 @@ async def run(plan: runner.Plan, url: str, dataset: data.DataSet,
                 print(f"round {r + 1}/{plan.rounds}: {c.name}", file=sys.stderr, flush=True)
                 ops = workloads(c, inputs, dataset, f"{c.name}-{r}")
                 for key, op in ops.items():
-                    count = plan.report_ops if key == "W8" else plan.ops
-                    warm = 1 if key == "W8" else plan.warmup
+                    slow = key in ("W8", "W4_offset")  # tens of milliseconds each
+                    count = plan.report_ops if slow else plan.ops
+                    warm = 2 if slow else plan.warmup
                     result = await runner.sequential(op, count, warm)
                     rounds.setdefault(key, {}).setdefault(c.name, []).append(result)
                 for key, base in (("C1", "W1"), ("C2", "W2")):

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import (
     AbstractAsyncContextManager,
     AsyncExitStack,
-    asynccontextmanager,
     nullcontext,
 )
 from typing import Any, Literal, TypeVar
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.enum import EnumInfo, register_enum
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared_db.base import SERVICES
@@ -32,7 +32,7 @@ from shared_db.context import ActorContext, current_actor
 from shared_db.engine import async_engine
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.errors import RetryExhaustedError, TransientConflictError, ValidationError
-from shared_db.errors_db import translate
+from shared_db.errors_db import translate, translate_error
 from shared_db.observe import QueryLog, QueryLogSettings, detect_n_plus_one
 from shared_db.ops.targets import shared_url
 from shared_db.repositories import Repositories
@@ -133,17 +133,12 @@ class Database(Repositories):
     def actor(self) -> ActorContext:
         return current_actor()
 
-    @asynccontextmanager
-    async def executor(self, service: str, write: bool = False) -> AsyncIterator[Executor]:
+    def executor(self, service: str, write: bool = False) -> AbstractAsyncContextManager[Executor]:
         """A connection for one call: autocommit for reads, its own transaction for writes."""
         prepare = not self._connections[service].pgbouncer
-        with translate():
-            async with self.pool(service).connection() as conn:
-                if not write:
-                    yield Executor(conn, self.hooks, prepare)
-                    return
-                async with conn.transaction():
-                    yield Executor(conn, self.hooks, prepare)
+        if write:
+            return _WriteCall(self.pool(service), self.hooks, prepare)
+        return _ReadCall(self.pool(service), self.hooks, prepare)
 
     def unit(self) -> Transaction:
         """A transaction for one write method called on the Database directly."""
@@ -185,6 +180,61 @@ class Database(Repositories):
                                               f"{exc}") from exc
                 await asyncio.sleep(backoff * (2 ** attempt) * (0.5 + random.random()))
         raise AssertionError("unreachable")
+
+
+class _Joined:
+    """A statement inside a Transaction: its connection, taken on first use."""
+
+    __slots__ = ("_service", "_tx")
+
+    def __init__(self, tx: Transaction, service: str) -> None:
+        self._tx, self._service = tx, service
+
+    async def __aenter__(self) -> Executor:
+        return await self._tx._executor_for(self._service)
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class _ReadCall:
+    """Borrow a pooled autocommit connection for one statement (a plain class: this is the
+    hottest path of all, and generator-based context managers cost measurably more)."""
+
+    __slots__ = ("_conn", "_hooks", "_pool", "_prepare")
+
+    def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool) -> None:
+        self._pool, self._hooks, self._prepare = pool, hooks, prepare
+        self._conn: AsyncConnection[Any] | None = None
+
+    async def __aenter__(self) -> Executor:
+        try:
+            self._conn = await self._pool.getconn()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise translate_error(exc) from exc
+        return Executor(self._conn, self._hooks, self._prepare)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            await self._pool.putconn(self._conn)
+
+
+class _WriteCall:
+    """Borrow a pooled connection and run one write method in a transaction of its own."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool) -> None:
+        self._pool, self._hooks, self._prepare = pool, hooks, prepare
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Executor:
+        with translate():
+            conn = await self._stack.enter_async_context(self._pool.connection())
+            await self._stack.enter_async_context(conn.transaction())
+        return Executor(conn, self._hooks, self._prepare)
+
+    async def __aexit__(self, *exc: Any) -> None:
+        with translate():
+            await self._stack.__aexit__(*exc)
 
 
 def _settings_sql(isolation: str | None, statement_timeout: float | None,
@@ -246,6 +296,5 @@ class Transaction(Repositories):
             found = self._executors[id(pool)] = Executor(conn, self.db.hooks, prepare)
         return found
 
-    @asynccontextmanager
-    async def executor(self, service: str, write: bool = False) -> AsyncIterator[Executor]:
-        yield await self._executor_for(service)
+    def executor(self, service: str, write: bool = False) -> AbstractAsyncContextManager[Executor]:
+        return _Joined(self, service)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import fields
+from functools import lru_cache
 
-from sqlalchemy import ARRAY, Uuid, bindparam, func, select, true
+from sqlalchemy import ARRAY, Uuid, bindparam, func, literal_column, select, true
 
 from shared_db.auth.models import User
+from shared_db.errors_db import translate
 from shared_db.payments.models import Payment
 from shared_db.profile.models import UserProfile
 from shared_db.records import PaymentRecord, ProfileRecord, UserRecord, UserWithRelations
@@ -30,9 +32,15 @@ USERS_WITH_PROFILES = Query.build("users.eager.profiles", select(*_USER, *_PROFI
 USER_WITH_PROFILE = Query.build("users.eager.profile", select(*_USER, *_PROFILE).outerjoin(
     UserProfile, UserProfile.user_id == User.id).where(
     User.id == bindparam("id"), User.deleted_at.is_(None)))
-USER_PAYMENTS = Query.build("users.eager.user_payments", select(*_PAYMENT).where(
-    Payment.user_id == bindparam("id")).order_by(
-    Payment.created_at.desc(), Payment.id.desc()).limit(bindparam("n")))
+
+
+@lru_cache(maxsize=16)
+def user_payments(n: int) -> Query:
+    """Newest ``n`` payments of one user; ``n`` is part of the statement so the planner sees it
+    (a parameterised LIMIT leads generic plans to expect far more rows)."""
+    return Query.build(f"users.eager.user_payments.{n}", select(*_PAYMENT).where(
+        Payment.user_id == bindparam("id")).order_by(
+        Payment.created_at.desc(), Payment.id.desc()).limit(literal_column(str(int(n)))))
 
 _ids = func.unnest(bindparam("ids", type_=ARRAY(Uuid))).table_valued("id").render_derived(
     name="wanted")
@@ -50,10 +58,11 @@ async def load_with_relations(ex: Executor, user_ids: list[uuid.UUID], n: int,
     params: dict[str, object] = {"ids": user_ids, "n": n}
     queries = (USERS_WITH_PROFILES, NEWEST_PAYMENTS)
     if len(user_ids) == 1:
-        params, queries = {"id": user_ids[0], "n": n}, (USER_WITH_PROFILE, USER_PAYMENTS)
-    async with ex.connection.pipeline():
-        users_cursor = await ex.cursor(queries[0], params)
-        payments_cursor = await ex.cursor(queries[1], params, PaymentRecord)
+        params, queries = {"id": user_ids[0]}, (USER_WITH_PROFILE, user_payments(n))
+    with translate():  # in a pipeline, errors surface when it syncs at the end of the block
+        async with ex.connection.pipeline():
+            users_cursor = await ex.cursor(queries[0], params)
+            payments_cursor = await ex.cursor(queries[1], params, PaymentRecord)
     rows = await users_cursor.fetchall()
     payments: dict[uuid.UUID, list[PaymentRecord]] = {}
     for payment in await payments_cursor.fetchall():
