@@ -95,23 +95,34 @@ async def run(plan: runner.Plan, url: str, dataset: data.DataSet,
     contenders = [SharedDb(), Psycopg(), Asyncpg(), SqlAlchemyOrm()]
     for contender in contenders:
         await contender.open(url, POOL)
+    ops = {c.name: workloads(c, inputs, dataset, c.name) for c in contenders}
+    keys = [*ops["shared_db"], "C1", "C2"]
     rounds: dict[str, dict[str, list[dict[str, float]]]] = {}
     try:
+        for key in keys:
+            print(f"{key}: {plan.rounds} round(s)", file=sys.stderr, flush=True)
+            base = {"C1": "W1", "C2": "W2"}.get(key, key)
+            slow = key in ("W8", "W4_offset")  # tens of milliseconds each
+            total = plan.concurrent_ops if key in ("C1", "C2") else (
+                plan.report_ops if slow else plan.ops)
+            size = max(1, min(plan.chunk if not slow else 2, total))
+            workers = plan.workers if key in ("C1", "C2") else 1
+            for op in (ops[c.name][base] for c in contenders):
+                for i in range(2 if slow else plan.warmup):
+                    await op(i)
+            for r in range(plan.rounds):
+                box = runner.Interleaved([c.name for c in contenders])
+                for n, first in enumerate(range(0, total, size)):
+                    turn = (n + r) % len(contenders)
+                    for c in contenders[turn:] + contenders[:turn]:
+                        await box.chunk(c.name, ops[c.name][base], 10_000 * r + first + 1_000,
+                                        min(size, total - first), workers)
+                for name, result in box.results().items():
+                    rounds.setdefault(key, {}).setdefault(name, []).append(result)
+        print("W7: batch loads", file=sys.stderr, flush=True)
         for r in range(plan.rounds):
-            order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
-            for c in order:
-                print(f"round {r + 1}/{plan.rounds}: {c.name}", file=sys.stderr, flush=True)
-                ops = workloads(c, inputs, dataset, f"{c.name}-{r}")
-                for key, op in ops.items():
-                    slow = key in ("W8", "W4_offset")  # tens of milliseconds each
-                    count = plan.report_ops if slow else plan.ops
-                    warm = 2 if slow else plan.warmup
-                    result = await runner.sequential(op, count, warm)
-                    rounds.setdefault(key, {}).setdefault(c.name, []).append(result)
-                for key, base in (("C1", "W1"), ("C2", "W2")):
-                    result = await runner.concurrent(ops[base], plan.concurrent_ops,
-                                                     plan.warmup, plan.workers)
-                    rounds.setdefault(key, {}).setdefault(c.name, []).append(result)
+            turn = r % len(contenders)
+            for c in contenders[turn:] + contenders[:turn]:
                 result = await batch_load(c, url, plan, dataset.password_hash, f"{c.name}-{r}")
                 rounds.setdefault("W7", {}).setdefault(c.name, []).append(result)
     finally:

@@ -1,7 +1,10 @@
-"""Timing: contenders interleaved in rotating order, repeated rounds, the median of rounds.
+"""Timing: contenders interleaved in small chunks, repeated rounds, the median of rounds.
 
-Each measurement runs a warm-up, then times every operation with ``perf_counter_ns``. Machines
-here are shared and noisy, so the report is about ratios measured in the same run, not absolutes.
+Machines here are shared and noisy (two cores shared by the server and the client), and the
+noise drifts over minutes. So within each round a workload's operations are cut into chunks and
+the contenders take turns chunk by chunk, in rotating order: every contender sees the same
+conditions. Each operation is timed with ``perf_counter_ns``; the report is about ratios measured
+in the same run, not absolutes.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ class Plan:
     batch_rows: int
     report_ops: int
     concurrent_ops: int
+    chunk: int
     workers: int = 8
 
 
-QUICK = Plan(ops=150, warmup=20, rounds=1, batch_ops=1, batch_rows=2_000, report_ops=3,
-             concurrent_ops=400)
+QUICK = Plan(ops=150, warmup=20, rounds=1, batch_ops=1, batch_rows=2_000, report_ops=6,
+             concurrent_ops=400, chunk=50)
 FULL = Plan(ops=2_000, warmup=200, rounds=3, batch_ops=3, batch_rows=10_000, report_ops=60,
-            concurrent_ops=8_000)
+            concurrent_ops=8_000, chunk=100)
 
 
 def summarise(latencies_ns: Sequence[int], wall_s: float) -> dict[str, float]:
@@ -72,3 +76,28 @@ async def concurrent(op: Op, ops: int, warmup: int, workers: int) -> dict[str, f
 
 def median_of_rounds(rounds: list[dict[str, float]]) -> dict[str, float]:
     return {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0]}
+
+
+class Interleaved:
+    """Latencies and busy time per contender, collected chunk by chunk."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.latencies: dict[str, list[int]] = {n: [] for n in names}
+        self.wall: dict[str, float] = dict.fromkeys(names, 0.0)
+
+    async def chunk(self, name: str, op: Op, first: int, count: int, workers: int = 1) -> None:
+        todo = iter(range(first, first + count))
+        seen = self.latencies[name]
+
+        async def worker() -> None:
+            for i in todo:
+                t0 = time.perf_counter_ns()
+                await op(i)
+                seen.append(time.perf_counter_ns() - t0)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        self.wall[name] += time.perf_counter() - started
+
+    def results(self) -> dict[str, dict[str, float]]:
+        return {n: summarise(lat, self.wall[n]) for n, lat in self.latencies.items()}

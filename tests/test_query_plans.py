@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from shared_db.auth import sessions, tokens
-from shared_db.payments.repository import LISTINGS
+from shared_db.payments.repository import listing
 from shared_db.sql import Query
 from tests.conftest import DbFixture
 
@@ -34,8 +34,8 @@ def _plan(conn: psycopg.Connection, query: Query, params: dict) -> str:
 
 
 def test_user_payments_by_status_use_the_composite_index(conn: psycopg.Connection) -> None:
-    plan = _plan(conn, LISTINGS[(True, True, False)],
-                 {"user_id": uuid.uuid4(), "status": "pending", "limit": 20})
+    plan = _plan(conn, listing(True, True, False, 21),
+                 {"user_id": uuid.uuid4(), "status": "pending"})
     assert "payments_user_id_status_idx" in plan, plan
 
 

@@ -140,6 +140,10 @@ class Database(Repositories):
             return _WriteCall(self.pool(service), self.hooks, prepare)
         return _ReadCall(self.pool(service), self.hooks, prepare)
 
+    def same_database(self, a: str, b: str) -> bool:
+        """Do services ``a`` and ``b`` share one database (the shared topology)?"""
+        return self._connections[a].libpq_url() == self._connections[b].libpq_url()
+
     def unit(self) -> Transaction:
         """A transaction for one write method called on the Database directly."""
         return self.transaction()
@@ -269,6 +273,9 @@ class Transaction(Repositories):
 
     def actor(self) -> ActorContext:
         return self._actor or current_actor()
+
+    def same_database(self, a: str, b: str) -> bool:
+        return self.db.same_database(a, b)
 
     def unit(self) -> AbstractAsyncContextManager[Transaction]:
         """Write methods called inside the transaction simply join it."""

@@ -1,4 +1,9 @@
-"""Immutable, typed results of the data-access API (what Prisma's generated types are)."""
+"""Immutable, typed results of the data-access API (what Prisma's generated types are).
+
+Rows are ``NamedTuple``s: immutable and typed like frozen dataclasses, but built five times
+faster (a frozen dataclass sets each field through ``object.__setattr__``), which matters when a
+page maps dozens of rows. Results that group rows are frozen dataclasses.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class UserRecord:
+class UserRecord(NamedTuple):
     """A user without ``password_hash``: the safe projection every read returns."""
 
     id: uuid.UUID
@@ -27,8 +31,7 @@ class UserRecord:
     deleted_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileRecord:
+class ProfileRecord(NamedTuple):
     id: uuid.UUID
     user_id: uuid.UUID
     avatar_url: str | None
@@ -40,8 +43,7 @@ class ProfileRecord:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentRecord:
+class PaymentRecord(NamedTuple):
     id: uuid.UUID
     user_id: uuid.UUID
     amount: Decimal
@@ -54,8 +56,7 @@ class PaymentRecord:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentTransactionRecord:
+class PaymentTransactionRecord(NamedTuple):
     id: uuid.UUID
     payment_id: uuid.UUID
     transaction_type: str
@@ -74,8 +75,7 @@ class UserWithRelations:
     payments: tuple[PaymentRecord, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RefreshTokenRecord:
+class RefreshTokenRecord(NamedTuple):
     """A stored refresh token; ``token`` is never here: the table keeps only its hash."""
 
     id: uuid.UUID
@@ -92,8 +92,7 @@ class IssuedToken:
     record: RefreshTokenRecord
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceRecord:
+class DeviceRecord(NamedTuple):
     id: uuid.UUID
     user_id: uuid.UUID
     device_id: str
@@ -103,8 +102,7 @@ class DeviceRecord:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
+class SessionRecord(NamedTuple):
     id: uuid.UUID
     user_id: uuid.UUID
     device_id: uuid.UUID
@@ -115,8 +113,7 @@ class SessionRecord:
     expires_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
+class AuditRecord(NamedTuple):
     id: uuid.UUID
     user_id: uuid.UUID | None
     action: str
@@ -128,8 +125,7 @@ class AuditRecord:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigRecord:
+class ConfigRecord(NamedTuple):
     key: str
     value: Any
     description: str | None
@@ -137,8 +133,7 @@ class ConfigRecord:
     updated_by: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentReport:
+class PaymentReport(NamedTuple):
     """A row of the ``payment_reports`` view (guide 7.1)."""
 
     user_id: uuid.UUID

@@ -10,8 +10,9 @@ per-call statement compilation. That is what keeps the hot paths close to hand-w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
@@ -64,8 +65,19 @@ class QueryHooks:
 
 def columns(record: type[Any], model: type[Any]) -> list[InstrumentedAttribute[Any]]:
     """``model``'s columns in the order of ``record``'s fields (``metadata`` -> ``metadata_``)."""
-    names = [f.name for f in fields(record)]
+    names: tuple[str, ...] = record._fields
     return [getattr(model, n if hasattr(model, n) and n != "metadata" else f"{n}_") for n in names]
+
+
+@asynccontextmanager
+async def pipelined(ex: Executor) -> AsyncIterator[None]:
+    """Send the statements of the block together, in one round trip (psycopg pipeline mode).
+
+    Their cursors are read after the block; errors surface when it ends.
+    """
+    with translate():
+        async with ex.connection.pipeline():
+            yield
 
 
 _ROW_MAKERS: dict[type[Any], Any] = {}

@@ -63,8 +63,20 @@ class AuditRepository(Repository):
                      details: dict[str, Any] | None = None,
                      user_id: uuid.UUID | None = None) -> AuditRecord:
         """Record one action (e.g. ``payment.created``); ``user_id`` defaults to the actor."""
+        params = self.params(action, resource_type=resource_type, resource_id=resource_id,
+                             details=details, user_id=user_id)
+        async with self._write() as ex:
+            record = await ex.one(RECORD, params, AuditRecord)
+        assert record is not None
+        return record
+
+    def params(self, action: str, *, resource_type: str | None = None,
+               resource_id: str | uuid.UUID | None = None,
+               details: dict[str, Any] | None = None,
+               user_id: uuid.UUID | None = None) -> dict[str, Any]:
+        """The validated parameters of ``RECORD`` for one action (``record`` without the I/O)."""
         actor = self._source.actor()
-        params = {
+        return {
             "user_id": user_id or actor.actor_id,
             "action": check.text("action", action, max_length=200),
             "resource_type": check.optional_text("resource_type", resource_type, max_length=200),
@@ -74,10 +86,6 @@ class AuditRepository(Repository):
             "ip_address": check.optional_text("ip_address", actor.ip_address, max_length=100),
             "user_agent": check.optional_text("user_agent", actor.user_agent, max_length=1000),
         }
-        async with self._write() as ex:
-            record = await ex.one(RECORD, params, AuditRecord)
-        assert record is not None
-        return record
 
     async def for_resource(self, resource_type: str, resource_id: str | uuid.UUID,
                            ) -> list[AuditRecord]:

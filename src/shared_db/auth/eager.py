@@ -7,22 +7,20 @@ their profiles (one LEFT JOIN), and each user's newest payments through a LATERA
 from __future__ import annotations
 
 import uuid
-from dataclasses import fields
 from functools import lru_cache
 
 from sqlalchemy import ARRAY, Uuid, bindparam, func, literal_column, select, true
 
 from shared_db.auth.models import User
-from shared_db.errors_db import translate
 from shared_db.payments.models import Payment
 from shared_db.profile.models import UserProfile
 from shared_db.records import PaymentRecord, ProfileRecord, UserRecord, UserWithRelations
-from shared_db.sql import Executor, Query, columns
+from shared_db.sql import Executor, Query, columns, pipelined
 
 _USER = columns(UserRecord, User)
 _PROFILE = columns(ProfileRecord, UserProfile)
 _PAYMENT = columns(PaymentRecord, Payment)
-_N_USER = len(fields(UserRecord))
+_N_USER = len(UserRecord._fields)
 
 USERS_WITH_PROFILES = Query.build("users.eager.profiles", select(*_USER, *_PROFILE).outerjoin(
     UserProfile, UserProfile.user_id == User.id).where(
@@ -59,10 +57,9 @@ async def load_with_relations(ex: Executor, user_ids: list[uuid.UUID], n: int,
     queries = (USERS_WITH_PROFILES, NEWEST_PAYMENTS)
     if len(user_ids) == 1:
         params, queries = {"id": user_ids[0]}, (USER_WITH_PROFILE, user_payments(n))
-    with translate():  # in a pipeline, errors surface when it syncs at the end of the block
-        async with ex.connection.pipeline():
-            users_cursor = await ex.cursor(queries[0], params)
-            payments_cursor = await ex.cursor(queries[1], params, PaymentRecord)
+    async with pipelined(ex):
+        users_cursor = await ex.cursor(queries[0], params)
+        payments_cursor = await ex.cursor(queries[1], params, PaymentRecord)
     rows = await users_cursor.fetchall()
     payments: dict[uuid.UUID, list[PaymentRecord]] = {}
     for payment in await payments_cursor.fetchall():

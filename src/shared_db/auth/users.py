@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.schema import CreateTable
 
 from shared_db import validation as check
+from shared_db.admin.repository import RECORD as AUDIT_RECORD
 from shared_db.auth.eager import load_with_relations
 from shared_db.auth.models import User
 from shared_db.enums import UserRole, pg_enum
@@ -41,7 +42,7 @@ from shared_db.errors import NotFoundError, ValidationError
 from shared_db.passwords import hash_password, verify_password
 from shared_db.records import UserRecord, UserWithRelations
 from shared_db.repository import Repository
-from shared_db.sql import Query, columns
+from shared_db.sql import Query, columns, pipelined
 
 if TYPE_CHECKING:
     from shared_db.client import Transaction
@@ -58,7 +59,7 @@ BY_EMAIL_ANY = Query.build("users.by_email_any", select(*_USER).where(_BY_EMAIL)
 HASH_BY_EMAIL = Query.build("users.hash_by_email", select(User.password_hash).where(
     _BY_EMAIL, _LIVE))
 CREATE = Query.build("users.create", insert(User).values(
-    id=func.gen_random_uuid(), email=bindparam("email"), password_hash=bindparam("password_hash"),
+    id=bindparam("id"), email=bindparam("email"), password_hash=bindparam("password_hash"),
     name=bindparam("name"), role=bindparam("role"),
     email_verified=bindparam("email_verified")).returning(*_USER))
 SOFT_DELETE = Query.build("users.soft_delete", update(User).where(_BY_ID, _LIVE).values(
@@ -180,12 +181,23 @@ class UserRepository(Repository):
 
     async def create_hashed(self, params: dict[str, Any]) -> UserRecord:
         """``create`` for a password already hashed (imports, seeds, benchmarks)."""
+        params = {**params, "id": uuid.uuid4()}
         async with self._source.unit() as tx:
-            async with tx.executor(self.service) as ex:
-                user = await ex.one(CREATE, params, UserRecord)
-            assert user is not None
-            await _audit(tx, "user.created", user.id,
-                         {"email": user.email, "role": user.role.value})
+            audit = tx.audit.params(
+                "user.created", resource_type="user", resource_id=params["id"],
+                details={"email": params["email"], "role": UserRole(params["role"]).value},
+                user_id=tx.actor().actor_id or params["id"])
+            if not tx.same_database(self.service, "admin"):
+                async with tx.executor(self.service) as ex:
+                    user = await ex.one(CREATE, params, UserRecord)
+                async with tx.executor("admin") as ex:
+                    await ex.execute(AUDIT_RECORD, audit)
+            else:  # one round trip for both rows
+                async with tx.executor(self.service) as ex, pipelined(ex):
+                    created = await ex.cursor(CREATE, params, UserRecord)
+                    await ex.cursor(AUDIT_RECORD, audit)
+                user = await created.fetchone()
+        assert user is not None
         return user
 
     async def soft_delete(self, user_id: uuid.UUID) -> UserRecord:

@@ -27,6 +27,12 @@ CREATE = Query.build("profiles.create", insert(UserProfile).values(
     **{name: bindparam(name) for name in FIELDS}).returning(*_PROFILE))
 GET = Query.build("profiles.get", select(*_PROFILE).where(
     UserProfile.user_id == bindparam("user_id")))
+CREATE_FOR_LIVE_USER = Query.build("profiles.create_for_live_user", insert(UserProfile).from_select(
+    ["id", "user_id", *FIELDS],
+    select(func.gen_random_uuid(), User.id, *[bindparam(n, type_=UserProfile.__table__.c[n].type)
+                                             for n in FIELDS]).where(
+        User.id == bindparam("user_id"), User.deleted_at.is_(None)),
+).returning(*_PROFILE))
 USER_IS_LIVE = Query.build("profiles.user_is_live", select(User.id).where(
     User.id == bindparam("user_id"), User.deleted_at.is_(None)))
 
@@ -63,13 +69,17 @@ class ProfileRepository(Repository):
         """
         params = {name: None for name in FIELDS} | _values(fields) | {"user_id": user_id}
         async with self._source.unit() as tx:
-            # The user lives in the auth service's database (the same one when shared).
-            async with tx.executor("auth") as auth:
-                if await auth.scalar(USER_IS_LIVE, {"user_id": user_id}) is None:
-                    raise NotFoundError(f"user {user_id} does not exist or is deleted")
-            async with tx.executor(self.service) as ex:
-                profile = await ex.one(CREATE, params, ProfileRecord)
-        assert profile is not None
+            if tx.same_database("auth", self.service):
+                async with tx.executor(self.service) as ex:
+                    profile = await ex.one(CREATE_FOR_LIVE_USER, params, ProfileRecord)
+            else:  # the user lives in the auth service's own database: check there first
+                async with tx.executor("auth") as auth:
+                    live = await auth.scalar(USER_IS_LIVE, {"user_id": user_id})
+                async with tx.executor(self.service) as ex:
+                    profile = None if live is None else await ex.one(CREATE, params,
+                                                                     ProfileRecord)
+        if profile is None:
+            raise NotFoundError(f"user {user_id} does not exist or is deleted")
         return profile
 
     async def get(self, user_id: uuid.UUID) -> ProfileRecord | None:
