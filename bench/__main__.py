@@ -90,13 +90,13 @@ async def batch_load(c: Any, url: str, plan: runner.Plan, password_hash: str,
     return runner.summarise(latencies, sum(latencies) / 1e9)
 
 
-async def run(plan: runner.Plan, url: str, dataset: data.DataSet,
-              inputs: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+async def run(plan: runner.Plan, url: str, dataset: data.DataSet, inputs: dict[str, Any],
+              only: set[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
     contenders = [SharedDb(), Psycopg(), Asyncpg(), SqlAlchemyOrm()]
     for contender in contenders:
         await contender.open(url, POOL)
     ops = {c.name: workloads(c, inputs, dataset, c.name) for c in contenders}
-    keys = [*ops["shared_db"], "C1", "C2"]
+    keys = [k for k in [*ops["shared_db"], "C1", "C2"] if only is None or k in only]
     rounds: dict[str, dict[str, list[dict[str, float]]]] = {}
     try:
         for key in keys:
@@ -120,7 +120,7 @@ async def run(plan: runner.Plan, url: str, dataset: data.DataSet,
                 for name, result in box.results().items():
                     rounds.setdefault(key, {}).setdefault(name, []).append(result)
         print("W7: batch loads", file=sys.stderr, flush=True)
-        for r in range(plan.rounds):
+        for r in range(plan.rounds if only is None or "W7" in only else 0):
             turn = r % len(contenders)
             for c in contenders[turn:] + contenders[:turn]:
                 result = await batch_load(c, url, plan, dataset.password_hash, f"{c.name}-{r}")
@@ -161,15 +161,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CI smoke run (< 2 minutes)")
     parser.add_argument("--json", type=Path, help="write the results to this file")
     parser.add_argument("--plot", type=Path, help="write PNG charts into this folder")
+    parser.add_argument("--only", help="comma-separated workloads to run (W1,W6,C1,...)")
     args = parser.parse_args()
     plan = runner.QUICK if args.quick else runner.FULL
     server = _server_url()
     url, dataset, inputs = prepare(server)
     print(f"seeded {dataset.rows} rows in {dataset.seed_seconds:.2f}s", file=sys.stderr)
     try:
-        results = asyncio.run(run(plan, url, dataset, inputs))
+        only = set(args.only.split(",")) if args.only else None
+        results = asyncio.run(run(plan, url, dataset, inputs, only))
     finally:
         drop_database(parse_database_url(server), BENCH_DB)
+    if only:
+        print(json.dumps(results, indent=1))
+        return
     doc = {"workloads": results, **verdicts(results),
            "environment": environment(inputs, dataset, plan)}
     from bench.report import print_report

@@ -9,6 +9,7 @@ from typing import Any
 
 from shared_db import Database, NewUser, load_settings
 from shared_db.pagination import encode_cursor
+from shared_db.profile.service import create_user_with_profile
 
 
 class SharedDb:
@@ -47,11 +48,9 @@ class SharedDb:
         return await self.db.payments.create(user_id, Decimal("9.99"), type="payment")
 
     async def w6(self, email: str, password_hash: str) -> Any:
-        async with self.db.transaction() as tx:
-            user = await tx.users.create_hashed({"email": email, "password_hash": password_hash,
-                                                 "name": "New", "role": "CUSTOMER",
-                                                 "email_verified": False})
-            return user, await tx.profiles.create(user.id, preferences={})
+        return await create_user_with_profile(self.db, email=email, password_hash=password_hash,
+                                              name="New", role="CUSTOMER",
+                                              profile={"preferences": {}})
 
     async def w7(self, rows: list[tuple[str, str, str, str]]) -> int:
         return await self.db.users.create_many(

@@ -142,7 +142,7 @@ class Database(Repositories):
 
     def same_database(self, a: str, b: str) -> bool:
         """Do services ``a`` and ``b`` share one database (the shared topology)?"""
-        return self._connections[a].libpq_url() == self._connections[b].libpq_url()
+        return self.pool(a) is self.pool(b)
 
     def unit(self) -> Transaction:
         """A transaction for one write method called on the Database directly."""

@@ -136,3 +136,15 @@ async def test_unknown_ids_and_roles(db: Database) -> None:
     user = await _user(db)
     with pytest.raises(ValidationError, match="role: must be one of ADMIN, CUSTOMER, VENDOR"):
         await db.users.set_role(user.id, "ROOT")
+
+
+async def test_create_with_an_existing_hash(db: Database) -> None:
+    from shared_db.passwords import hash_password
+
+    hashed = hash_password("imported-secret")
+    user = await db.users.create(email="imp@example.com", password_hash=hashed, name="I",
+                                 role="VENDOR")
+    assert await db.users.verify_password("imp@example.com", "imported-secret") == user
+    for kwargs in ({}, {"password": "password1", "password_hash": hashed}):
+        with pytest.raises(ValidationError, match="password: give either"):
+            await db.users.create(email="x@example.com", name="X", role="VENDOR", **kwargs)

@@ -162,31 +162,22 @@ class UserRepository(Repository):
         matches = await asyncio.to_thread(verify_password, password, stored or _dummy_hash())
         return await self.get_by_email(address) if matches and stored else None
 
-    async def create(self, *, email: str, password: str, name: str, role: UserRole | str,
+    async def create(self, *, email: str, name: str, role: UserRole | str,
+                     password: str | None = None, password_hash: str | None = None,
                      email_verified: bool = False) -> UserRecord:
-        """Register a user (bcrypt, cost 10) and audit ``user.created``.
+        """Register a user and audit ``user.created`` in the same transaction.
+
+        Give ``password`` (hashed here with bcrypt, cost 10) or an existing bcrypt
+        ``password_hash`` (imports, migrations from another system).
 
         Raises:
             ValidationError: a field breaks its rule.
             DuplicateError: the email is taken (also by a soft-deleted user).
         """
-        params = {
-            "email": check.email(email), "name": check.text("name", name, max_length=200),
-            "role": check.member("role", role, UserRole),
-            "email_verified": bool(email_verified),
-        }
-        params["password_hash"] = await asyncio.to_thread(
-            hash_password, check.password(password))
-        return await self.create_hashed(params)
-
-    async def create_hashed(self, params: dict[str, Any]) -> UserRecord:
-        """``create`` for a password already hashed (imports, seeds, benchmarks)."""
-        params = {**params, "id": uuid.uuid4()}
+        params = await self.new_user(email=email, name=name, role=role, password=password,
+                                     password_hash=password_hash, email_verified=email_verified)
         async with self._source.unit() as tx:
-            audit = tx.audit.params(
-                "user.created", resource_type="user", resource_id=params["id"],
-                details={"email": params["email"], "role": UserRole(params["role"]).value},
-                user_id=tx.actor().actor_id or params["id"])
+            audit = self.created_audit(tx, params)
             if not tx.same_database(self.service, "admin"):
                 async with tx.executor(self.service) as ex:
                     user = await ex.one(CREATE, params, UserRecord)
@@ -199,6 +190,31 @@ class UserRepository(Repository):
                 user = await created.fetchone()
         assert user is not None
         return user
+
+    async def new_user(self, *, email: str, name: str, role: UserRole | str,
+                       password: str | None = None, password_hash: str | None = None,
+                       email_verified: bool = False) -> dict[str, Any]:
+        """Validated parameters of ``CREATE`` for a new user, with its id and password hash."""
+        params: dict[str, Any] = {
+            "id": uuid.uuid4(), "email": check.email(email),
+            "name": check.text("name", name, max_length=200),
+            "role": check.member("role", role, UserRole), "email_verified": bool(email_verified),
+        }
+        if (password is None) == (password_hash is None):
+            raise ValidationError("password", "give either password or password_hash")
+        if password_hash is not None:
+            params["password_hash"] = check.text("password_hash", password_hash, max_length=200)
+        else:
+            params["password_hash"] = await asyncio.to_thread(
+                hash_password, check.password(password))
+        return params
+
+    def created_audit(self, tx: Transaction, params: dict[str, Any]) -> dict[str, Any]:
+        """The audit row of a new user (the acting user, else the new user itself)."""
+        return tx.audit.params(
+            "user.created", resource_type="user", resource_id=params["id"],
+            details={"email": params["email"], "role": params["role"].value},
+            user_id=tx.actor().actor_id or params["id"])
 
     async def soft_delete(self, user_id: uuid.UUID) -> UserRecord:
         """Hide the user from every read (guide 11.1); audited as ``user.soft_deleted``."""

@@ -44,7 +44,8 @@ def _update_query(names: tuple[str, ...]) -> Query:
         updated_at=func.now(), **{n: bindparam(n) for n in names}).returning(*_PROFILE))
 
 
-def _values(changes: dict[str, Any]) -> dict[str, Any]:
+def profile_values(changes: dict[str, Any]) -> dict[str, Any]:
+    """Validated profile fields, JSON wrapped for psycopg."""
     values: dict[str, Any] = {}
     for name, value in changes.items():
         if name == "preferences":
@@ -67,7 +68,7 @@ class ProfileRepository(Repository):
             NotFoundError: the user does not exist or is deleted.
             DuplicateError: the user has a profile already (field ``user_id``).
         """
-        params = {name: None for name in FIELDS} | _values(fields) | {"user_id": user_id}
+        params = {name: None for name in FIELDS} | profile_values(fields) | {"user_id": user_id}
         async with self._source.unit() as tx:
             if tx.same_database("auth", self.service):
                 async with tx.executor(self.service) as ex:
@@ -90,7 +91,7 @@ class ProfileRepository(Repository):
         """Change only the named fields; ``preferences`` is replaced as a whole."""
         if not changes:
             raise ValidationError("changes", "name at least one field to change")
-        values = _values(changes)
+        values = profile_values(changes)
         async with self._write() as ex:
             profile = await ex.one(_update_query(tuple(sorted(values))),
                                    values | {"user_id": user_id}, ProfileRecord)
