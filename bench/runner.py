@@ -45,35 +45,6 @@ def summarise(latencies_ns: Sequence[int], wall_s: float) -> dict[str, float]:
             "mean_us": statistics.fmean(ordered) / 1000, "ops_s": len(ordered) / wall_s}
 
 
-async def sequential(op: Op, ops: int, warmup: int) -> dict[str, float]:
-    for i in range(warmup):
-        await op(i)
-    latencies = []
-    started = time.perf_counter()
-    for i in range(warmup, warmup + ops):
-        t0 = time.perf_counter_ns()
-        await op(i)
-        latencies.append(time.perf_counter_ns() - t0)
-    return summarise(latencies, time.perf_counter() - started)
-
-
-async def concurrent(op: Op, ops: int, warmup: int, workers: int) -> dict[str, float]:
-    """``workers`` tasks sharing ``ops`` operations; ops_s is the throughput of all of them."""
-    await asyncio.gather(*(op(i) for i in range(warmup)))
-    latencies: list[int] = []
-    counter = iter(range(warmup, warmup + ops))
-
-    async def worker() -> None:
-        for i in counter:
-            t0 = time.perf_counter_ns()
-            await op(i)
-            latencies.append(time.perf_counter_ns() - t0)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    return summarise(latencies, time.perf_counter() - started)
-
-
 def median_of_rounds(rounds: list[dict[str, float]]) -> dict[str, float]:
     return {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0]}
 
