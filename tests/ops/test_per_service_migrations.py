@@ -1,0 +1,49 @@
+"""Per-service topology: each service's chain in its own database, and no ``links`` chain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from shared_db.base import SERVICES
+from shared_db.config import PACKAGE_MIGRATIONS, load_settings
+from shared_db.ops import migrate, status
+from shared_db.ops.scratch import create_database, drop_database
+from shared_db.ops.targets import resolve_targets
+from shared_db.url import ConnectionSettings
+from tests.catalog import snapshot
+
+OWNED = {"auth": {"users", "refresh_tokens", "devices", "sessions"},
+         "payments": {"payments", "payment_transactions"},
+         "admin": {"audit_logs", "system_config"}, "profile": {"user_profiles"}}
+
+
+@pytest.fixture
+def service_urls(server: ConnectionSettings) -> Iterator[dict[str, str]]:
+    names = {s: f"sdbtest_{s}_{id(server) % 100000}" for s in SERVICES}
+    urls = {s: create_database(server, n).libpq_url() for s, n in names.items()}
+    yield urls
+    for name in names.values():
+        drop_database(server, name)
+
+
+def test_each_service_gets_only_its_own_tables(service_urls: dict[str, str]) -> None:
+    env = {"SHARED_DB_TOPOLOGY": "per-service",
+           **{f"{s.upper()}_DATABASE_URL": url for s, url in service_urls.items()}}
+    targets = resolve_targets(load_settings(env))
+    assert [(t.name, t.chains) for t in targets] == [(s, (s,)) for s in SERVICES]
+    for target in targets:
+        migrate.deploy(target, PACKAGE_MIGRATIONS)
+    for service, url in service_urls.items():
+        tables = {t for t in snapshot(url)["tables"] if t != "payment_reports"}
+        assert tables == OWNED[service], service
+        assert "payment_reports" not in snapshot(url)["views"]
+        fks = [k for k, v in snapshot(url)["constraints"].items() if v.startswith("FOREIGN")]
+        assert all(table in OWNED[service] for table, _ in fks)
+    for target in targets:
+        result = status.status(target, PACKAGE_MIGRATIONS)
+        assert result.up_to_date, (target.name, result.drift, result.pending)
+    (undone,) = migrate.down(targets, PACKAGE_MIGRATIONS)
+    assert [s.label for s in undone.steps] == ["auth:20260103000000_add_sessions"]
+    assert "sessions" not in snapshot(service_urls["auth"])["tables"]
