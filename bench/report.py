@@ -28,4 +28,6 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def print_report(doc: dict[str, Any]) -> None:
+    if doc["environment"]["plan"]["rounds"] == 1:
+        print("(--quick: a smoke run; these numbers are too few to compare, run without --quick)")
     print(markdown(doc))

@@ -71,3 +71,16 @@ async def test_bad_config(db: Database, migrated_db: DbFixture, key: str, value:
     with pytest.raises(ValidationError) as caught:
         await db.config.set(key, value)
     assert caught.value.field == field and digest(migrated_db.url) == before
+
+
+async def test_service_functions(db: Database) -> None:
+    from shared_db.admin.service import record_audit_event, set_system_config
+
+    with acting_as(ip_address="198.51.100.4"):
+        row = await record_audit_event(db, "report.exported", resource_type="report",
+                                       resource_id="monthly")
+        config = await set_system_config(db, "feature.flags", ["a", "b"])
+    assert row.ip_address == "198.51.100.4" and config.value == ["a", "b"]
+    async with db.transaction() as tx:
+        await record_audit_event(tx, "inside.transaction")
+    assert len(await db.audit.for_resource("system_config", "feature.flags")) == 1
