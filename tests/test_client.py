@@ -159,3 +159,33 @@ async def test_orm_sessions_see_what_repositories_wrote(db: Database) -> None:
     async with db.session() as session:
         emails = (await session.scalars(orm_select(User.email))).all()
     assert emails == ["orm@example.com"]
+
+
+def _backends(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return int(conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()").fetchone()[0])
+
+
+async def test_many_waiters_time_out_and_leak_nothing(migrated_db: DbFixture) -> None:
+    async with _client(migrated_db, "connection_limit=2&pool_timeout=0.2") as db:
+        hold = asyncio.Event()
+
+        async def holder() -> None:
+            async with db.transaction() as tx:
+                await tx.config.list()
+                await hold.wait()
+
+        holders = [asyncio.create_task(holder()) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        results = await asyncio.gather(*(db.config.list() for _ in range(6)),
+                                       return_exceptions=True)
+        assert all(isinstance(r, PoolTimeoutError) for r in results)
+        hold.set()
+        await asyncio.gather(*holders)
+        assert await db.config.list() == []
+        assert _backends(migrated_db.url) <= 2
+    assert _backends(migrated_db.url) == 0
