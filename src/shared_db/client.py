@@ -241,22 +241,31 @@ class _WriteCall:
             await self._stack.__aexit__(*exc)
 
 
-def _settings_sql(isolation: str | None, statement_timeout: float | None,
-                  lock_timeout: float | None) -> str:
-    parts: list[str] = []
+SET_ISOLATION = {level: "SET TRANSACTION ISOLATION LEVEL " + level.upper()
+                 for level in ISOLATION_LEVELS}
+SET_TIMEOUTS = ("SELECT set_config('statement_timeout', %(statement_timeout)s, true), "
+                "set_config('lock_timeout', %(lock_timeout)s, true)")
+
+
+def _setup_statements(isolation: str | None, statement_timeout: float | None,
+                      lock_timeout: float | None) -> list[tuple[str, dict[str, str] | None]]:
+    """What a transaction runs first: its isolation level, then its timeouts (as parameters)."""
+    statements: list[tuple[str, dict[str, str] | None]] = []
     if isolation is not None:
-        if isolation not in ISOLATION_LEVELS:
+        if isolation not in SET_ISOLATION:
             raise ValidationError("isolation", f"must be one of {', '.join(ISOLATION_LEVELS)}")
-        parts.append(f"SET TRANSACTION ISOLATION LEVEL {isolation.upper()}")
+        statements.append((SET_ISOLATION[isolation], None))
+    timeouts = {}
     for name, seconds in (("statement_timeout", statement_timeout),
                           ("lock_timeout", lock_timeout)):
-        if seconds is not None:
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (
-                    0 < seconds < 86_400):
-                raise ValidationError(name, f"must be a number of seconds in (0, 86400), "
-                                      f"got {seconds!r}")
-            parts.append(f"SET LOCAL {name} = {int(seconds * 1000)}")
-    return "; ".join(parts)
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(
+                seconds, (int, float)) or not 0 < seconds < 86_400):
+            raise ValidationError(name, f"must be a number of seconds in (0, 86400), "
+                                  f"got {seconds!r}")
+        timeouts[name] = "0" if seconds is None else str(int(seconds * 1000))
+    if statement_timeout is not None or lock_timeout is not None:
+        statements.append((SET_TIMEOUTS, timeouts))
+    return statements
 
 
 class Transaction(Repositories):
@@ -265,7 +274,7 @@ class Transaction(Repositories):
     def __init__(self, db: Database, isolation: str | None, statement_timeout: float | None,
                  lock_timeout: float | None, actor: ActorContext | None) -> None:
         self.db = db
-        self._setup = _settings_sql(isolation, statement_timeout, lock_timeout)
+        self._setup = _setup_statements(isolation, statement_timeout, lock_timeout)
         self._actor = actor
         self._stack = AsyncExitStack()
         self._executors: dict[int, Executor] = {}
@@ -298,7 +307,9 @@ class Transaction(Repositories):
                 conn = await self._stack.enter_async_context(pool.connection())
                 await self._stack.enter_async_context(conn.transaction())
                 if self._setup:
-                    await conn.execute(self._setup)
+                    async with conn.pipeline():  # one round trip for all of them
+                        for statement, params in self._setup:
+                            await conn.execute(statement, params)
             prepare = not self.db.connection_settings(service).pgbouncer
             found = self._executors[id(pool)] = Executor(conn, self.db.hooks, prepare)
         return found

@@ -82,7 +82,7 @@ _BATCH_COLUMNS = ["email", "password_hash", "name", "role", "email_verified"]
 CREATE_STAGE = Query("users.create_many.stage", str(CreateTable(_stage).compile(
     dialect=postgresql.dialect())))  # type: ignore[no-untyped-call]
 COPY_STAGE = Query("users.create_many.copy", "COPY shared_db_user_stage "
-                   f"({', '.join(_BATCH_COLUMNS)}) FROM STDIN")
+                   "(email, password_hash, name, role, email_verified) FROM STDIN")
 _staged = select(_stage.c.email, _stage.c.password_hash, _stage.c.name,
                  cast(_stage.c.role, pg_enum(UserRole)), _stage.c.email_verified)
 # include_defaults=False: ids and timestamps come from the database defaults, not from Python.

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 import psycopg
+from psycopg import sql
 
 from shared_db.errors import BackupError
 from shared_db.ops.chains import version_table
@@ -141,7 +142,8 @@ def _head(db: psycopg.Connection[tuple[object, ...]], chain: str) -> str | None:
     exists = db.execute("SELECT to_regclass(%s)", (version_table(chain),)).fetchone()
     if not exists or exists[0] is None:
         return None
-    row = db.execute(f"SELECT version_num FROM {version_table(chain)}").fetchone()  # noqa: S608
+    query = sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(version_table(chain)))
+    row = db.execute(query).fetchone()
     return None if row is None else str(row[0])
 
 

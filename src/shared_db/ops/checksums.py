@@ -25,7 +25,6 @@ TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablena
 CHECKSUM = ("SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)"
             "::bigint), 0)::text FROM {} t")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-CHECK_TAG = "$shared_db_check$"
 
 
 @dataclass
@@ -83,33 +82,47 @@ def table_checksums(conn: psycopg.Connection[Any], schema: str) -> dict[str, dic
     return found
 
 
-def verification_sql(manifest: Manifest, schema: str) -> str:
-    """A DO block that raises (so the restore rolls back) unless every table matches.
+# Run by psql after the restored script, in the same transaction. Everything that varies comes
+# in as psql variables (``-v``, quoted by psql as :'name'), so no value is ever spliced into SQL.
+PROLOGUE = """DROP SCHEMA IF EXISTS :"schema" CASCADE;
+CREATE SCHEMA :"schema";
+SET client_min_messages = warning;
+"""
+EPILOGUE = """
+CREATE FUNCTION pg_temp.shared_db_check(sch text, names text[], rows bigint[], sums text[])
+RETURNS void LANGUAGE plpgsql AS $check$
+DECLARE n bigint; c text; extra text;
+BEGIN
+  PERFORM set_config('TimeZone', 'UTC', true);
+  PERFORM set_config('DateStyle', 'ISO, YMD', true);
+  PERFORM set_config('IntervalStyle', 'postgres', true);
+  PERFORM set_config('extra_float_digits', '3', true);
+  SELECT string_agg(tablename, ', ') INTO extra FROM pg_catalog.pg_tables
+    WHERE schemaname = sch AND tablename <> ALL (names);
+  IF extra IS NOT NULL THEN
+    RAISE EXCEPTION 'restore check failed: tables not in the manifest: %', extra;
+  END IF;
+  FOR i IN 1 .. coalesce(array_length(names, 1), 0) LOOP
+    EXECUTE format('SELECT count(*), coalesce(sum((''x'' || substr(md5(t::text), 1, 15))'
+                   '::bit(60)::bigint), 0)::text FROM %I.%I t', sch, names[i]) INTO n, c;
+    IF n <> rows[i] OR c <> sums[i] THEN
+      RAISE EXCEPTION 'restore check failed for %: % rows, checksum %; the manifest says % rows',
+        names[i], n, c, rows[i];
+    END IF;
+  END LOOP;
+END $check$;
+SELECT pg_temp.shared_db_check(:'schema', string_to_array(:'tables', ','),
+                               string_to_array(:'rows', ',')::bigint[],
+                               string_to_array(:'sums', ','));
+"""
 
-    It runs inside psql's script, where there are no bind parameters; what it interpolates is
-    checked first: names against ``NAME`` (``Manifest.read`` refuses others) and numbers by int().
-    """
+
+def psql_variables(manifest: Manifest, schema: str) -> list[str]:
+    """``-v`` arguments carrying the schema and the manifest's expectations to psql."""
     if not NAME.match(schema):
         raise BackupError(f"schema {schema!r} cannot be checked")
-    checks = []
-    for table, entry in sorted(manifest.tables.items()):
-        target = f'"{schema}"."{table}"'
-        checks.append(
-            f"  SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)"  # noqa: S608
-            f"::bigint), 0)::text INTO n, c FROM {target} t;\n"
-            f"  IF n <> {int(entry['rows'])} OR c <> '{int(entry['checksum'])}' THEN\n"
-            f"    RAISE EXCEPTION 'restore check failed for {table}: % rows, checksum %; "
-            f"the manifest says {int(entry['rows'])} rows', n, c;\n  END IF;")
-    wanted = ", ".join(f"'{t}'" for t in sorted(manifest.tables)) or "NULL"
-    return (
-        f"DO {CHECK_TAG} DECLARE n bigint; c text; extra text; BEGIN\n"  # noqa: S608
-        "  PERFORM set_config('TimeZone', 'UTC', true);\n"
-        "  PERFORM set_config('DateStyle', 'ISO, YMD', true);\n"
-        "  PERFORM set_config('IntervalStyle', 'postgres', true);\n"
-        "  PERFORM set_config('extra_float_digits', '3', true);\n"
-        f"  SELECT string_agg(tablename, ', ') INTO extra FROM pg_tables\n"
-        f"    WHERE schemaname = '{schema}' AND tablename NOT IN ({wanted});\n"
-        "  IF extra IS NOT NULL THEN\n"
-        "    RAISE EXCEPTION 'restore check failed: tables not in the manifest: %', extra;\n"
-        "  END IF;\n" + "\n".join(checks) + f"\nEND {CHECK_TAG};\n"
-    )
+    names = sorted(manifest.tables)
+    rows = [str(int(manifest.tables[n]["rows"])) for n in names]
+    sums = [str(int(manifest.tables[n]["checksum"])) for n in names]
+    return ["-v", f"schema={schema}", "-v", f"tables={','.join(names)}",
+            "-v", f"rows={','.join(rows)}", "-v", f"sums={','.join(sums)}"]

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from shared_db.errors import EmbeddedServerError
 
@@ -158,7 +159,7 @@ def _ensure_database(port: int) -> None:
     with psycopg.connect(url_for(port, "postgres"), autocommit=True) as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
         if not found.fetchone():
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
 
 
 def start(home: Path) -> str:

@@ -14,14 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembic import command
+from psycopg import sql
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateSchema, DropSchema
 
 from shared_db.engine import connected, sync_engine
 from shared_db.errors import MigrationError
 from shared_db.ops.history import Step, alembic_config, all_steps, applied_steps, find_step
 from shared_db.ops.targets import Target
 
+SCHEMA_OWNER = text("SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
+                    "WHERE n.nspname = :s")
 MIGRATION_LOCK = 0x53484442  # "SHDB": one key for every migration command on a database
 Progress = Callable[[Step], None]
 
@@ -131,12 +135,13 @@ def drop_all(target: Target) -> None:
     """Drop every object in ``target``'s schema (tables, views, types, version tables)."""
     schema = target.connection.schema or "public"
     with migration_lock(target) as conn, conn.begin():
-        owner = conn.execute(text("SELECT nspowner::regrole::text FROM pg_namespace "
-                                  "WHERE nspname = :s"), {"s": schema}).scalar()
-        quoted = conn.dialect.identifier_preparer.quote(schema)
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {quoted} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {quoted}"))
+        owner = conn.execute(SCHEMA_OWNER, {"s": schema}).scalar()
+        conn.execute(DropSchema(schema, cascade=True, if_exists=True))
+        conn.execute(CreateSchema(schema))
+        driver = conn.connection.driver_connection
+        assert driver is not None
         if owner:
-            conn.execute(text(f"ALTER SCHEMA {quoted} OWNER TO {owner}"))
+            driver.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(
+                sql.Identifier(schema), sql.Identifier(owner)))
         if schema == "public":
             conn.execute(text("GRANT USAGE ON SCHEMA public TO PUBLIC"))

@@ -3,8 +3,9 @@
 The backup becomes one SQL script (``pg_restore -f -`` for custom files, gunzip for sql.gz) that
 psql runs with ``--single-transaction`` and ``ON_ERROR_STOP``, between our own prologue (empty the
 schema) and epilogue (check every table's rows and checksum against the manifest and raise on any
-difference). A broken, truncated or foreign file, a failing statement or a mismatch rolls the
-whole transaction back: the target is exactly as it was.
+difference). Both are constant SQL; the schema and the manifest's values reach them as psql
+variables. A broken, truncated or foreign file, a failing statement or a mismatch rolls the whole
+transaction back: the target is exactly as it was.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import psycopg
 
 from shared_db.errors import BackupError, ConfirmationRequired
 from shared_db.ops.backup import _sha256, tool_env
-from shared_db.ops.checksums import Manifest, manifest_path, verification_sql
+from shared_db.ops.checksums import EPILOGUE, PROLOGUE, Manifest, manifest_path, psql_variables
 from shared_db.ops.devserver import bin_dir
 from shared_db.url import ConnectionSettings
 
@@ -100,10 +101,9 @@ def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
             f"{conn.safe_url()} is not empty ({len(present)} tables); pass --force to replace it")
     url, env = tool_env(conn)
     argv = [str(bin_dir() / "psql"), "--no-psqlrc", "--quiet", "--single-transaction",
-            "--set", "ON_ERROR_STOP=1", "--dbname", url, "--file", "-"]
-    prologue = (f'DROP SCHEMA IF EXISTS "{schema}" CASCADE;\nCREATE SCHEMA "{schema}";\n'
-                "SET client_min_messages = warning;\n").encode()
-    epilogue = ("\n" + verification_sql(manifest, schema)).encode()
+            "--set", "ON_ERROR_STOP=1", *psql_variables(manifest, schema), "--dbname", url,
+            "--file", "-"]
+    prologue, epilogue = PROLOGUE.encode(), EPILOGUE.encode()
     progress(f"restoring {file.name} into {conn.safe_url()}")
     drop_new = _server_version(conn) < 170000
     with subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
