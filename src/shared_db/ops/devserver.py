@@ -13,6 +13,7 @@ never corrupts data.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib.util
 import os
@@ -110,13 +111,33 @@ def running_port(home: Path) -> int | None:
         pid, port = int(lines[0]), int(lines[3])
     except (OSError, IndexError, ValueError):
         return None
+    if not _alive(pid):
+        return None
+    return port if len(lines) >= 8 and lines[7].strip() == "ready" else None
+
+
+def _forget_dead_server(home: Path) -> None:
+    """Remove the pid file of a server that died (crash, kill -9) and left a zombie behind:
+    PostgreSQL's own check takes the zombie for a live postmaster and refuses to start."""
+    pid_file = home / "pgdata" / "postmaster.pid"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        if not _alive(int(pid_file.read_text().splitlines()[0])):
+            pid_file.unlink()
+
+
+def _alive(pid: int) -> bool:
+    """True for a running process; a killed server left as a zombie (nobody reaps it in some
+    containers) is not running."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return None
+        return False
     except PermissionError:
         pass
-    return port if len(lines) >= 8 and lines[7].strip() == "ready" else None
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
 
 
 def url_for(port: int, database: str = DATABASE) -> str:
@@ -177,6 +198,7 @@ def start(home: Path) -> str:
                 _init(home)
             elif _as_root():
                 _grant_server_user(home)
+            _forget_dead_server(home)
             port = _choose_port(home)
             _run([str(bin_dir() / "pg_ctl"), "-D", str(home / "pgdata"), "-l",
                   str(home / "postgres.log"), "-o", f"-p {port}", "-w", "-t", "60", "start"], home)

@@ -8,6 +8,7 @@ leaves the database at the previous one, never half-way.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from shared_db.ops.targets import Target
 
 SCHEMA_OWNER = text("SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
                     "WHERE n.nspname = :s")
+CHECK_CLIENT = text("SELECT set_config('client_connection_check_interval', '1000', false)")
 MIGRATION_LOCK = 0x53484442  # "SHDB": one key for every migration command on a database
 Progress = Callable[[Step], None]
 
@@ -42,14 +44,21 @@ class Applied:
 def migration_lock(target: Target) -> Iterator[Connection]:
     """A connection to ``target`` holding the migration lock until the block ends."""
     with connected(sync_engine(target.connection), target.connection.safe_url()) as conn:
+        if (conn.dialect.server_version_info or (0,)) >= (14,):
+            # If this process dies mid-migration, the server notices within a second even
+            # during a long statement, rolls the migration back and frees the lock.
+            conn.execute(CHECK_CLIENT)
         conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
         conn.commit()
         try:
             yield conn
         finally:
-            conn.rollback()
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
-            conn.commit()
+            # A lost connection already released the lock with its session; do not let the
+            # failed clean-up hide the error that ended the block.
+            with contextlib.suppress(DBAPIError):
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                conn.commit()
 
 
 def _run_step(conn: Connection, migrations_dir: Path, step: Step, up: bool) -> None:
