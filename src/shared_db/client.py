@@ -186,6 +186,28 @@ class Database(Repositories):
         raise AssertionError("unreachable")
 
 
+async def open_transaction(stack: AsyncExitStack, pool: AsyncConnectionPool[Any],
+                           ) -> AsyncConnection[Any]:
+    """A pooled connection with a transaction begun, both released by ``stack``.
+
+    A connection that died idle in the pool (the server restarted) fails its BEGIN: nothing was
+    done on it, so it goes back to the pool, which drops it, and one more is tried.
+    """
+    for attempt in (1, 2):
+        inner = AsyncExitStack()
+        conn: AsyncConnection[Any] = await inner.enter_async_context(pool.connection())
+        try:
+            await inner.enter_async_context(conn.transaction())
+        except psycopg.OperationalError:
+            await inner.aclose()
+            if attempt == 2 or not conn.broken:
+                raise
+            continue
+        stack.push_async_exit(inner)
+        return conn
+    raise AssertionError("unreachable")
+
+
 class _Joined:
     """A statement inside a Transaction: its connection, taken on first use."""
 
@@ -216,7 +238,16 @@ class _ReadCall:
             self._conn = await self._pool.getconn()
         except (psycopg.Error, PoolTimeout) as exc:
             raise translate_error(exc) from exc
-        return Executor(self._conn, self._hooks, self._prepare)
+        return Executor(self._conn, self._hooks, self._prepare, self._replace)
+
+    async def _replace(self) -> AsyncConnection[Any]:
+        # The connection died while idle in the pool (a server restart): hand it back, so the
+        # pool drops it, and take another. Safe: an autocommit read that failed did nothing.
+        if self._conn is not None:
+            await self._pool.putconn(self._conn)
+        self._conn = None
+        self._conn = await self._pool.getconn()
+        return self._conn
 
     async def __aexit__(self, *exc: object) -> None:
         if self._conn is not None:
@@ -232,8 +263,7 @@ class _WriteCall:
 
     async def __aenter__(self) -> Executor:
         with translate():
-            conn = await self._stack.enter_async_context(self._pool.connection())
-            await self._stack.enter_async_context(conn.transaction())
+            conn = await open_transaction(self._stack, self._pool)
         return Executor(conn, self._hooks, self._prepare)
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -304,8 +334,7 @@ class Transaction(Repositories):
         found = self._executors.get(id(pool))
         if found is None:
             with translate():
-                conn = await self._stack.enter_async_context(pool.connection())
-                await self._stack.enter_async_context(conn.transaction())
+                conn = await open_transaction(self._stack, pool)
                 if self._setup:
                     async with conn.pipeline():  # one round trip for all of them
                         for statement, params in self._setup:

@@ -10,7 +10,7 @@ per-call statement compilation. That is what keeps the hot paths close to hand-w
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -93,18 +93,26 @@ def _row_maker(record: type[Any]) -> Any:
 class Executor:
     """Runs ``Query`` objects on one psycopg connection, translating database errors."""
 
-    def __init__(self, connection: AsyncConnection[Any], hooks: QueryHooks,
-                 prepare: bool) -> None:
+    def __init__(self, connection: AsyncConnection[Any], hooks: QueryHooks, prepare: bool,
+                 replace: Callable[[], Awaitable[AsyncConnection[Any]]] | None = None) -> None:
         self.connection = connection
         self._hooks = hooks
         self._prepare = prepare
+        self._replace = replace
 
     async def _run(self, query: Query, params: Mapping[str, Any] | Sequence[Any] | None,
                    row: RowMaker[Any] | Callable[..., Any] | None) -> Any:
         cursor = self.connection.cursor(row_factory=row or tuple_row)
         started = time.perf_counter()
         try:
-            await cursor.execute(query.sql, params, prepare=self._prepare)
+            try:
+                await cursor.execute(query.sql, params, prepare=self._prepare)
+            except psycopg.OperationalError:
+                if self._replace is None or not self.connection.broken:
+                    raise
+                self.connection = await self._replace()  # once: the new one is fresh
+                cursor = self.connection.cursor(row_factory=row or tuple_row)
+                await cursor.execute(query.sql, params, prepare=self._prepare)
         except psycopg.Error as exc:
             if self._hooks.listeners:
                 self._emit(query, params, started, str(exc))
