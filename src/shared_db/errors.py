@@ -83,6 +83,10 @@ class ValidationError(DataAccessError):
         self.rule = rule
 
 
+class TokenReusedError(DataAccessError):
+    """A refresh token was presented again after rotation; its family has been revoked."""
+
+
 class InvalidTransitionError(DataAccessError):
     """A payment status change the state machine does not allow."""
 

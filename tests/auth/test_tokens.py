@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from shared_db.client import Database
-from shared_db.errors import NotFoundError, ValidationError
+from shared_db.errors import NotFoundError, TokenReusedError, ValidationError
 from tests.conftest import DbFixture
 
 
@@ -41,8 +41,26 @@ async def test_rotate_replaces_the_token_and_moves_sessions(db: Database, user) 
     assert await db.tokens.find(rotated.token) == rotated.record
     (active,) = await db.sessions.active(user.id)
     assert active.id == session.id and active.refresh_token_id == rotated.record.id
-    with pytest.raises(NotFoundError, match="already used"):
-        await db.tokens.rotate(issued.token)
+    with pytest.raises(NotFoundError, match="unknown"):
+        await db.tokens.rotate("never-issued")
+
+
+async def test_a_replayed_token_revokes_the_family(db: Database, user,
+                                                   migrated_db: DbFixture) -> None:
+    first = await db.tokens.issue(user.id)
+    other_device = await db.tokens.issue(user.id)
+    device = await db.devices.register(user.id, "phone-1")
+    await db.sessions.open(user.id, device.id, refresh_token_id=first.record.id)
+    second = await db.tokens.rotate(first.token)
+    with pytest.raises(TokenReusedError, match="revoked"):
+        await db.tokens.rotate(first.token)  # the stolen copy comes back
+    for token in (first, second, other_device):
+        assert await db.tokens.find(token.token) is None
+    assert await db.sessions.active(user.id) == []
+    (audit,) = (await db.audit.for_resource("user", user.id))[-1:]
+    assert audit.action == "auth.refresh_token_reused"
+    with psycopg.connect(migrated_db.url) as conn:
+        assert conn.execute("SELECT count(*) FROM refresh_tokens").fetchone() == (0,)
 
 
 async def test_concurrent_rotations_of_one_token_one_wins(db: Database, user) -> None:
@@ -52,8 +70,9 @@ async def test_concurrent_rotations_of_one_token_one_wins(db: Database, user) ->
     winners = [r for r in results if not isinstance(r, BaseException)]
     losers = [r for r in results if isinstance(r, BaseException)]
     assert len(winners) == 1 and len(losers) == 1
-    assert isinstance(losers[0], NotFoundError)
-    assert await db.tokens.find(winners[0].token) is not None
+    # The second presentation of one token is a reuse: the family, winner's token included, goes.
+    assert isinstance(losers[0], TokenReusedError)
+    assert await db.tokens.find(winners[0].token) is None
 
 
 async def test_revoke_revoke_all_and_purge(db: Database, user, migrated_db: DbFixture) -> None:
@@ -71,6 +90,9 @@ async def test_revoke_revoke_all_and_purge(db: Database, user, migrated_db: DbFi
     with pytest.raises(NotFoundError):
         await db.tokens.rotate(short.token)
     assert await db.tokens.purge_expired() == 1
+    rotated = await db.tokens.rotate(live.token)
+    assert await db.tokens.purge_expired() == 1  # the used one, kept only for reuse detection
+    live = rotated
     assert await db.tokens.find(live.token) is not None
 
 

@@ -4,8 +4,8 @@ The ``token`` column holds the SHA-256 of the token, never the token: a copy of 
 does not hand out live sessions. The token itself (32 random bytes) is returned once, by
 ``issue`` and ``rotate``; lookups hash what the client presents and use the unique index
 ``refresh_tokens_token_key``.
-The guide's table has no revoked flag, so revoking deletes the row; a rotated token is gone, and
-presenting it again fails like any unknown token.
+The guide's table has no revoked flag: revoking deletes the row, and a rotated token stays, marked
+used (``expires_at = created_at``) until ``purge_expired``, so its reuse can be detected.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import validation as check
 from shared_db.auth.models import RefreshToken, User, UserSession
-from shared_db.errors import NotFoundError, ValidationError
+from shared_db.errors import NotFoundError, TokenReusedError, ValidationError
 from shared_db.records import IssuedToken, RefreshTokenRecord
 from shared_db.repository import Repository
 from shared_db.sql import Query, columns
@@ -36,9 +36,16 @@ ISSUE = Query.build("tokens.issue", insert(RefreshToken).from_select(
 ).returning(*_TOKEN))
 FIND = Query.build("tokens.find", select(*_TOKEN).where(
     RefreshToken.token == bindparam("hash"), RefreshToken.expires_at > func.now()))
-CONSUME = Query.build("tokens.consume", delete(RefreshToken).where(
+# A rotated token is kept, marked used by expiring it at its creation time (no live token can
+# look like that: every TTL is positive), so a replay of it can be told from an unknown token.
+CONSUME = Query.build("tokens.consume", update(RefreshToken).where(
     RefreshToken.token == bindparam("hash"), RefreshToken.expires_at > func.now(),
-).returning(*_TOKEN))
+).values(expires_at=RefreshToken.created_at).returning(*_TOKEN))
+USED = Query.build("tokens.used", select(RefreshToken.user_id).where(
+    RefreshToken.token == bindparam("hash"),
+    RefreshToken.expires_at == RefreshToken.created_at))
+END_USER_SESSIONS = Query.build("tokens.end_user_sessions", delete(UserSession).where(
+    UserSession.user_id == bindparam("user_id")))
 MOVE_SESSIONS = Query.build("tokens.move_sessions", update(UserSession).where(
     UserSession.refresh_token_id == bindparam("old")).values(refresh_token_id=bindparam("new")))
 REVOKE = Query.build("tokens.revoke", delete(RefreshToken).where(
@@ -84,17 +91,31 @@ class RefreshTokenRepository(Repository):
     async def rotate(self, token: str, ttl: timedelta = DEFAULT_TTL) -> IssuedToken:
         """Exchange a live token for a new one in one transaction; sessions follow it.
 
-        Of two concurrent rotations of one token exactly one succeeds: the other finds the
-        row gone and gets NotFoundError.
+        Presenting a token that was already rotated is treated as theft (OAuth 2.0 Security
+        BCP): the user's whole token family and sessions are revoked and ``TokenReusedError``
+        is raised. Of two concurrent rotations of one token exactly one succeeds; the other is
+        such a reuse. Call it on the Database (its own transaction) so the revocation commits
+        even though the call fails.
         """
         check.text("token", token, max_length=512)
         async with self._source.unit() as tx, tx.executor(self.service) as ex:
             old = await ex.one(CONSUME, {"hash": token_hash(token)}, RefreshTokenRecord)
-            if old is None:
-                raise NotFoundError("refresh token is unknown, expired or already used")
-            new = await tx.tokens.issue(old.user_id, ttl)
-            await ex.execute(MOVE_SESSIONS, {"old": old.id, "new": new.record.id})
-        return new
+            if old is not None:
+                new = await tx.tokens.issue(old.user_id, ttl)
+                await ex.execute(MOVE_SESSIONS, {"old": old.id, "new": new.record.id})
+                return new
+            replayed_by = await ex.scalar(USED, {"hash": token_hash(token)})
+            if replayed_by is not None:
+                # Reuse of a rotated token means it leaked: revoke the family (every token of
+                # the user) and end the user's sessions; this transaction commits that.
+                await ex.execute(REVOKE_ALL, {"user_id": replayed_by})
+                await ex.execute(END_USER_SESSIONS, {"user_id": replayed_by})
+                await tx.audit.record("auth.refresh_token_reused", resource_type="user",
+                                      resource_id=replayed_by, user_id=replayed_by)
+        if replayed_by is not None:
+            raise TokenReusedError("refresh token was already used: every token and session "
+                                   "of its user has been revoked")
+        raise NotFoundError("refresh token is unknown or expired")
 
     async def revoke(self, token: str) -> bool:
         """Revoke one token; False when it did not exist."""
