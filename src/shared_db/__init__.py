@@ -1,6 +1,6 @@
 """shared-db: the PostgreSQL data layer of the auth, payments, admin and profile services."""
 
-from shared_db.auth.users import NewUser
+from shared_db.auth.batch import NewUser
 from shared_db.client import Database, Transaction
 from shared_db.config import Settings, load_settings
 from shared_db.context import ActorContext, acting_as

@@ -15,33 +15,31 @@ import random
 from collections.abc import Awaitable, Callable
 from contextlib import (
     AbstractAsyncContextManager,
-    AsyncExitStack,
-    nullcontext,
 )
 from typing import Any, Literal, TypeVar
 
-import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.enum import EnumInfo, register_enum
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared_db.base import SERVICES
+from shared_db.calls import ReadCall, WriteCall
 from shared_db.config import Settings
 from shared_db.context import ActorContext, current_actor
 from shared_db.engine import async_engine
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.errors import RetryExhaustedError, TransientConflictError, ValidationError
-from shared_db.errors_db import translate, translate_error
-from shared_db.observe import QueryLog, QueryLogSettings, detect_n_plus_one
+from shared_db.errors_db import translate
+from shared_db.observe import QueryLog, QueryLogSettings
 from shared_db.ops.targets import shared_url
 from shared_db.repositories import Repositories
 from shared_db.sql import Executor, QueryHooks
+from shared_db.transaction import ISOLATION_LEVELS, Transaction
 from shared_db.url import ConnectionSettings
 
 T = TypeVar("T")
 Isolation = Literal["read committed", "repeatable read", "serializable"]
-ISOLATION_LEVELS: tuple[str, ...] = ("read committed", "repeatable read", "serializable")
 ENUMS = (UserRole, PaymentStatus, PaymentType)
 
 
@@ -137,8 +135,8 @@ class Database(Repositories):
         """A connection for one call: autocommit for reads, its own transaction for writes."""
         prepare = not self._connections[service].pgbouncer
         if write:
-            return _WriteCall(self.pool(service), self.hooks, prepare)
-        return _ReadCall(self.pool(service), self.hooks, prepare)
+            return WriteCall(self.pool(service), self.hooks, prepare)
+        return ReadCall(self.pool(service), self.hooks, prepare)
 
     def same_database(self, a: str, b: str) -> bool:
         """Do services ``a`` and ``b`` share one database (the shared topology)?"""
@@ -186,162 +184,4 @@ class Database(Repositories):
         raise AssertionError("unreachable")
 
 
-async def open_transaction(stack: AsyncExitStack, pool: AsyncConnectionPool[Any],
-                           ) -> AsyncConnection[Any]:
-    """A pooled connection with a transaction begun, both released by ``stack``.
-
-    A connection that died idle in the pool (the server restarted) fails its BEGIN: nothing was
-    done on it, so it goes back to the pool, which drops it, and one more is tried.
-    """
-    for attempt in (1, 2):
-        inner = AsyncExitStack()
-        conn: AsyncConnection[Any] = await inner.enter_async_context(pool.connection())
-        try:
-            await inner.enter_async_context(conn.transaction())
-        except psycopg.OperationalError:
-            await inner.aclose()
-            if attempt == 2 or not conn.broken:
-                raise
-            continue
-        stack.push_async_exit(inner)
-        return conn
-    raise AssertionError("unreachable")
-
-
-class _Joined:
-    """A statement inside a Transaction: its connection, taken on first use."""
-
-    __slots__ = ("_service", "_tx")
-
-    def __init__(self, tx: Transaction, service: str) -> None:
-        self._tx, self._service = tx, service
-
-    async def __aenter__(self) -> Executor:
-        return await self._tx._executor_for(self._service)
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-class _ReadCall:
-    """Borrow a pooled autocommit connection for one statement (a plain class: this is the
-    hottest path of all, and generator-based context managers cost measurably more)."""
-
-    __slots__ = ("_conn", "_hooks", "_pool", "_prepare")
-
-    def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool) -> None:
-        self._pool, self._hooks, self._prepare = pool, hooks, prepare
-        self._conn: AsyncConnection[Any] | None = None
-
-    async def __aenter__(self) -> Executor:
-        try:
-            self._conn = await self._pool.getconn()
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise translate_error(exc) from exc
-        return Executor(self._conn, self._hooks, self._prepare, self._replace)
-
-    async def _replace(self) -> AsyncConnection[Any]:
-        # The connection died while idle in the pool (a server restart): hand it back, so the
-        # pool drops it, and take another. Safe: an autocommit read that failed did nothing.
-        if self._conn is not None:
-            await self._pool.putconn(self._conn)
-        self._conn = None
-        self._conn = await self._pool.getconn()
-        return self._conn
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._conn is not None:
-            await self._pool.putconn(self._conn)
-
-
-class _WriteCall:
-    """Borrow a pooled connection and run one write method in a transaction of its own."""
-
-    def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool) -> None:
-        self._pool, self._hooks, self._prepare = pool, hooks, prepare
-        self._stack = AsyncExitStack()
-
-    async def __aenter__(self) -> Executor:
-        with translate():
-            conn = await open_transaction(self._stack, self._pool)
-        return Executor(conn, self._hooks, self._prepare)
-
-    async def __aexit__(self, *exc: Any) -> None:
-        with translate():
-            await self._stack.__aexit__(*exc)
-
-
-SET_ISOLATION = {level: "SET TRANSACTION ISOLATION LEVEL " + level.upper()
-                 for level in ISOLATION_LEVELS}
-SET_TIMEOUTS = ("SELECT set_config('statement_timeout', %(statement_timeout)s, true), "
-                "set_config('lock_timeout', %(lock_timeout)s, true)")
-
-
-def _setup_statements(isolation: str | None, statement_timeout: float | None,
-                      lock_timeout: float | None) -> list[tuple[str, dict[str, str] | None]]:
-    """What a transaction runs first: its isolation level, then its timeouts (as parameters)."""
-    statements: list[tuple[str, dict[str, str] | None]] = []
-    if isolation is not None:
-        if isolation not in SET_ISOLATION:
-            raise ValidationError("isolation", f"must be one of {', '.join(ISOLATION_LEVELS)}")
-        statements.append((SET_ISOLATION[isolation], None))
-    timeouts = {}
-    for name, seconds in (("statement_timeout", statement_timeout),
-                          ("lock_timeout", lock_timeout)):
-        if seconds is not None and (isinstance(seconds, bool) or not isinstance(
-                seconds, (int, float)) or not 0 < seconds < 86_400):
-            raise ValidationError(name, f"must be a number of seconds in (0, 86400), "
-                                  f"got {seconds!r}")
-        timeouts[name] = "0" if seconds is None else str(int(seconds * 1000))
-    if statement_timeout is not None or lock_timeout is not None:
-        statements.append((SET_TIMEOUTS, timeouts))
-    return statements
-
-
-class Transaction(Repositories):
-    """One unit of work; per database, a connection is taken on first use and kept to the end."""
-
-    def __init__(self, db: Database, isolation: str | None, statement_timeout: float | None,
-                 lock_timeout: float | None, actor: ActorContext | None) -> None:
-        self.db = db
-        self._setup = _setup_statements(isolation, statement_timeout, lock_timeout)
-        self._actor = actor
-        self._stack = AsyncExitStack()
-        self._executors: dict[int, Executor] = {}
-        super().__init__(self)
-
-    def actor(self) -> ActorContext:
-        return self._actor or current_actor()
-
-    def same_database(self, a: str, b: str) -> bool:
-        return self.db.same_database(a, b)
-
-    def unit(self) -> AbstractAsyncContextManager[Transaction]:
-        """Write methods called inside the transaction simply join it."""
-        return nullcontext(self)
-
-    async def __aenter__(self) -> Transaction:
-        await self._stack.__aenter__()
-        self._stack.enter_context(detect_n_plus_one())
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        with translate():
-            await self._stack.__aexit__(*exc)
-
-    async def _executor_for(self, service: str) -> Executor:
-        pool = self.db.pool(service)
-        found = self._executors.get(id(pool))
-        if found is None:
-            with translate():
-                conn = await open_transaction(self._stack, pool)
-                if self._setup:
-                    async with conn.pipeline():  # one round trip for all of them
-                        for statement, params in self._setup:
-                            await conn.execute(statement, params)
-            prepare = not self.db.connection_settings(service).pgbouncer
-            found = self._executors[id(pool)] = Executor(conn, self.db.hooks, prepare)
-        return found
-
-    def executor(self, service: str, write: bool = False) -> AbstractAsyncContextManager[Executor]:
-        return _Joined(self, service)
+__all__ = ["ISOLATION_LEVELS", "Database", "Isolation", "Transaction"]

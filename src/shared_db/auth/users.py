@@ -11,33 +11,25 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
-    MetaData,
-    Table,
-    Text,
     bindparam,
-    cast,
     delete,
     func,
     null,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.schema import CreateTable
 
 from shared_db import validation as check
 from shared_db.admin.repository import RECORD as AUDIT_RECORD
+from shared_db.auth.batch import NewUser, insert_rows, prepare_rows
 from shared_db.auth.eager import load_with_relations
 from shared_db.auth.models import User
-from shared_db.enums import UserRole, pg_enum
+from shared_db.enums import UserRole
 from shared_db.errors import NotFoundError, ValidationError
 from shared_db.passwords import hash_password, verify_password
 from shared_db.records import UserRecord, UserWithRelations
@@ -72,41 +64,11 @@ ROLE_FOR_UPDATE = Query.build("users.role_for_update", select(User.role).where(
 SET_ROLE = Query.build("users.set_role", update(User).where(_BY_ID).values(
     role=bindparam("role"), updated_at=func.now()).returning(*_USER))
 HARD_DELETE = Query.build("users.delete", delete(User).where(_BY_ID))
-# create_many stages the rows with COPY (the fastest way in), then inserts them in one
-# statement. The staging table is dropped at commit, so it is safe behind transaction pooling.
-_stage = Table("shared_db_user_stage", MetaData(), Column("email", Text),
-               Column("password_hash", Text), Column("name", Text), Column("role", Text),
-               Column("email_verified", Boolean), prefixes=["TEMPORARY"],
-               postgresql_on_commit="DROP")
-_BATCH_COLUMNS = ["email", "password_hash", "name", "role", "email_verified"]
-CREATE_STAGE = Query("users.create_many.stage", str(CreateTable(_stage).compile(
-    dialect=postgresql.dialect())))  # type: ignore[no-untyped-call]
-COPY_STAGE = Query("users.create_many.copy", "COPY shared_db_user_stage "
-                   "(email, password_hash, name, role, email_verified) FROM STDIN")
-_staged = select(_stage.c.email, _stage.c.password_hash, _stage.c.name,
-                 cast(_stage.c.role, pg_enum(UserRole)), _stage.c.email_verified)
-# include_defaults=False: ids and timestamps come from the database defaults, not from Python.
-CREATE_MANY = Query.build("users.create_many", insert(User).from_select(
-    _BATCH_COLUMNS, _staged, include_defaults=False).on_conflict_do_nothing())
-CREATE_MANY_STRICT = Query.build("users.create_many_strict", insert(User).from_select(
-    _BATCH_COLUMNS, _staged, include_defaults=False))
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     # Compared against when the email is unknown, so a login for a missing account costs as
     # much as one with a wrong password (no user enumeration by timing).
     return hash_password("not-a-real-password")
-
-
-@dataclass(frozen=True, slots=True)
-class NewUser:
-    """One user for ``create_many``: give ``password`` (hashed here) or ``password_hash``."""
-
-    email: str
-    name: str
-    role: UserRole | str
-    password: str | None = None
-    password_hash: str | None = None
-    email_verified: bool = False
 
 
 @lru_cache(maxsize=64)
@@ -268,13 +230,11 @@ class UserRepository(Repository):
         With ``skip_duplicates``, rows whose email exists are skipped. Returns rows inserted.
         Every row is validated before anything is written.
         """
-        rows = await _prepare_all(list(users))
+        rows = await prepare_rows(list(users))
         if not rows:
             return 0
         async with self._source.unit() as tx, tx.executor(self.service) as ex:
-            await ex.execute(CREATE_STAGE, {})
-            await ex.copy_rows(COPY_STAGE, rows)
-            return await ex.execute(CREATE_MANY if skip_duplicates else CREATE_MANY_STRICT, {})
+            return await insert_rows(ex, rows, skip_duplicates)
 
     async def eager(self, user_id: uuid.UUID, *, payments: int = 10) -> UserWithRelations | None:
         """The guide's ``include``: user, profile and newest payments, in two statements."""
@@ -294,31 +254,3 @@ async def _audit(tx: Transaction, action: str, subject: uuid.UUID,
     # Without an acting user (self-registration, scripts) the row names the user it is about.
     await tx.audit.record(action, resource_type="user", resource_id=subject, details=details,
                           user_id=tx.actor().actor_id or subject)
-
-
-def _prepare(index: int, user: NewUser) -> list[Any]:
-    email = check.email(user.email, f"users[{index}].email")
-    name = check.text(f"users[{index}].name", user.name, max_length=200)
-    role = check.member(f"users[{index}].role", user.role, UserRole)
-    if user.password_hash is not None:
-        hashed: str | None = check.text(f"users[{index}].password_hash", user.password_hash,
-                                        max_length=200)
-    elif user.password is not None:
-        check.password(user.password, f"users[{index}].password")
-        hashed = None  # hashed below, off the event loop
-    else:
-        raise ValidationError(f"users[{index}]", "give password or password_hash")
-    return [email, hashed, name, role.value, bool(user.email_verified)]
-
-
-async def _prepare_all(users: list[NewUser]) -> list[list[Any]]:
-    """Every row validated (all before any is written), plain passwords hashed."""
-    rows = [_prepare(i, u) for i, u in enumerate(users)]
-    for row, user in zip(rows, users, strict=True):
-        if row[1] is None:
-            row[1] = await asyncio.to_thread(hash_password, str(user.password))
-    return rows
-
-
-
-

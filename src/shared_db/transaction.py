@@ -1,0 +1,95 @@
+"""``Transaction``: one unit of work across the databases of the topology."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
+from typing import TYPE_CHECKING, Any
+
+from shared_db.calls import Joined, open_transaction
+from shared_db.context import ActorContext, current_actor
+from shared_db.errors import ValidationError
+from shared_db.errors_db import translate
+from shared_db.observe import detect_n_plus_one
+from shared_db.repositories import Repositories
+from shared_db.sql import Executor
+
+if TYPE_CHECKING:
+    from shared_db.client import Database
+
+ISOLATION_LEVELS: tuple[str, ...] = ("read committed", "repeatable read", "serializable")
+
+
+SET_ISOLATION = {level: "SET TRANSACTION ISOLATION LEVEL " + level.upper()
+                 for level in ISOLATION_LEVELS}
+SET_TIMEOUTS = ("SELECT set_config('statement_timeout', %(statement_timeout)s, true), "
+                "set_config('lock_timeout', %(lock_timeout)s, true)")
+
+
+def _setup_statements(isolation: str | None, statement_timeout: float | None,
+                      lock_timeout: float | None) -> list[tuple[str, dict[str, str] | None]]:
+    """What a transaction runs first: its isolation level, then its timeouts (as parameters)."""
+    statements: list[tuple[str, dict[str, str] | None]] = []
+    if isolation is not None:
+        if isolation not in SET_ISOLATION:
+            raise ValidationError("isolation", f"must be one of {', '.join(ISOLATION_LEVELS)}")
+        statements.append((SET_ISOLATION[isolation], None))
+    timeouts = {}
+    for name, seconds in (("statement_timeout", statement_timeout),
+                          ("lock_timeout", lock_timeout)):
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(
+                seconds, (int, float)) or not 0 < seconds < 86_400):
+            raise ValidationError(name, f"must be a number of seconds in (0, 86400), "
+                                  f"got {seconds!r}")
+        timeouts[name] = "0" if seconds is None else str(int(seconds * 1000))
+    if statement_timeout is not None or lock_timeout is not None:
+        statements.append((SET_TIMEOUTS, timeouts))
+    return statements
+
+
+class Transaction(Repositories):
+    """One unit of work; per database, a connection is taken on first use and kept to the end."""
+
+    def __init__(self, db: Database, isolation: str | None, statement_timeout: float | None,
+                 lock_timeout: float | None, actor: ActorContext | None) -> None:
+        self.db = db
+        self._setup = _setup_statements(isolation, statement_timeout, lock_timeout)
+        self._actor = actor
+        self._stack = AsyncExitStack()
+        self._executors: dict[int, Executor] = {}
+        super().__init__(self)
+
+    def actor(self) -> ActorContext:
+        return self._actor or current_actor()
+
+    def same_database(self, a: str, b: str) -> bool:
+        return self.db.same_database(a, b)
+
+    def unit(self) -> AbstractAsyncContextManager[Transaction]:
+        """Write methods called inside the transaction simply join it."""
+        return nullcontext(self)
+
+    async def __aenter__(self) -> Transaction:
+        await self._stack.__aenter__()
+        self._stack.enter_context(detect_n_plus_one())
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        with translate():
+            await self._stack.__aexit__(*exc)
+
+    async def _executor_for(self, service: str) -> Executor:
+        pool = self.db.pool(service)
+        found = self._executors.get(id(pool))
+        if found is None:
+            with translate():
+                conn = await open_transaction(self._stack, pool)
+                if self._setup:
+                    async with conn.pipeline():  # one round trip for all of them
+                        for statement, params in self._setup:
+                            await conn.execute(statement, params)
+            prepare = not self.db.connection_settings(service).pgbouncer
+            found = self._executors[id(pool)] = Executor(conn, self.db.hooks, prepare)
+        return found
+
+    def executor(self, service: str, write: bool = False) -> AbstractAsyncContextManager[Executor]:
+        return Joined(self, service)
