@@ -7,18 +7,18 @@ class SharedDbError(Exception):
     """Root of every error shared-db raises on purpose."""
 
 
-class ConfigError(SharedDbError):
-    """A setting (environment variable or URL parameter) is missing or invalid.
-
-    Attributes:
-        field: the setting at fault, e.g. ``DATABASE_URL`` or ``connection_limit``.
-        rule: what the value must satisfy.
-    """
+class FieldRuleError(SharedDbError):
+    """An input broke a rule: ``field`` names the input, ``rule`` what it must satisfy."""
 
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}")
         self.field = field
         self.rule = rule
+
+
+class ConfigError(FieldRuleError):
+    """A setting (environment variable or URL parameter) is missing or invalid, e.g.
+    ``DATABASE_URL`` or ``connection_limit``."""
 
 
 class DatabaseUnavailableError(SharedDbError):
@@ -69,18 +69,8 @@ class ForeignKeyError(DataAccessError):
     """A referenced row is missing, or a referencing row blocks a delete."""
 
 
-class ValidationError(DataAccessError):
-    """A value breaks a rule; nothing was written.
-
-    Attributes:
-        field: the input at fault (``email``, ``amount``, ``metadata``...).
-        rule: what the value must satisfy.
-    """
-
-    def __init__(self, field: str, rule: str) -> None:
-        super().__init__(f"{field}: {rule}")
-        self.field = field
-        self.rule = rule
+class ValidationError(FieldRuleError, DataAccessError):
+    """A value (``email``, ``amount``, ``metadata``...) breaks a rule; nothing was written."""
 
 
 class TokenReusedError(DataAccessError):

@@ -14,6 +14,7 @@ import uuid
 from datetime import datetime
 
 from shared_db.errors import ValidationError
+from shared_db.validation import positive_int
 
 MAX_PAGE = 1000
 
@@ -37,9 +38,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def page_size(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_PAGE:
-        raise ValidationError("limit", f"must be an integer from 1 to {MAX_PAGE}, got {limit!r}")
-    return limit
+    return positive_int("limit", limit, maximum=MAX_PAGE)
 
 
 def page_number(page: object) -> int:

@@ -8,8 +8,8 @@ is refused here with a clear message instead of failing deep in the driver.
 from __future__ import annotations
 
 import json
-import math
 import re
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -119,8 +119,11 @@ def positive_int(field: str, value: object, *, maximum: int) -> int:
     return value
 
 
-def finite_seconds(field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise ValidationError(field, f"must be a positive number of seconds, got {value!r}")
-    return float(value)
+def positive_duration(field: str, value: object, *, maximum: timedelta | None = None,
+                      ) -> timedelta:
+    """A timedelta greater than zero (and at most ``maximum``, when given)."""
+    if not isinstance(value, timedelta) or value <= timedelta(0) or (
+            maximum is not None and value > maximum):
+        bound = f" up to {maximum.days} days" if maximum is not None else ""
+        raise ValidationError(field, f"must be a positive timedelta{bound}, got {value!r}")
+    return value

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import validation as check
 from shared_db.auth.models import Device, User, UserSession
-from shared_db.errors import ConflictError, NotFoundError, ValidationError
+from shared_db.errors import ConflictError, NotFoundError
 from shared_db.records import DeviceRecord, SessionRecord
 from shared_db.repository import Repository
 from shared_db.sql import Query, columns
@@ -107,12 +107,10 @@ class SessionRepository(Repository):
         Raises:
             NotFoundError: no such device of this user, or the user is deleted.
         """
-        if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
-            raise ValidationError("ttl", f"must be a positive timedelta, got {ttl!r}")
         params = {"user_id": user_id, "device": device, "refresh_token_id": refresh_token_id,
                   "ip_address": check.optional_text("ip_address", ip_address, max_length=100),
                   "user_agent": check.optional_text("user_agent", user_agent, max_length=1000),
-                  "ttl": ttl}
+                  "ttl": check.positive_duration("ttl", ttl)}
         async with self._write() as ex:
             session = await ex.one(OPEN, params, SessionRecord)
         if session is None:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import validation as check
 from shared_db.auth.models import RefreshToken, User, UserSession
-from shared_db.errors import NotFoundError, TokenReusedError, ValidationError
+from shared_db.errors import NotFoundError, TokenReusedError
 from shared_db.records import IssuedToken, RefreshTokenRecord
 from shared_db.repository import Repository
 from shared_db.sql import Query, columns
@@ -61,11 +61,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _ttl(ttl: timedelta) -> timedelta:
-    if not isinstance(ttl, timedelta) or ttl <= timedelta(0) or ttl > timedelta(days=3650):
-        raise ValidationError("ttl", f"must be a positive timedelta up to 10 years, "
-                                    f"got {ttl!r}")
-    return ttl
+MAX_TTL = timedelta(days=3650)
 
 
 class RefreshTokenRepository(Repository):
@@ -73,10 +69,11 @@ class RefreshTokenRepository(Repository):
 
     async def issue(self, user_id: uuid.UUID, ttl: timedelta = DEFAULT_TTL) -> IssuedToken:
         """A new token for a live user. Raises NotFoundError for a missing or deleted user."""
+        params = {"user_id": user_id, "ttl": check.positive_duration("ttl", ttl, maximum=MAX_TTL)}
         token = secrets.token_urlsafe(32)
         async with self._write() as ex:
-            record = await ex.one(ISSUE, {"hash": token_hash(token), "user_id": user_id,
-                                          "ttl": _ttl(ttl)}, RefreshTokenRecord)
+            record = await ex.one(ISSUE, {**params, "hash": token_hash(token)},
+                                  RefreshTokenRecord)
         if record is None:
             raise NotFoundError(f"user {user_id} does not exist or is deleted")
         return IssuedToken(token, record)
