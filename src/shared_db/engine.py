@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from shared_db.errors import DatabaseUnavailableError
+from shared_db.errors_db import first_line
 from shared_db.url import ConnectionSettings
 
 
@@ -45,12 +46,12 @@ def async_engine(conn: ConnectionSettings) -> AsyncEngine:
 
 
 @contextmanager
-def connected(engine: Engine, safe_url: str) -> Iterator[Connection]:
-    """``engine.connect()`` that reports an unreachable server as ``DatabaseUnavailableError``."""
+def connect_to(conn: ConnectionSettings) -> Iterator[Connection]:
+    """A connection for one operation; an unreachable server is ``DatabaseUnavailableError``."""
     try:
-        connection = engine.connect()
+        connection = sync_engine(conn).connect()
     except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise DatabaseUnavailableError(f"cannot connect to {safe_url}: {reason}") from exc
+        raise DatabaseUnavailableError(
+            f"cannot connect to {conn.safe_url()}: {first_line(exc)}") from exc
     with connection:
         yield connection

@@ -33,8 +33,10 @@ def _constraint(exc: psycopg.Error) -> str:
     return exc.diag.constraint_name or "unknown constraint"
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (a SQLAlchemy wrapper's: its driver error's)."""
+    source = getattr(exc, "orig", None) or exc
+    return (str(source).strip().splitlines() or [type(source).__name__])[0]
 
 
 def translate_error(exc: BaseException) -> BaseException:
@@ -44,25 +46,25 @@ def translate_error(exc: BaseException) -> BaseException:
         field = UNIQUE_FIELDS.get(name)
         return DuplicateError(f"{field or name}: already exists ({name})", field)
     if isinstance(exc, (pg.ForeignKeyViolation, pg.RestrictViolation)):
-        return ForeignKeyError(f"{_constraint(exc)}: {exc.diag.message_detail or _first_line(exc)}")
+        return ForeignKeyError(f"{_constraint(exc)}: {exc.diag.message_detail or first_line(exc)}")
     if isinstance(exc, (pg.CheckViolation, pg.NotNullViolation)):
         column = exc.diag.column_name or _constraint(exc)
-        return ValidationError(column, _first_line(exc))
+        return ValidationError(column, first_line(exc))
     if isinstance(exc, (pg.DataError, pg.InvalidTextRepresentation)):
-        return ValidationError(exc.diag.column_name or "value", _first_line(exc))
+        return ValidationError(exc.diag.column_name or "value", first_line(exc))
     if isinstance(exc, pg.QueryCanceled):
-        return QueryTimeoutError(f"statement timeout: {_first_line(exc)}")
+        return QueryTimeoutError(f"statement timeout: {first_line(exc)}")
     if isinstance(exc, pg.LockNotAvailable):
-        return QueryTimeoutError(f"lock timeout: {_first_line(exc)}")
+        return QueryTimeoutError(f"lock timeout: {first_line(exc)}")
     if isinstance(exc, (pg.SerializationFailure, pg.DeadlockDetected)):
-        return TransientConflictError(f"{type(exc).__name__}: {_first_line(exc)}")
+        return TransientConflictError(f"{type(exc).__name__}: {first_line(exc)}")
     if isinstance(exc, PoolTimeout):
         return PoolTimeoutError(f"no pooled connection became free within pool_timeout "
-                                f"({_first_line(exc)}); raise connection_limit or pool_timeout")
+                                f"({first_line(exc)}); raise connection_limit or pool_timeout")
     if isinstance(exc, psycopg.OperationalError):
-        return DatabaseUnavailableError(_first_line(exc))
+        return DatabaseUnavailableError(first_line(exc))
     if isinstance(exc, psycopg.Error):
-        return DataAccessError(f"{type(exc).__name__}: {_first_line(exc)}")
+        return DataAccessError(f"{type(exc).__name__}: {first_line(exc)}")
     return exc
 
 

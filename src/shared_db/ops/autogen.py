@@ -16,7 +16,7 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import MetaData
 
-from shared_db.engine import connected, sync_engine
+from shared_db.engine import connect_to
 from shared_db.errors import DriftError, MigrationError
 from shared_db.models import Base
 from shared_db.ops import migrate
@@ -69,9 +69,9 @@ def dev(target: Target, migrations_dir: Path, name: str,
     with scratch_database(target.connection, "shadow") as shadow_conn:
         shadow = Target("shadow", shadow_conn, target.chains)
         migrate.deploy(shadow, migrations_dir)
-        with connected(sync_engine(shadow_conn), shadow_conn.safe_url()) as conn:
+        with connect_to(shadow_conn) as conn:
             wanted = drift(conn, target.chains, md)
-        with connected(sync_engine(target.connection), target.connection.safe_url()) as conn:
+        with connect_to(target.connection) as conn:
             live = drift(conn, target.chains, md)
         if sorted(wanted) != sorted(live):
             extra = sorted(set(live) ^ set(wanted))
@@ -83,7 +83,7 @@ def dev(target: Target, migrations_dir: Path, name: str,
             return result
         changed = [c for c in target.chains if any(w.startswith(f"{c}: ") for w in wanted)]
         revision = _new_revision(migrations_dir, target.chains)
-        with connected(sync_engine(shadow_conn), shadow_conn.safe_url()) as conn:
+        with connect_to(shadow_conn) as conn:
             for chain in changed:
                 result.files.append(_generate(conn, migrations_dir, chain, name, revision, md))
     try:

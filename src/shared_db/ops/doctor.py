@@ -15,7 +15,7 @@ import psycopg
 from sqlalchemy import inspect, text
 
 from shared_db.config import Settings
-from shared_db.engine import connected, sync_engine
+from shared_db.engine import connect_to
 from shared_db.errors import DatabaseUnavailableError, SharedDbError
 from shared_db.ops.chains import tables_of
 from shared_db.ops.history import all_steps
@@ -64,7 +64,7 @@ def _pool(target: Target) -> Check:
 
 def _server(target: Target) -> list[Check]:
     checks = []
-    with connected(sync_engine(target.connection), target.connection.safe_url()) as conn:
+    with connect_to(target.connection) as conn:
         number, version, max_connections = conn.execute(SERVER).one()
         extensions = {name: installed for name, installed in conn.execute(EXTENSIONS)}
         preloaded = str(conn.execute(PRELOADED).scalar())

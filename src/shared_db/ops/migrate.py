@@ -20,8 +20,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateSchema, DropSchema
 
-from shared_db.engine import connected, sync_engine
+from shared_db.engine import connect_to
 from shared_db.errors import MigrationError
+from shared_db.errors_db import first_line
 from shared_db.ops.history import Step, alembic_config, all_steps, applied_steps, find_step
 from shared_db.ops.targets import Target
 
@@ -43,7 +44,7 @@ class Applied:
 @contextmanager
 def migration_lock(target: Target) -> Iterator[Connection]:
     """A connection to ``target`` holding the migration lock until the block ends."""
-    with connected(sync_engine(target.connection), target.connection.safe_url()) as conn:
+    with connect_to(target.connection) as conn:
         if (conn.dialect.server_version_info or (0,)) >= (14,):
             # If this process dies mid-migration, the server notices within a second even
             # during a long statement, rolls the migration back and frees the lock.
@@ -72,9 +73,8 @@ def _run_step(conn: Connection, migrations_dir: Path, step: Step, up: bool) -> N
             else:
                 command.downgrade(cfg, step.down_revision or "base")
     except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         verb = "apply" if up else "roll back"
-        raise MigrationError(f"could not {verb} {step.label}: {reason} "
+        raise MigrationError(f"could not {verb} {step.label}: {first_line(exc)} "
                              "(the database was left at the migration before it)") from exc
 
 

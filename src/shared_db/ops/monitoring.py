@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
-from shared_db.engine import connected, sync_engine
+from shared_db.engine import connect_to
+from shared_db.errors_db import first_line
 from shared_db.models import Base
 from shared_db.ops.chains import tables_of
 from shared_db.ops.targets import Target
@@ -134,8 +135,7 @@ def _statements(conn: Connection, top: int) -> tuple[list[StatementStats], str |
             with conn.begin_nested():
                 conn.execute(CREATE_STATEMENTS)
         except DBAPIError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            return [], f"pg_stat_statements could not be installed: {reason}"
+            return [], f"pg_stat_statements could not be installed: {first_line(exc)}"
     rows = conn.execute(TOP_STATEMENTS, {"top": top}).all()
     return [StatementStats(" ".join(q.split()), c, t, m, r) for q, c, t, m, r in rows], None
 
@@ -144,7 +144,7 @@ def collect(target: Target, top: int = 10) -> Stats:
     """Every report for ``target``'s database."""
     schema = target.connection.schema or "public"
     stats = Stats(target.name, target.connection.safe_url())
-    with connected(sync_engine(target.connection), stats.database) as conn, conn.begin():
+    with connect_to(target.connection) as conn, conn.begin():
         stats.tables = [TableSize(*r) for r in conn.execute(TABLE_SIZES, {"schema": schema})]
         stats.indexes = [IndexUsage(*r) for r in conn.execute(INDEX_USAGE, {"schema": schema})]
         stats.unused_indexes = [i.index for i in stats.indexes if i.scans == 0 and not i.unique]
@@ -157,8 +157,7 @@ def collect(target: Target, top: int = 10) -> Stats:
 def row_counts(target: Target) -> dict[str, int]:
     """Rows per table of ``target``'s chains, for tables that exist there."""
     counts: dict[str, int] = {}
-    safe = target.connection.safe_url()
-    with connected(sync_engine(target.connection), safe) as conn:
+    with connect_to(target.connection) as conn:
         present = set(inspect(conn).get_table_names(schema=target.connection.schema))
         for chain in target.chains:
             for name in tables_of(chain):

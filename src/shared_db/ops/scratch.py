@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 
 from shared_db.errors import DatabaseUnavailableError
+from shared_db.errors_db import first_line
 from shared_db.url import ConnectionSettings
 
 
@@ -18,7 +19,7 @@ def _admin(conn: ConnectionSettings) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(conn.with_database("postgres").libpq_url(), autocommit=True)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailableError(
-            f"cannot connect to {conn.safe_url()}: {str(exc).strip().splitlines()[0]}") from exc
+            f"cannot connect to {conn.safe_url()}: {first_line(exc)}") from exc
 
 
 def create_database(conn: ConnectionSettings, name: str) -> ConnectionSettings:

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic_postgresql_enum.configuration import Config as EnumConfig
 from sqlalchemy import Connection, MetaData
 
-from shared_db.engine import connected, sync_engine
+from shared_db.engine import connect_to
 from shared_db.models import Base
 from shared_db.ops.chains import chain_owns, enums_of, version_table
 from shared_db.ops.history import Step, all_steps, applied_steps
@@ -95,7 +95,7 @@ def status(target: Target, migrations_dir: Path, metadata: MetaData | None = Non
            ) -> TargetStatus:
     """Where ``target`` stands; drift is only checked once nothing is pending."""
     safe = target.connection.safe_url()
-    with connected(sync_engine(target.connection), safe) as conn:
+    with connect_to(target.connection) as conn:
         applied, unknown = applied_steps(conn, migrations_dir, target.chains)
         done = set(applied)
         pending = [s for s in all_steps(migrations_dir, target.chains) if s not in done]
