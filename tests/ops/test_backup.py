@@ -15,7 +15,7 @@ from shared_db.cli import main
 from shared_db.client import Database
 from shared_db.errors import BackupError, ConfirmationRequired
 from shared_db.ops import backup as backups
-from shared_db.ops.checksums import Manifest, manifest_path
+from shared_db.ops.checksums import Manifest, file_sha256, manifest_path
 from shared_db.ops.restore import restore
 from tests.catalog import snapshot
 from tests.conftest import DbFixture
@@ -75,7 +75,7 @@ def _damaged(result: backups.BackupResult, tmp_path: Path, content: bytes,
     manifest = json.loads(result.manifest_file.read_text())
     if fix_manifest:  # a forged manifest, so the file itself is what fails
         manifest["bytes"] = len(content)
-        manifest["sha256"] = backups._sha256(copy)
+        manifest["sha256"] = file_sha256(copy)
     manifest_path(copy).write_text(json.dumps(manifest))
     return copy
 

