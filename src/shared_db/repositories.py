@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from shared_db.admin.repository import AuditRepository, ConfigRepository
 from shared_db.auth.repository import (
     DeviceRepository,
@@ -18,16 +20,51 @@ from shared_db.repository import Source
 
 class Repositories:
     """``users``, ``tokens``, ``devices``, ``sessions``, ``profiles``, ``payments``,
-    ``payment_status``, ``audit``, ``config`` and ``reports``, all on one source."""
+    ``payment_status``, ``audit``, ``config`` and ``reports``, all on one source.
+
+    Each is made on first use: a write method called on the Database opens a Transaction, and
+    most use one or two of them.
+    """
 
     def __init__(self, source: Source) -> None:
-        self.users = UserRepository(source)
-        self.tokens = RefreshTokenRepository(source)
-        self.devices = DeviceRepository(source)
-        self.sessions = SessionRepository(source)
-        self.profiles = ProfileRepository(source)
-        self.payments = PaymentRepository(source)
-        self.payment_status = PaymentStatusService(source)
-        self.audit = AuditRepository(source)
-        self.config = ConfigRepository(source)
-        self.reports = ReportRepository(source)
+        self._source_of_repositories = source
+
+    @cached_property
+    def users(self) -> UserRepository:
+        return UserRepository(self._source_of_repositories)
+
+    @cached_property
+    def tokens(self) -> RefreshTokenRepository:
+        return RefreshTokenRepository(self._source_of_repositories)
+
+    @cached_property
+    def devices(self) -> DeviceRepository:
+        return DeviceRepository(self._source_of_repositories)
+
+    @cached_property
+    def sessions(self) -> SessionRepository:
+        return SessionRepository(self._source_of_repositories)
+
+    @cached_property
+    def profiles(self) -> ProfileRepository:
+        return ProfileRepository(self._source_of_repositories)
+
+    @cached_property
+    def payments(self) -> PaymentRepository:
+        return PaymentRepository(self._source_of_repositories)
+
+    @cached_property
+    def payment_status(self) -> PaymentStatusService:
+        return PaymentStatusService(self._source_of_repositories)
+
+    @cached_property
+    def audit(self) -> AuditRepository:
+        return AuditRepository(self._source_of_repositories)
+
+    @cached_property
+    def config(self) -> ConfigRepository:
+        return ConfigRepository(self._source_of_repositories)
+
+    @cached_property
+    def reports(self) -> ReportRepository:
+        return ReportRepository(self._source_of_repositories)

@@ -108,8 +108,8 @@ def parse_database_url(raw: str, *, field_name: str = "DATABASE_URL") -> Connect
         accepted = ", ".join([*sorted(PRISMA_PARAMETERS), "sslmode", "and libpq keywords"])
         raise ConfigError(f"{field_name} parameter {unknown[0]!r}",
                           f"is not accepted; accepted: {accepted}")
-    pool_size = int(_positive("connection_limit", params.pop("connection_limit", "0") or "0", int)
-                    if "connection_limit" in params else default_pool_size())
+    pool_size = (int(_positive("connection_limit", params.pop("connection_limit"), int))
+                 if "connection_limit" in params else default_pool_size())
     pool_timeout = (_positive("pool_timeout", params.pop("pool_timeout"), float)
                     if "pool_timeout" in params else 10.0)
     if "connect_timeout" in params:
