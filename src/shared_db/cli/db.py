@@ -44,8 +44,7 @@ def url() -> None:
 def seed() -> None:
     """Write the guide's seed users and profiles; a second run changes nothing."""
     current = settings()
-    targets(current)  # starts (and announces) the embedded server when it is used
-    report = seeding.run_seed(current)
+    report = seeding.run_seed(current, targets=targets(current))
     if not report.changed:
         console.print(f"Nothing to seed: {len(report.users_existing)} user(s) and their "
                       "profiles exist already.")

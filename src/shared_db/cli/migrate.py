@@ -89,5 +89,5 @@ def reset(force: Annotated[bool, typer.Option("--force", help="Do not ask.")] = 
     for target in found:
         migrate.drop_all(target)
         migrate.deploy(target, current.migrations_dir, _applied)
-    report = seeding.run_seed(current)
+    report = seeding.run_seed(current, targets=found)
     console.print(f"Reset done; seeded {len(report.users_created)} user(s).")

@@ -17,7 +17,7 @@ def up() -> None:
     for target in found:
         migrate.deploy(target, current.migrations_dir,
                        lambda step: console_err.print(f"  applied {step.label}"))
-    report = seeding.run_seed(current)
+    report = seeding.run_seed(current, targets=found)
     console.print(f"Seed: {len(report.users_created)} user(s) created, "
                   f"{len(report.users_existing)} already there.")
     results = [status_ops.status(t, current.migrations_dir) for t in found]

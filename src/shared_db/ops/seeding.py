@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from shared_db.client import Database
 from shared_db.config import Settings
+from shared_db.ops.targets import Target
 from shared_db.seed import FIXTURES, SeedReport, load_users, seed
 
 
@@ -16,6 +18,13 @@ async def _run(settings: Settings, fixtures: Path) -> SeedReport:
         return await seed(db, fixtures)
 
 
-def run_seed(settings: Settings, fixtures: Path = FIXTURES) -> SeedReport:
-    """Seed the users and profiles of the guide's section 4.1."""
+def run_seed(settings: Settings, fixtures: Path = FIXTURES,
+             targets: list[Target] | None = None) -> SeedReport:
+    """Seed the users and profiles of the guide's section 4.1.
+
+    ``targets`` already resolved by the caller are reused, so the embedded server is not looked
+    up (and connected to) a second time.
+    """
+    if targets and settings.database_url is None and settings.topology == "shared":
+        settings = replace(settings, database_url=targets[0].connection.libpq_url())
     return asyncio.run(_run(settings, fixtures))
