@@ -45,9 +45,14 @@ MERGE = "INSERT INTO users (email, password_hash, name, role) SELECT * FROM stag
 REPORT = "SELECT * FROM payment_reports WHERE role = {0} ORDER BY email"
 
 
+def _slots(sql: str) -> int:
+    """How many ``{n}`` parameter slots the statement has (``{{`` is a literal brace)."""
+    return sql.count("{") - 2 * sql.count("{{")
+
+
 @cache
 def _pg(sql: str) -> str:
-    return sql.format(*["%s" for _ in range(sql.count("{") - 2 * sql.count("{{"))])
+    return sql.format(*["%s"] * _slots(sql))
 
 
 class Psycopg:
@@ -120,8 +125,7 @@ class Psycopg:
 
 @cache
 def _apg(sql: str) -> str:
-    count = sql.count("{") - 2 * sql.count("{{")
-    return sql.format(*[f"${i + 1}" for i in range(count)])
+    return sql.format(*[f"${i + 1}" for i in range(_slots(sql))])
 
 
 class Asyncpg:
