@@ -173,10 +173,8 @@ class UserRepository(Repository):
 
     def created_audit(self, tx: Transaction, params: dict[str, Any]) -> dict[str, Any]:
         """The audit row of a new user (the acting user, else the new user itself)."""
-        return tx.audit.params(
-            "user.created", resource_type="user", resource_id=params["id"],
-            details={"email": params["email"], "role": params["role"].value},
-            user_id=tx.actor().actor_id or params["id"])
+        return tx.audit.params("user.created", **_about_user(
+            tx, params["id"], {"email": params["email"], "role": params["role"].value}))
 
     async def soft_delete(self, user_id: uuid.UUID) -> UserRecord:
         """Hide the user from every read (guide 11.1); audited as ``user.soft_deleted``."""
@@ -249,8 +247,13 @@ class UserRepository(Repository):
             return await load_with_relations(ex, list(user_ids), payments)
 
 
+def _about_user(tx: Transaction, subject: uuid.UUID,
+                details: dict[str, Any] | None = None) -> dict[str, Any]:
+    # Without an acting user (self-registration, scripts) the row names the user it is about.
+    return {"resource_type": "user", "resource_id": subject, "details": details,
+            "user_id": tx.actor().actor_id or subject}
+
+
 async def _audit(tx: Transaction, action: str, subject: uuid.UUID,
                  details: dict[str, Any] | None = None) -> None:
-    # Without an acting user (self-registration, scripts) the row names the user it is about.
-    await tx.audit.record(action, resource_type="user", resource_id=subject, details=details,
-                          user_id=tx.actor().actor_id or subject)
+    await tx.audit.record(action, **_about_user(tx, subject, details))
