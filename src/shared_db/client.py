@@ -27,7 +27,7 @@ from shared_db.base import SERVICES
 from shared_db.calls import ReadCall, WriteCall
 from shared_db.config import Settings
 from shared_db.context import ActorContext, current_actor
-from shared_db.engine import async_engine
+from shared_db.engine import async_engine, connect_args
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.errors import RetryExhaustedError, TransientConflictError, ValidationError
 from shared_db.errors_db import translate
@@ -81,11 +81,7 @@ class Database(Repositories):
         return self
 
     async def _open_pool(self, conn: ConnectionSettings) -> AsyncConnectionPool[Any]:
-        kwargs: dict[str, Any] = {"autocommit": True}
-        if conn.pgbouncer:
-            kwargs["prepare_threshold"] = None
-        if conn.schema:
-            kwargs["options"] = f"-c search_path={conn.schema}"
+        kwargs: dict[str, Any] = {"autocommit": True, **connect_args(conn)}
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conn.libpq_url(), min_size=min(2, conn.pool_size), max_size=conn.pool_size,
             timeout=conn.pool_timeout, kwargs=kwargs, configure=_configure, open=False,
