@@ -42,6 +42,28 @@ async def open_transaction(stack: AsyncExitStack, pool: AsyncConnectionPool[Any]
     raise AssertionError("unreachable")
 
 
+async def begin(stack: AsyncExitStack, pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
+    """A pooled connection inside ``BEGIN``, released by ``stack``; the caller ends it.
+
+    Unlike ``open_transaction`` nothing commits on exit: a Transaction decides how each of its
+    databases ends (plain COMMIT, or two-phase when there are several). Retries a dead idle
+    connection once, for the same reason.
+    """
+    for attempt in (1, 2):
+        inner = AsyncExitStack()
+        conn: AsyncConnection[Any] = await inner.enter_async_context(pool.connection())
+        try:
+            await conn.execute("BEGIN")
+        except psycopg.OperationalError:
+            await inner.aclose()
+            if attempt == 2 or not conn.broken:
+                raise
+            continue
+        stack.push_async_exit(inner)
+        return conn
+    raise AssertionError("unreachable")
+
+
 class Joined:
     """A statement inside a Transaction: its connection, taken on first use."""
 

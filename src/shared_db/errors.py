@@ -99,3 +99,8 @@ class PoolTimeoutError(DataAccessError):
 
 class QueryTimeoutError(DataAccessError):
     """A statement ran past ``statement_timeout`` or waited past ``lock_timeout``."""
+
+
+class InDoubtError(DataAccessError):
+    """A transaction spanning service databases lost its coordinator at the commit point; its
+    outcome (all or nothing) is settled by ``shared-db db recover``."""

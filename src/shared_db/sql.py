@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import RowMaker, args_row, tuple_row
 from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
 from sqlalchemy.orm import InstrumentedAttribute
@@ -162,6 +162,21 @@ class Executor:
                     await copy.write_row(row)
         if self._hooks.listeners:
             self._emit(query, None, started, None)
+
+    async def command(self, name: str, statement: sql.Composed) -> None:
+        """A utility statement with its values composed in (``PREPARE TRANSACTION 'id'`` takes
+        no parameters); never server-prepared, as each one is different."""
+        started = time.perf_counter()
+        error = None
+        try:
+            await self.connection.execute(statement, prepare=False)
+        except psycopg.Error as exc:
+            error = str(exc)
+            raise translate_error(exc) from exc
+        finally:
+            if self._hooks.listeners:
+                self._emit(Query(name, statement.as_string(self.connection)), None, started,
+                           error)
 
     async def execute(self, query: Query, params: Mapping[str, Any]) -> int:
         """Run a write; the number of rows it touched."""

@@ -1,11 +1,19 @@
-"""``Transaction``: one unit of work across the databases of the topology."""
+"""``Transaction``: one unit of work across the databases of the topology.
+
+A transaction takes a connection per database on first use and begins there. At the end, one
+database commits plainly; several (the per-service topology) commit with two-phase commit
+(``shared_db.twophase``), so a unit of work is all-or-nothing whichever databases it touched.
+"""
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext, suppress
 from typing import TYPE_CHECKING, Any
 
-from shared_db.calls import Joined, open_transaction
+import psycopg
+
+from shared_db import twophase
+from shared_db.calls import Joined, begin
 from shared_db.context import ActorContext, current_actor
 from shared_db.errors import ValidationError
 from shared_db.errors_db import translate
@@ -56,6 +64,7 @@ class Transaction(Repositories):
         self._actor = actor
         self._stack = AsyncExitStack()
         self._executors: dict[int, Executor] = {}
+        self._services: dict[int, str] = {}
         super().__init__(self)
 
     def actor(self) -> ActorContext:
@@ -73,22 +82,49 @@ class Transaction(Repositories):
         self._stack.enter_context(detect_n_plus_one())
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
-        with translate():
-            await self._stack.__aexit__(*exc)
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: Any) -> None:
+        try:
+            with translate():
+                if exc_type is None:
+                    await self._commit()
+                else:
+                    await self._rollback()
+        finally:
+            with translate():
+                await self._stack.aclose()  # connections go back to their pools
+
+    def _parts(self) -> list[Executor]:
+        # auth last: a new user becomes visible only once the rows written with it are.
+        return sorted(self._executors.values(),
+                      key=lambda ex: self.db.same_database(self._services[id(ex)], "auth"))
+
+    async def _commit(self) -> None:
+        parts = self._parts()
+        if len(parts) == 1:
+            await parts[0].connection.execute("COMMIT")
+        elif parts:
+            await twophase.commit(parts)
+
+    async def _rollback(self) -> None:
+        for ex in self._executors.values():
+            # A failed ROLLBACK is harmless: the pool resets or drops what it gets back.
+            if not ex.connection.broken:
+                with suppress(psycopg.Error):
+                    await ex.connection.execute("ROLLBACK")
 
     async def _executor_for(self, service: str) -> Executor:
         pool = self.db.pool(service)
         found = self._executors.get(id(pool))
         if found is None:
             with translate():
-                conn = await open_transaction(self._stack, pool)
+                conn = await begin(self._stack, pool)
                 if self._setup:
                     async with conn.pipeline():  # one round trip for all of them
                         for statement, params in self._setup:
                             await conn.execute(statement, params)
             prepare = not self.db.connection_settings(service).pgbouncer
             found = self._executors[id(pool)] = Executor(conn, self.db.hooks, prepare)
+            self._services[id(found)] = service
         return found
 
     def executor(self, service: str, write: bool = False) -> AbstractAsyncContextManager[Executor]:

@@ -1,0 +1,158 @@
+"""Two-phase commit for a transaction that wrote to more than one service database.
+
+In the per-service topology a unit of work can touch several databases (a user in ``auth``, its
+profile in ``profile``, its audit row in ``admin``). Committing them one after another would let
+a crash between two COMMITs leave half of it behind, so each part is first made durable with
+``PREPARE TRANSACTION`` and only then committed with ``COMMIT PREPARED``.
+
+No coordinator log is needed, because the order is fixed and written into the identifiers: part
+``i`` of ``n`` of global transaction ``g`` is prepared as ``shared-db:g:i:n``. Parts are prepared
+in order 0..n-1, committed in order 0..n-1, and rolled back (when a PREPARE fails) in reverse.
+So *part 0 is the decision*: while it is still prepared nothing has been committed and the whole
+transaction may be rolled back; once it is gone while later parts remain, the commit phase had
+begun and the rest must be committed. ``recover`` applies exactly that rule to what a crashed
+coordinator left in ``pg_prepared_xacts``.
+
+The ``auth`` database is always the last part, so a new user becomes visible only when
+everything written with it (profile, audit row) is committed: if the coordinator dies between
+the COMMITs, what is visible is at worst a profile whose user is still in doubt, never a user
+without the rows that belong to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, sql
+
+from shared_db.errors import InDoubtError
+from shared_db.errors_db import first_line, translate_error
+from shared_db.sql import Executor
+
+log = logging.getLogger("shared_db.twophase")
+PREFIX = "shared-db"
+
+_PREPARE = sql.SQL("PREPARE TRANSACTION {}")
+_COMMIT = sql.SQL("COMMIT PREPARED {}")
+_ROLLBACK = sql.SQL("ROLLBACK PREPARED {}")
+
+
+def part_id(global_id: str, index: int, count: int) -> str:
+    return f"{PREFIX}:{global_id}:{index}:{count}"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One prepared transaction found on a database: which global transaction, which part."""
+
+    gid: str
+    global_id: str
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, gid: str) -> Part | None:
+        pieces = gid.split(":")
+        if len(pieces) != 4 or pieces[0] != PREFIX:
+            return None
+        try:
+            return cls(gid, pieces[1], int(pieces[2]), int(pieces[3]))
+        except ValueError:
+            return None
+
+
+async def _run(ex: Executor, name: str, statement: sql.Composed) -> None:
+    await ex.command(name, statement)
+
+
+async def commit(executors: Sequence[Executor]) -> None:
+    """Prepare every part, then commit them in order; on a failed PREPARE roll all back.
+
+    Raises:
+        InDoubtError: the first COMMIT PREPARED failed, so the outcome is not known here;
+            ``recover`` settles it (all or nothing) from what is left on the servers.
+    """
+    global_id, count = uuid.uuid4().hex, len(executors)
+    ids = [part_id(global_id, i, count) for i in range(count)]
+    prepared = 0
+    try:
+        for i, ex in enumerate(executors):
+            await _run(ex, "twophase.prepare", _PREPARE.format(sql.Literal(ids[i])))
+            prepared += 1
+    except BaseException:
+        await _abort(executors, ids, prepared)
+        raise
+    for i, ex in enumerate(executors):
+        try:
+            await _run(ex, "twophase.commit", _COMMIT.format(sql.Literal(ids[i])))
+        except Exception as exc:
+            if i == 0:
+                raise InDoubtError(
+                    f"transaction {global_id}: the commit of its first part failed "
+                    f"({first_line(exc)}); `shared-db db recover` settles it") from exc
+            # Part 0 is committed, so the transaction is: the rest is recovery's to finish.
+            log.warning("transaction %s: part %d of %d stays prepared until recovery: %s",
+                        global_id, i, count, first_line(exc))
+
+
+async def _abort(executors: Sequence[Executor], ids: list[str], prepared: int) -> None:
+    # Reverse order keeps part 0 prepared longest: if this is cut short, recovery still sees
+    # part 0 and rolls back the rest.
+    for i in reversed(range(len(executors))):
+        ex = executors[i]
+        try:
+            if i < prepared:
+                await _run(ex, "twophase.rollback", _ROLLBACK.format(sql.Literal(ids[i])))
+            elif not ex.connection.broken:
+                await ex.connection.execute("ROLLBACK")
+        except psycopg.Error as exc:
+            log.warning("rollback of part %d left to recovery: %s", i, first_line(exc))
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What ``recover`` did with one global transaction."""
+
+    global_id: str
+    outcome: str  # "committed" or "rolled back"
+    parts: int
+
+
+async def prepared_parts(conn: AsyncConnection[Any], older_than: float) -> list[Part]:
+    """shared-db's prepared transactions on ``conn``'s database older than ``older_than`` s."""
+    cursor = await conn.execute(
+        "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() "
+        "AND gid LIKE 'shared-db:%%' AND prepared < now() - make_interval(secs => %s)",
+        (older_than,))
+    return [p for (gid,) in await cursor.fetchall() if (p := Part.parse(gid)) is not None]
+
+
+async def recover(connections: Sequence[AsyncConnection[Any]],
+                  older_than: float = 60.0) -> list[Settled]:
+    """Finish or undo what crashed coordinators left prepared on these databases.
+
+    ``connections``: one autocommit connection per database of the topology. Only
+    transactions prepared more than ``older_than`` seconds ago are touched, so a live
+    coordinator in the middle of its commit is left alone.
+    """
+    found: dict[str, list[tuple[Part, AsyncConnection[Any]]]] = {}
+    for conn in connections:
+        for part in await prepared_parts(conn, older_than):
+            found.setdefault(part.global_id, []).append((part, conn))
+    settled = []
+    for global_id, parts in sorted(found.items()):
+        decided = all(part.index != 0 for part, _ in parts)
+        statement = _COMMIT if decided else _ROLLBACK
+        for part, conn in sorted(parts, key=lambda p: p[0].index, reverse=not decided):
+            try:
+                await conn.execute(statement.format(sql.Literal(part.gid)))
+            except psycopg.Error as exc:
+                raise translate_error(exc) from exc
+        settled.append(Settled(global_id, "committed" if decided else "rolled back",
+                               len(parts)))
+    return settled
