@@ -3,6 +3,10 @@
 ``DATABASE_URL`` set: its server is used (CI runs once against 127.0.0.1:5432). Unset: the embedded
 server is started in ``SHARED_DB_HOME`` (default ``./.shared-db``). Either way each test gets
 its own database, created from a migrated template, so the schema comes from the migrations.
+
+Every test that uses the client (``db``) or ``stores`` runs twice: on one shared database, and
+per service (four databases, each made from a template carrying only that service's chain).
+Mark a test ``shared_only`` when it is about the single database itself (backups, restarts).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from shared_db.base import SERVICES
 from shared_db.client import Database
 from shared_db.config import PACKAGE_MIGRATIONS, Settings, load_settings
 from shared_db.ops import devserver, migrate
@@ -22,6 +27,9 @@ from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.targets import Target, resolve_targets
 from shared_db.sql import QueryEvent
 from shared_db.url import ConnectionSettings, parse_database_url
+from tests.state import digest
+
+TOPOLOGIES = ("shared", "per-service")
 
 
 @dataclass(frozen=True)
@@ -89,10 +97,82 @@ def migrated_db(server: ConnectionSettings, template: str) -> Iterator[DbFixture
     drop_database(server, db.connection.database)
 
 
+@dataclass(frozen=True)
+class Stores:
+    """The databases of one topology under test: service -> URL (all equal when shared)."""
+
+    topology: str
+    urls: dict[str, str]
+
+    def settings(self) -> Settings:
+        if self.topology == "shared":
+            return load_settings({"DATABASE_URL": self.urls["auth"]})
+        return load_settings({"SHARED_DB_TOPOLOGY": "per-service", **{
+            f"{s.upper()}_DATABASE_URL": url for s, url in self.urls.items()}})
+
+    def url(self, service: str) -> str:
+        return self.urls[service]
+
+    def digest(self) -> dict[str, tuple[int, str | None]]:
+        """Every table's row count and md5, from whichever database holds it."""
+        found: dict[str, tuple[int, str | None]] = {}
+        for url in dict.fromkeys(self.urls.values()):
+            found |= digest(url)
+        return found
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "stores" in metafunc.fixturenames:
+        shared_only = metafunc.definition.get_closest_marker("shared_only") is not None
+        metafunc.parametrize("stores", TOPOLOGIES[:1] if shared_only else TOPOLOGIES,
+                             indirect=True)
+
+
+@pytest.fixture(scope="session")
+def service_databases(server: ConnectionSettings) -> Iterator[dict[str, str]]:
+    """Per service, a database migrated with that service's chain only, shared by the tests.
+
+    Creating four databases per test costs more than the tests themselves, so the set is made
+    once and emptied before each test (``TRUNCATE``). Tests that change a schema or leave
+    prepared transactions make databases of their own instead.
+    """
+    made = {service: _new_db(server) for service in SERVICES}
+    for service, db in made.items():
+        migrate.deploy(Target(service, db.connection, (service,)), PACKAGE_MIGRATIONS)
+    yield {service: db.url for service, db in made.items()}
+    for db in made.values():
+        drop_database(server, db.connection.database)
+
+
+def _empty(url: str) -> None:
+    from psycopg import connect, sql
+
+    with connect(url, autocommit=True) as conn:
+        tables = [name for (name,) in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename NOT LIKE 'alembic_version%'")]
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier,
+                                                                          tables))))
+
+
 @pytest.fixture
-async def db(migrated_db: DbFixture) -> AsyncIterator[Database]:
-    """An open client on a fresh migrated database."""
-    async with Database(migrated_db.settings()) as database:
+def stores(request: pytest.FixtureRequest, server: ConnectionSettings) -> Iterator[Stores]:
+    """Fresh, empty, migrated databases of the topology in ``request.param``."""
+    if request.param == "per-service":
+        urls = request.getfixturevalue("service_databases")
+        for url in urls.values():
+            _empty(url)
+        yield Stores(request.param, dict(urls))
+        return
+    shared = _new_db(server, request.getfixturevalue("template"))
+    yield Stores(request.param, dict.fromkeys(SERVICES, shared.url))
+    drop_database(server, shared.connection.database)
+
+
+@pytest.fixture
+async def db(stores: Stores) -> AsyncIterator[Database]:
+    """An open client on fresh migrated databases of the topology under test."""
+    async with Database(stores.settings()) as database:
         yield database
 
 

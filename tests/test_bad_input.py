@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from shared_db.client import Database
 from shared_db.errors import DataAccessError, ValidationError
-from tests.conftest import DbFixture
-from tests.state import digest
+from tests.conftest import Stores
 
 MEGABYTE = "x" * 1_048_576
 NUL = "a\x00b"
@@ -64,28 +63,28 @@ async def user_id(db: Database) -> uuid.UUID:
 
 
 @pytest.mark.parametrize(("label", "call", "field"), CASES, ids=[c[0] for c in CASES])
-async def test_each_bad_input_is_refused_cleanly(db: Database, migrated_db: DbFixture,
+async def test_each_bad_input_is_refused_cleanly(db: Database, stores: Stores,
                                                  user_id: uuid.UUID, label: str, call: Call,
                                                  field: str) -> None:
-    before = digest(migrated_db.url)
+    before = stores.digest()
     with pytest.raises(ValidationError) as caught:
         await call(db, user_id)
     assert caught.value.field == field, caught.value
-    assert digest(migrated_db.url) == before
+    assert stores.digest() == before
 
 
 @settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(email=st.text(max_size=300), name=st.text(max_size=50))
-async def test_any_text_as_email_and_name(db: Database, migrated_db: DbFixture, email: str,
+async def test_any_text_as_email_and_name(db: Database, stores: Stores, email: str,
                                           name: str) -> None:
-    before = digest(migrated_db.url)
+    before = stores.digest()
     try:
         user = await db.users.create(email=email, password="password1", name=name,
                                      role="VENDOR")
     except DataAccessError as error:
         assert isinstance(error, ValidationError) or "already exists" in str(error)
-        assert digest(migrated_db.url) == before
+        assert stores.digest() == before
     else:
         assert user.email == email.strip().lower() and user.name == name
         assert "\x00" not in email and (await db.users.get(user.id)) == user

@@ -16,8 +16,7 @@ from shared_db.errors import (
     ValidationError,
 )
 from shared_db.sql import Query
-from tests.conftest import DbFixture
-from tests.state import digest
+from tests.conftest import DbFixture, Stores
 
 SLEEP = Query.build("test.sleep", select(func.pg_sleep(bindparam("seconds"))))
 
@@ -26,18 +25,18 @@ def _client(db: DbFixture, query: str) -> Database:
     return Database(load_settings({"DATABASE_URL": f"{db.url}?{query}"}))
 
 
-async def test_transaction_commits_or_rolls_back(db: Database, migrated_db: DbFixture) -> None:
+async def test_transaction_commits_or_rolls_back(db: Database, stores: Stores) -> None:
     async with db.transaction() as tx:
         await tx.config.set("a", 1)
         await tx.config.set("b", 2)
     assert [c.key for c in await db.config.list()] == ["a", "b"]
-    before = digest(migrated_db.url)
+    before = stores.digest()
     with pytest.raises(ZeroDivisionError):
         async with db.transaction() as tx:
             await tx.config.set("c", 3)
             assert (await tx.config.get("c")) is not None  # visible inside
             1 / 0  # noqa: B018
-    assert digest(migrated_db.url) == before
+    assert stores.digest() == before
 
 
 async def _write_skew(db: Database, retries: int) -> list[object]:
@@ -150,9 +149,10 @@ async def test_orm_sessions_see_what_repositories_wrote(db: Database) -> None:
 
     user = await db.users.create(email="orm@example.com", password="password1", name="O",
                                  role="ADMIN")
-    async with db.session() as session, session.begin():
+    async with db.session("auth") as session:
         loaded = await session.get(User, user.id)
         assert loaded is not None and loaded.email == "orm@example.com"
+    async with db.session("profile") as session, session.begin():  # per service: its own DB
         session.add(UserProfile(user_id=user.id, bio="via the ORM"))
     profile = await db.profiles.get(user.id)
     assert profile is not None and profile.bio == "via the ORM"

@@ -12,10 +12,10 @@ from shared_db.auth.repository import NewUser
 from shared_db.client import Database
 from shared_db.errors import DuplicateError
 from shared_db.passwords import hash_password
-from tests.conftest import DbFixture
+from tests.conftest import Stores
 
 
-async def test_same_email_registered_twice_at_once(db: Database, migrated_db: DbFixture) -> None:
+async def test_same_email_registered_twice_at_once(db: Database, stores: Stores) -> None:
     for n in range(5):
         results = await asyncio.gather(
             db.users.create(email=f"Race{n}@Example.com", password="password1", name="A",
@@ -25,15 +25,16 @@ async def test_same_email_registered_twice_at_once(db: Database, migrated_db: Db
         errors = [r for r in results if isinstance(r, BaseException)]
         assert len(errors) == 1 and isinstance(errors[0], DuplicateError), results
         assert errors[0].field == "email"
-    with psycopg.connect(migrated_db.url) as conn:
+    with (psycopg.connect(stores.url("auth")) as conn,
+          psycopg.connect(stores.url("admin")) as admin):
         rows = conn.execute("SELECT lower(email), count(*) FROM users GROUP BY 1").fetchall()
-        audits = conn.execute("SELECT count(*) FROM audit_logs WHERE action = 'user.created'")
+        audits = admin.execute("SELECT count(*) FROM audit_logs WHERE action = 'user.created'")
         assert all(count == 1 for _, count in rows) and len(rows) == 5
         assert audits.fetchone() == (5,)  # the loser's audit row went with its transaction
 
 
 async def test_concurrent_overlapping_batches_skip_duplicates(db: Database,
-                                                              migrated_db: DbFixture) -> None:
+                                                              stores: Stores) -> None:
     hashed = hash_password("password1")
 
     def batch(start: int, stop: int) -> list[NewUser]:
@@ -44,7 +45,7 @@ async def test_concurrent_overlapping_batches_skip_duplicates(db: Database,
                                   db.users.create_many(batch(1000, 4000)),
                                   db.users.create_many(batch(2000, 5000)))
     assert sum(counts) == 5000
-    with psycopg.connect(migrated_db.url) as conn:
+    with psycopg.connect(stores.url("auth")) as conn:
         assert conn.execute("SELECT count(*), count(DISTINCT email) FROM users").fetchone() == (
             5000, 5000)
 

@@ -10,8 +10,7 @@ from shared_db.client import Database
 from shared_db.errors import DuplicateError, ValidationError
 from shared_db.passwords import hash_password
 from shared_db.sql import QueryEvent
-from tests.conftest import DbFixture
-from tests.state import digest
+from tests.conftest import Stores
 
 HASH = hash_password("password1")
 
@@ -22,11 +21,11 @@ def _users(start: int, stop: int) -> list[NewUser]:
 
 
 async def test_ten_thousand_rows_in_one_copy_and_one_insert(
-        db: Database, migrated_db: DbFixture, statements: list[QueryEvent]) -> None:
+        db: Database, stores: Stores, statements: list[QueryEvent]) -> None:
     assert await db.users.create_many(_users(0, 10_000)) == 10_000
     assert [s.name for s in statements] == [
         "users.create_many.stage", "users.create_many.copy", "users.create_many"]
-    with psycopg.connect(migrated_db.url) as conn:
+    with psycopg.connect(stores.url("auth")) as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone() == (10_000,)
 
 
@@ -41,13 +40,13 @@ async def test_skip_duplicates_counts_only_new_rows(db: Database) -> None:
 
 
 async def test_without_skip_a_duplicate_writes_nothing(db: Database,
-                                                       migrated_db: DbFixture) -> None:
+                                                       stores: Stores) -> None:
     await db.users.create_many(_users(0, 10))
-    before = digest(migrated_db.url)
+    before = stores.digest()
     with pytest.raises(DuplicateError) as caught:
         await db.users.create_many(_users(5, 20), skip_duplicates=False)
     assert caught.value.field == "email"
-    assert digest(migrated_db.url) == before
+    assert stores.digest() == before
 
 
 @pytest.mark.parametrize(("bad", "field"), [
@@ -59,13 +58,13 @@ async def test_without_skip_a_duplicate_writes_nothing(db: Database,
     (NewUser(email="x@example.com", name="X", role="ADMIN", password="short"),
      "users[3].password"),
 ])
-async def test_one_bad_row_rejects_the_batch(db: Database, migrated_db: DbFixture,
+async def test_one_bad_row_rejects_the_batch(db: Database, stores: Stores,
                                              bad: NewUser, field: str) -> None:
-    before = digest(migrated_db.url)
+    before = stores.digest()
     with pytest.raises(ValidationError) as caught:
         await db.users.create_many([*_users(0, 3), bad, *_users(3, 6)])
     assert caught.value.field == field
-    assert digest(migrated_db.url) == before
+    assert stores.digest() == before
 
 
 async def test_plain_passwords_are_hashed(db: Database) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from shared_db.client import Database
 from shared_db.errors import ConflictError, NotFoundError
-from tests.conftest import DbFixture
+from tests.conftest import Stores
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ async def test_a_device_id_belongs_to_one_user(db: Database, users) -> None:
         await db.devices.register(bob.id, "bobs-phone")
 
 
-async def test_sessions_open_list_end(db: Database, users, migrated_db: DbFixture) -> None:
+async def test_sessions_open_list_end(db: Database, users, stores: Stores) -> None:
     alice, bob = users
     phone = await db.devices.register(alice.id, "phone")
     laptop = await db.devices.register(alice.id, "laptop")
@@ -50,7 +50,7 @@ async def test_sessions_open_list_end(db: Database, users, migrated_db: DbFixtur
                                      user_agent="app/2")
     other = await db.sessions.open(alice.id, laptop.id)
     stale = await db.sessions.open(alice.id, laptop.id, ttl=timedelta(minutes=1))
-    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+    with psycopg.connect(stores.url("auth"), autocommit=True) as conn:
         conn.execute("UPDATE sessions SET expires_at = now() - interval '1 minute' "
                      "WHERE id = %s", (stale.id,))
     assert {s.id for s in await db.sessions.active(alice.id)} == {current.id, other.id}
@@ -63,12 +63,12 @@ async def test_sessions_open_list_end(db: Database, users, migrated_db: DbFixtur
     assert await db.sessions.purge_expired() == 0
 
 
-async def test_purge_expired_sessions(db: Database, users, migrated_db: DbFixture) -> None:
+async def test_purge_expired_sessions(db: Database, users, stores: Stores) -> None:
     alice, _ = users
     device = await db.devices.register(alice.id, "phone")
     keep = await db.sessions.open(alice.id, device.id)
     gone = await db.sessions.open(alice.id, device.id)
-    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+    with psycopg.connect(stores.url("auth"), autocommit=True) as conn:
         conn.execute("UPDATE sessions SET expires_at = now() - interval '1 day' WHERE id = %s",
                      (gone.id,))
     assert await db.sessions.purge_expired() == 1

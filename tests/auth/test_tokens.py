@@ -11,7 +11,7 @@ import pytest
 
 from shared_db.client import Database
 from shared_db.errors import NotFoundError, TokenReusedError, ValidationError
-from tests.conftest import DbFixture
+from tests.conftest import Stores
 
 
 @pytest.fixture
@@ -21,9 +21,9 @@ async def user(db: Database):
 
 
 async def test_the_table_holds_a_hash_never_the_token(db: Database, user,
-                                                      migrated_db: DbFixture) -> None:
+                                                      stores: Stores) -> None:
     issued = await db.tokens.issue(user.id)
-    with psycopg.connect(migrated_db.url) as conn:
+    with psycopg.connect(stores.url("auth")) as conn:
         stored = [r[0] for r in conn.execute("SELECT token FROM refresh_tokens")]
     assert stored == [hashlib.sha256(issued.token.encode()).hexdigest()]
     assert issued.token not in stored
@@ -46,7 +46,7 @@ async def test_rotate_replaces_the_token_and_moves_sessions(db: Database, user) 
 
 
 async def test_a_replayed_token_revokes_the_family(db: Database, user,
-                                                   migrated_db: DbFixture) -> None:
+                                                   stores: Stores) -> None:
     first = await db.tokens.issue(user.id)
     other_device = await db.tokens.issue(user.id)
     device = await db.devices.register(user.id, "phone-1")
@@ -59,7 +59,7 @@ async def test_a_replayed_token_revokes_the_family(db: Database, user,
     assert await db.sessions.active(user.id) == []
     (audit,) = (await db.audit.for_resource("user", user.id))[-1:]
     assert audit.action == "auth.refresh_token_reused"
-    with psycopg.connect(migrated_db.url) as conn:
+    with psycopg.connect(stores.url("auth")) as conn:
         assert conn.execute("SELECT count(*) FROM refresh_tokens").fetchone() == (0,)
 
 
@@ -75,7 +75,7 @@ async def test_concurrent_rotations_of_one_token_one_wins(db: Database, user) ->
     assert await db.tokens.find(winners[0].token) is None
 
 
-async def test_revoke_revoke_all_and_purge(db: Database, user, migrated_db: DbFixture) -> None:
+async def test_revoke_revoke_all_and_purge(db: Database, user, stores: Stores) -> None:
     first, second, third = [await db.tokens.issue(user.id) for _ in range(3)]
     assert await db.tokens.revoke(first.token) is True
     assert await db.tokens.revoke(first.token) is False
@@ -83,7 +83,7 @@ async def test_revoke_revoke_all_and_purge(db: Database, user, migrated_db: DbFi
     assert await db.tokens.find(second.token) is None and await db.tokens.find(third.token) is None
     live = await db.tokens.issue(user.id)
     short = await db.tokens.issue(user.id, ttl=timedelta(seconds=1))
-    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+    with psycopg.connect(stores.url("auth"), autocommit=True) as conn:
         conn.execute("UPDATE refresh_tokens SET expires_at = now() - interval '1 second' "
                      "WHERE id = %s", (short.record.id,))
     assert await db.tokens.find(short.token) is None

@@ -14,8 +14,7 @@ from shared_db.context import acting_as
 from shared_db.enums import UserRole
 from shared_db.errors import DuplicateError, ForeignKeyError, NotFoundError, ValidationError
 from shared_db.records import UserRecord
-from tests.conftest import DbFixture
-from tests.state import digest
+from tests.conftest import Stores
 
 
 async def _user(db: Database, email: str = "Jane@Example.COM", role: str = "CUSTOMER"):
@@ -23,23 +22,23 @@ async def _user(db: Database, email: str = "Jane@Example.COM", role: str = "CUST
 
 
 async def test_create_normalises_email_and_hashes_with_cost_10(db: Database,
-                                                             migrated_db: DbFixture) -> None:
+                                                             stores: Stores) -> None:
     user = await _user(db)
     assert user.email == "jane@example.com" and user.role is UserRole.CUSTOMER
     assert not user.email_verified and user.deleted_at is None
-    with psycopg.connect(migrated_db.url) as conn:
+    with psycopg.connect(stores.url("auth")) as conn:
         (stored,) = conn.execute("SELECT password_hash FROM users WHERE id = %s",
                                  (user.id,)).fetchone()
     assert stored.startswith("$2b$10$") and bcrypt.checkpw(b"correct horse", stored.encode())
 
 
-async def test_email_is_unique_whatever_the_case(db: Database, migrated_db: DbFixture) -> None:
+async def test_email_is_unique_whatever_the_case(db: Database, stores: Stores) -> None:
     await _user(db)
-    before = digest(migrated_db.url)
+    before = stores.digest()
     with pytest.raises(DuplicateError) as caught:
         await _user(db, "JANE@example.com")
     assert caught.value.field == "email"
-    assert digest(migrated_db.url) == before
+    assert stores.digest() == before
 
 
 async def test_reads_never_carry_the_password_hash(db: Database) -> None:
@@ -103,11 +102,11 @@ async def test_writes_are_audited_with_the_actor(db: Database) -> None:
     assert [(r.action, r.user_id) for r in own] == [("user.created", admin.id)]
 
 
-async def test_a_failed_audit_undoes_the_write(db: Database, migrated_db: DbFixture) -> None:
-    before = digest(migrated_db.url)
+async def test_a_failed_audit_undoes_the_write(db: Database, stores: Stores) -> None:
+    before = stores.digest()
     with acting_as(ip_address="x" * 101), pytest.raises(ValidationError, match="ip_address"):
         await _user(db)
-    assert digest(migrated_db.url) == before
+    assert stores.digest() == before
 
 
 async def test_hard_delete_cascades_but_payments_block_it(db: Database) -> None:

@@ -8,14 +8,14 @@ import pytest
 from shared_db.client import Database
 from shared_db.errors import ValidationError
 from shared_db.pagination import encode_cursor
-from tests.conftest import DbFixture
+from tests.conftest import Stores
 
 
 @pytest.fixture
-async def user(db: Database, migrated_db: DbFixture):
+async def user(db: Database, stores: Stores):
     user = await db.users.create(email="pg@example.com", password="password1", name="P",
                                  role="CUSTOMER")
-    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+    with psycopg.connect(stores.url("payments"), autocommit=True) as conn:
         # 45 payments on 9 distinct timestamps: 5 rows share each timestamp.
         conn.execute(
             "INSERT INTO payments (user_id, amount, status, type, created_at) "
@@ -43,23 +43,23 @@ async def _walk(db: Database, user, limit: int, **filters) -> list:
 
 
 @pytest.mark.parametrize("limit", [1, 4, 5, 7, 45, 100])
-async def test_keyset_walk_sees_every_row_once(db: Database, user, migrated_db: DbFixture,
+async def test_keyset_walk_sees_every_row_once(db: Database, user, stores: Stores,
                                                limit: int) -> None:
-    assert await _walk(db, user, limit) == _order(migrated_db.url)
+    assert await _walk(db, user, limit) == _order(stores.url("payments"))
 
 
-async def test_keyset_with_status_filter(db: Database, user, migrated_db: DbFixture) -> None:
-    expected = _order(migrated_db.url, "WHERE status = 'completed'")
+async def test_keyset_with_status_filter(db: Database, user, stores: Stores) -> None:
+    expected = _order(stores.url("payments"), "WHERE status = 'completed'")
     assert await _walk(db, user, 4, status="completed") == expected and len(expected) == 15
 
 
 async def test_rows_inserted_between_pages_are_neither_skipped_nor_repeated(
-        db: Database, user, migrated_db: DbFixture) -> None:
-    original = _order(migrated_db.url)
+        db: Database, user, stores: Stores) -> None:
+    original = _order(stores.url("payments"))
     first = await db.payments.page(user.id, limit=10)
     boundary = first.items[-1]
     # New payments arrive: newer than everything, and tied with the last row already seen.
-    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+    with psycopg.connect(stores.url("payments"), autocommit=True) as conn:
         conn.execute("INSERT INTO payments (user_id, amount, status, type) "
                      "SELECT %s, 1, 'pending', 'payment' FROM generate_series(1, 3)", (user.id,))
         tied = [conn.execute(
@@ -78,17 +78,17 @@ async def test_rows_inserted_between_pages_are_neither_skipped_nor_repeated(
     assert {i for i in walked if i in set(tied)} == {i for i in tied if i < boundary.id}
 
 
-async def test_offset_pages_and_total(db: Database, user, migrated_db: DbFixture) -> None:
-    order = _order(migrated_db.url)
+async def test_offset_pages_and_total(db: Database, user, stores: Stores) -> None:
+    order = _order(stores.url("payments"))
     pages = [await db.payments.list_page(user.id, page=n, per_page=20) for n in (1, 2, 3)]
     assert [p.id for page in pages for p in page.items] == order
     counted = await db.payments.list_page(user.id, status="pending", with_total=True)
     assert counted.total == 30 and len(counted.items) == 20
 
 
-async def test_all_payments_pages(db: Database, user, migrated_db: DbFixture) -> None:
+async def test_all_payments_pages(db: Database, user, stores: Stores) -> None:
     page = await db.payments.page(limit=45)
-    assert [p.id for p in page.items] == _order(migrated_db.url) and page.next_cursor is None
+    assert [p.id for p in page.items] == _order(stores.url("payments")) and page.next_cursor is None
 
 
 @pytest.mark.parametrize("cursor", ["", "garbage", "eyJ4IjoxfQ", "W10", "!!!",

@@ -21,8 +21,7 @@ from shared_db.errors import (
     ValidationError,
 )
 from shared_db.payments.service import TRANSITIONS
-from tests.conftest import DbFixture
-from tests.state import digest
+from tests.conftest import Stores
 
 ALLOWED = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
 
@@ -51,13 +50,13 @@ BAD_AMOUNTS = [Decimal("0"), Decimal("-1"), Decimal("NaN"), Decimal("Infinity"),
 
 
 @pytest.mark.parametrize("amount", BAD_AMOUNTS, ids=repr)
-async def test_bad_amounts_are_refused(db: Database, user, migrated_db: DbFixture,
+async def test_bad_amounts_are_refused(db: Database, user, stores: Stores,
                                        amount: object) -> None:
-    before = digest(migrated_db.url)
+    before = stores.digest()
     with pytest.raises(ValidationError) as caught:
         await db.payments.create(user.id, amount, type="payment")
     assert caught.value.field == "amount"
-    assert digest(migrated_db.url) == before
+    assert stores.digest() == before
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
@@ -70,13 +69,13 @@ async def test_bad_amounts_are_refused(db: Database, user, migrated_db: DbFixtur
     ({"description": "x" * 1_000_001}, "description"), ({"description": "a\x00b"},
                                                         "description"),
 ])
-async def test_bad_fields_are_refused(db: Database, user, migrated_db: DbFixture, kwargs: dict,
+async def test_bad_fields_are_refused(db: Database, user, stores: Stores, kwargs: dict,
                                       field: str) -> None:
-    before = digest(migrated_db.url)
+    before = stores.digest()
     with pytest.raises(ValidationError) as caught:
         await db.payments.create(user.id, Decimal("1.00"), **{"type": "payment", **kwargs})
     assert caught.value.field == field
-    assert digest(migrated_db.url) == before
+    assert stores.digest() == before
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture],
@@ -99,12 +98,12 @@ async def test_missing_user(db: Database) -> None:
 
 @pytest.mark.parametrize(("start", "target"), [(a, b) for a in PaymentStatus
                                                for b in PaymentStatus])
-async def test_state_machine(db: Database, user, migrated_db: DbFixture,
+async def test_state_machine(db: Database, user, stores: Stores,
                              start: PaymentStatus, target: PaymentStatus) -> None:
     payment = await db.payments.create(user.id, Decimal("3.00"), type="payment")
-    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+    with psycopg.connect(stores.url("payments"), autocommit=True) as conn:
         conn.execute("UPDATE payments SET status = %s WHERE id = %s", (start.value, payment.id))
-    before = digest(migrated_db.url)
+    before = stores.digest()
     if (start, target) in ALLOWED:
         moved = await db.payment_status.transition(payment.id, target)
         assert moved.status is target
@@ -117,7 +116,7 @@ async def test_state_machine(db: Database, user, migrated_db: DbFixture,
     else:
         with pytest.raises(InvalidTransitionError, match=f"from {start.value} to"):
             await db.payment_status.transition(payment.id, target)
-        assert digest(migrated_db.url) == before
+        assert stores.digest() == before
 
 
 async def test_full_happy_path_with_actor(db: Database, user) -> None:
@@ -139,7 +138,7 @@ async def test_expected_status_guards_stale_reads(db: Database, user) -> None:
 
 
 async def test_concurrent_transitions_exactly_one_wins(db: Database, user,
-                                                       migrated_db: DbFixture) -> None:
+                                                       stores: Stores) -> None:
     for _ in range(5):
         payment = await db.payments.create(user.id, Decimal("7.00"), type="payment")
         await db.payment_status.transition(payment.id, "initiated")

@@ -9,8 +9,7 @@ import pytest
 from shared_db.client import Database
 from shared_db.errors import DuplicateError, NotFoundError, ValidationError
 from shared_db.profile.service import create_user_with_profile
-from tests.conftest import DbFixture
-from tests.state import digest
+from tests.conftest import Stores
 
 
 async def test_user_and_profile_together(db: Database) -> None:
@@ -21,27 +20,27 @@ async def test_user_and_profile_together(db: Database) -> None:
     assert await db.profiles.get(user.id) == profile
 
 
-async def test_a_failing_profile_leaves_no_user(db: Database, migrated_db: DbFixture) -> None:
-    before = digest(migrated_db.url)
+async def test_a_failing_profile_leaves_no_user(db: Database, stores: Stores) -> None:
+    before = stores.digest()
     with pytest.raises(ValidationError, match="preferences"):
         await create_user_with_profile(db, email="new@example.com", password="password1",
                                        name="New", role="CUSTOMER",
                                        profile={"preferences": {"bad": float("nan")}})
-    assert digest(migrated_db.url) == before
+    assert stores.digest() == before
     with pytest.raises(ValidationError, match="shoe_size"):
         await create_user_with_profile(db, email="new@example.com", password="password1",
                                        name="New", role="CUSTOMER", profile={"shoe_size": 44})
-    assert digest(migrated_db.url) == before
+    assert stores.digest() == before
 
 
-async def test_inside_a_caller_transaction(db: Database, migrated_db: DbFixture) -> None:
-    before = digest(migrated_db.url)
+async def test_inside_a_caller_transaction(db: Database, stores: Stores) -> None:
+    before = stores.digest()
     with pytest.raises(RuntimeError):
         async with db.transaction() as tx:
             await create_user_with_profile(tx, email="x@example.com", password="password1",
                                            name="X", role="VENDOR")
             raise RuntimeError("the caller changes its mind")
-    assert digest(migrated_db.url) == before
+    assert stores.digest() == before
 
 
 async def test_get_and_update(db: Database) -> None:

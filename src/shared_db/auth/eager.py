@@ -2,12 +2,16 @@
 
 Two statements for any number of users, sent together in one pipeline round trip: users with
 their profiles (one LEFT JOIN), and each user's newest payments through a LATERAL subquery.
+Per service (three databases) it is three statements in two round trips: the live users from
+auth, then their profiles and payments from the other two databases at the same time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ARRAY, Uuid, bindparam, func, literal_column, select, true
 
@@ -16,6 +20,9 @@ from shared_db.payments.models import Payment
 from shared_db.profile.models import UserProfile
 from shared_db.records import PaymentRecord, ProfileRecord, UserRecord, UserWithRelations
 from shared_db.sql import Executor, Query, columns, pipelined
+
+if TYPE_CHECKING:
+    from shared_db.repository import Source
 
 _USER = columns(UserRecord, User)
 _PROFILE = columns(ProfileRecord, UserProfile)
@@ -39,6 +46,11 @@ def user_payments(n: int) -> Query:
     return Query.build(f"users.eager.user_payments.{n}", select(*_PAYMENT).where(
         Payment.user_id == bindparam("id")).order_by(
         Payment.created_at.desc(), Payment.id.desc()).limit(literal_column(str(int(n)))))
+
+LIVE_USERS = Query.build("users.eager.users", select(*_USER).where(
+    User.id == func.any(bindparam("ids", type_=ARRAY(Uuid))), User.deleted_at.is_(None)))
+PROFILES = Query.build("users.eager.profiles_only", select(*_PROFILE).where(
+    UserProfile.user_id == func.any(bindparam("ids", type_=ARRAY(Uuid)))))
 
 _ids = func.unnest(bindparam("ids", type_=ARRAY(Uuid))).table_valued("id").render_derived(
     name="wanted")
@@ -69,4 +81,33 @@ async def load_with_relations(ex: Executor, user_ids: list[uuid.UUID], n: int,
         user = UserRecord(*row[:_N_USER])
         profile = ProfileRecord(*row[_N_USER:]) if row[_N_USER] is not None else None
         found[user.id] = UserWithRelations(user, profile, tuple(payments.get(user.id, ())))
+    return [found[i] for i in user_ids if i in found]
+
+
+async def load_across(source: Source, user_ids: list[uuid.UUID], n: int,
+                      ) -> list[UserWithRelations]:
+    """``load_with_relations`` when users, profiles and payments are in three databases."""
+    if not user_ids:
+        return []
+    async with source.executor("auth") as auth:
+        users = await auth.all(LIVE_USERS, {"ids": user_ids}, UserRecord)
+    live = [user.id for user in users]
+    if not live:
+        return []
+
+    async def profiles() -> list[ProfileRecord]:
+        async with source.executor("profile") as ex:
+            return await ex.all(PROFILES, {"ids": live}, ProfileRecord)
+
+    async def payments() -> list[PaymentRecord]:
+        async with source.executor("payments") as ex:
+            return await ex.all(NEWEST_PAYMENTS, {"ids": live, "n": n}, PaymentRecord)
+
+    found_profiles, found_payments = await asyncio.gather(profiles(), payments())
+    by_user = {profile.user_id: profile for profile in found_profiles}
+    newest: dict[uuid.UUID, list[PaymentRecord]] = {}
+    for payment in found_payments:
+        newest.setdefault(payment.user_id, []).append(payment)
+    found = {user.id: UserWithRelations(user, by_user.get(user.id),
+                                        tuple(newest.get(user.id, ()))) for user in users}
     return [found[i] for i in user_ids if i in found]

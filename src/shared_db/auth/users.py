@@ -24,10 +24,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
+from shared_db import references
 from shared_db import validation as check
 from shared_db.admin.repository import RECORD as AUDIT_RECORD
 from shared_db.auth.batch import NewUser, insert_rows, prepare_rows
-from shared_db.auth.eager import load_with_relations
+from shared_db.auth.eager import load_across, load_with_relations
 from shared_db.auth.models import User
 from shared_db.enums import UserRole
 from shared_db.errors import NotFoundError, ValidationError
@@ -216,9 +217,13 @@ class UserRepository(Repository):
             NotFoundError: no such user.
         """
         async with self._source.unit() as tx:
-            async with tx.executor(self.service) as ex:
-                if not await ex.execute(HARD_DELETE, {"id": user_id}):
-                    raise NotFoundError(f"user {user_id} does not exist")
+            if tx.same_database(self.service, "payments") and tx.same_database(
+                    self.service, "profile"):
+                async with tx.executor(self.service) as ex:
+                    if not await ex.execute(HARD_DELETE, {"id": user_id}):
+                        raise NotFoundError(f"user {user_id} does not exist")
+            else:
+                await references.delete_user(tx, user_id)
             await _audit(tx, "user.deleted", user_id)
 
     async def create_many(self, users: Iterable[NewUser], *, skip_duplicates: bool = True,
@@ -243,6 +248,9 @@ class UserRepository(Repository):
                          ) -> list[UserWithRelations]:
         """``eager`` for many users, still two statements whatever the list's length."""
         check.positive_int("payments", payments, maximum=100)
+        if not (self._source.same_database(self.service, "profile")
+                and self._source.same_database(self.service, "payments")):
+            return await load_across(self._source, list(user_ids), payments)
         async with self._read() as ex:
             return await load_with_relations(ex, list(user_ids), payments)
 

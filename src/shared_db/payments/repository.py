@@ -18,6 +18,7 @@ from shared_db.pagination import decode_cursor, encode_cursor, page_number, page
 from shared_db.payments.currencies import ISO_4217
 from shared_db.payments.models import Payment, PaymentTransaction
 from shared_db.records import Page, PaymentRecord, PaymentTransactionRecord
+from shared_db.references import lock_live_user
 from shared_db.repository import Repository
 from shared_db.sql import Query, columns
 
@@ -36,6 +37,13 @@ CREATE = Query.build("payments.create", insert(Payment).from_select(
            bindparam("metadata", type_=JSONB)).where(User.id == bindparam("user_id"),
                                         User.deleted_at.is_(None)),
 ).returning(*_PAYMENT))
+INSERT = Query.build("payments.insert", insert(Payment).values(
+    id=func.gen_random_uuid(), user_id=bindparam("user_id"),
+    amount=bindparam("amount", type_=Numeric(10, 2)), currency=bindparam("currency", type_=Text),
+    status=cast(bindparam("status"), pg_enum(PaymentStatus)),
+    type=cast(bindparam("type"), pg_enum(PaymentType)),
+    description=bindparam("description", type_=Text),
+    metadata_=bindparam("metadata", type_=JSONB)).returning(*_PAYMENT))
 GET = Query.build("payments.get", select(*_PAYMENT).where(Payment.id == bindparam("id")))
 TRANSACTIONS = Query.build("payments.transactions", select(
     *columns(PaymentTransactionRecord, PaymentTransaction)).where(
@@ -92,8 +100,14 @@ class PaymentRepository(Repository):
                   "status": PaymentStatus.pending, "type": check.member("type", type, PaymentType),
                   "description": check.optional_text("description", description, max_length=1000),
                   "metadata": None if meta is None else Jsonb(meta)}
-        async with self._read() as ex:
-            payment = await ex.one(CREATE, params, PaymentRecord)
+        if self._source.same_database("auth", self.service):
+            async with self._read() as ex:  # one autocommit INSERT ... SELECT FROM users
+                payment = await ex.one(CREATE, params, PaymentRecord)
+        else:
+            async with self._source.unit() as tx:
+                await lock_live_user(tx, user_id)
+                async with tx.executor(self.service) as ex:
+                    payment = await ex.one(INSERT, params, PaymentRecord)
         if payment is None:
             raise NotFoundError(f"user {user_id} does not exist or is deleted")
         return payment

@@ -15,6 +15,7 @@ from shared_db.auth.models import User
 from shared_db.errors import NotFoundError, ValidationError
 from shared_db.profile.models import UserProfile
 from shared_db.records import ProfileRecord
+from shared_db.references import lock_live_user
 from shared_db.repository import Repository
 from shared_db.sql import Query, columns
 
@@ -33,8 +34,6 @@ CREATE_FOR_LIVE_USER = Query.build("profiles.create_for_live_user", insert(UserP
                                              for n in FIELDS]).where(
         User.id == bindparam("user_id"), User.deleted_at.is_(None)),
 ).returning(*_PROFILE))
-USER_IS_LIVE = Query.build("profiles.user_is_live", select(User.id).where(
-    User.id == bindparam("user_id"), User.deleted_at.is_(None)))
 
 
 @lru_cache(maxsize=64)
@@ -73,12 +72,10 @@ class ProfileRepository(Repository):
             if tx.same_database("auth", self.service):
                 async with tx.executor(self.service) as ex:
                     profile = await ex.one(CREATE_FOR_LIVE_USER, params, ProfileRecord)
-            else:  # the user lives in the auth service's own database: check there first
-                async with tx.executor("auth") as auth:
-                    live = await auth.scalar(USER_IS_LIVE, {"user_id": user_id})
+            else:  # the user lives in the auth service's own database
+                await lock_live_user(tx, user_id)
                 async with tx.executor(self.service) as ex:
-                    profile = None if live is None else await ex.one(CREATE, params,
-                                                                     ProfileRecord)
+                    profile = await ex.one(CREATE, params, ProfileRecord)
         if profile is None:
             raise NotFoundError(f"user {user_id} does not exist or is deleted")
         return profile
