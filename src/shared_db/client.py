@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from contextlib import (
-    AbstractAsyncContextManager,
-)
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, Literal, TypeVar
 
 from psycopg import AsyncConnection
@@ -23,19 +21,26 @@ from psycopg.types.enum import EnumInfo, register_enum
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from shared_db import twophase
 from shared_db.base import SERVICES
 from shared_db.calls import ReadCall, WriteCall
 from shared_db.config import Settings
 from shared_db.context import ActorContext, current_actor
 from shared_db.engine import async_engine, connect_args
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
-from shared_db.errors import RetryExhaustedError, TransientConflictError, ValidationError
+from shared_db.errors import (
+    ConfigError,
+    RetryExhaustedError,
+    TransientConflictError,
+    ValidationError,
+)
 from shared_db.errors_db import translate
 from shared_db.observe import QueryLog, QueryLogSettings
 from shared_db.ops.targets import shared_url
 from shared_db.repositories import Repositories
 from shared_db.sql import Executor, QueryHooks
 from shared_db.transaction import ISOLATION_LEVELS, Transaction
+from shared_db.twophase import Settled
 from shared_db.url import ConnectionSettings
 
 T = TypeVar("T")
@@ -78,7 +83,34 @@ class Database(Repositories):
         for conn in {c.libpq_url(): c for c in self._connections.values()}.values():
             opened[conn.libpq_url()] = await self._open_pool(conn)
         self._pools = {s: opened[c.libpq_url()] for s, c in self._connections.items()}
+        if len(opened) > 1:
+            await self._check_two_phase()
         return self
+
+    def _distinct_pools(self) -> list[AsyncConnectionPool[AsyncConnection[Any]]]:
+        return list({id(p): p for p in self._pools.values()}.values())
+
+    async def _check_two_phase(self) -> None:
+        # Fail at start-up, not at the first cross-database commit in production.
+        for service, pool in self._pools.items():
+            async with pool.connection() as conn:
+                cursor = await conn.execute("SHOW max_prepared_transactions")
+                row = await cursor.fetchone()
+            if row is None or int(row[0]) == 0:
+                await self.close()
+                raise ConfigError("max_prepared_transactions", f"is 0 on the {service} "
+                                  "database; per service, transactions spanning databases "
+                                  "commit in two phases: set it (e.g. 64) and restart")
+
+    async def recover(self, older_than: float = 60.0) -> list[Settled]:
+        """Settle the two-phase transactions a crashed process left prepared (all or nothing;
+        see ``shared_db.twophase``). Only parts older than ``older_than`` seconds are touched.
+        """
+        async with AsyncExitStack() as stack:
+            conns = [await stack.enter_async_context(pool.connection())
+                     for pool in self._distinct_pools()]
+            with translate():
+                return await twophase.recover(conns, older_than)
 
     async def _open_pool(self, conn: ConnectionSettings) -> AsyncConnectionPool[Any]:
         kwargs: dict[str, Any] = {"autocommit": True, **connect_args(conn)}
@@ -91,7 +123,7 @@ class Database(Repositories):
         return pool
 
     async def close(self) -> None:
-        for pool in {id(p): p for p in self._pools.values()}.values():
+        for pool in self._distinct_pools():
             await pool.close()
         for engine in self._orm_engines.values():
             await engine.dispose()

@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, sql
+from psycopg.pq import TransactionStatus
 
 from shared_db.errors import InDoubtError
 from shared_db.errors_db import first_line, translate_error
@@ -79,13 +80,11 @@ async def commit(executors: Sequence[Executor]) -> None:
     """
     global_id, count = uuid.uuid4().hex, len(executors)
     ids = [part_id(global_id, i, count) for i in range(count)]
-    prepared = 0
     try:
         for i, ex in enumerate(executors):
             await _run(ex, "twophase.prepare", _PREPARE.format(sql.Literal(ids[i])))
-            prepared += 1
     except BaseException:
-        await _abort(executors, ids, prepared)
+        await _abort(executors, ids)
         raise
     for i, ex in enumerate(executors):
         try:
@@ -100,15 +99,18 @@ async def commit(executors: Sequence[Executor]) -> None:
                         global_id, i, count, first_line(exc))
 
 
-async def _abort(executors: Sequence[Executor], ids: list[str], prepared: int) -> None:
+async def _abort(executors: Sequence[Executor], ids: list[str]) -> None:
     # Reverse order keeps part 0 prepared longest: if this is cut short, recovery still sees
     # part 0 and rolls back the rest.
     for i in reversed(range(len(executors))):
         ex = executors[i]
+        if ex.connection.broken:
+            continue  # the server aborts it, or recovery finds it prepared
         try:
-            if i < prepared:
+            # A session whose PREPARE went through is out of its transaction block.
+            if ex.connection.info.transaction_status == TransactionStatus.IDLE:
                 await _run(ex, "twophase.rollback", _ROLLBACK.format(sql.Literal(ids[i])))
-            elif not ex.connection.broken:
+            else:
                 await ex.connection.execute("ROLLBACK")
         except psycopg.Error as exc:
             log.warning("rollback of part %d left to recovery: %s", i, first_line(exc))
@@ -151,6 +153,8 @@ async def recover(connections: Sequence[AsyncConnection[Any]],
         for part, conn in sorted(parts, key=lambda p: p[0].index, reverse=not decided):
             try:
                 await conn.execute(statement.format(sql.Literal(part.gid)))
+            except psycopg.errors.UndefinedObject:
+                continue  # another recoverer settled this part first, the same way
             except psycopg.Error as exc:
                 raise translate_error(exc) from exc
         settled.append(Settled(global_id, "committed" if decided else "rolled back",

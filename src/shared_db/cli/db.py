@@ -1,10 +1,14 @@
-"""``shared-db db start | stop | url | seed``: the embedded server and the seed data."""
+"""``shared-db db start | stop | url | seed | recover``: the embedded server, the seed data, and
+the settling of two-phase transactions a crashed process left behind."""
 
 from __future__ import annotations
+
+import asyncio
 
 import typer
 
 from shared_db.cli.common import console, settings, targets
+from shared_db.client import Database
 from shared_db.errors import ConfigError
 from shared_db.ops import devserver, seeding
 
@@ -52,3 +56,19 @@ def seed() -> None:
     console.print(f"Seeded {len(report.users_created)} user(s) "
                   f"({', '.join(report.users_created) or 'none new'}) and "
                   f"{report.profiles_created} profile(s).")
+
+
+@app.command()
+def recover(older_than: float = typer.Option(
+        60.0, "--older-than", min=0.0,
+        help="Only touch parts prepared at least this many seconds ago.")) -> None:
+    """Finish or undo transactions across service databases whose process died at commit."""
+    current = settings()
+
+    async def run() -> list[str]:
+        async with Database(current) as db:
+            return [f"{s.global_id}: {s.outcome} ({s.parts} part(s))"
+                    for s in await db.recover(older_than)]
+
+    lines = asyncio.run(run())
+    console.print("\n".join(lines) if lines else "Nothing in doubt.")

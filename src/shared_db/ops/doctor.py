@@ -30,6 +30,9 @@ SERVER = text("SELECT current_setting('server_version_num')::int, version(), "
 EXTENSIONS = text("SELECT name, installed_version IS NOT NULL FROM pg_available_extensions "
                   "WHERE name IN ('pg_stat_statements', 'pgcrypto') ORDER BY name")
 PRELOADED = text("SELECT current_setting('shared_preload_libraries')")
+TWO_PHASE = text("SELECT current_setting('max_prepared_transactions')::int, "
+                 "(SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database() "
+                 "AND gid LIKE 'shared-db:%' AND prepared < now() - interval '1 minute')")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ def _server(target: Target) -> list[Check]:
         number, version, max_connections = conn.execute(SERVER).one()
         extensions = {name: installed for name, installed in conn.execute(EXTENSIONS)}
         preloaded = str(conn.execute(PRELOADED).scalar())
+        max_prepared, in_doubt = conn.execute(TWO_PHASE).one()
         present = set(inspect(conn).get_table_names(schema=target.connection.schema))
     checks.append(Check(target.name, "server", "ok" if number >= MIN_SERVER else "fail",
                         version.split(",")[0],
@@ -88,6 +92,7 @@ def _server(target: Target) -> list[Check]:
     else:
         checks.append(Check(target.name, "extensions", "ok",
                             "available: " + ", ".join(sorted(extensions))))
+    checks.append(_two_phase(target, max_prepared, in_doubt))
     wanted = [t for chain in target.chains for t in tables_of(chain)]
     missing = [t for t in wanted if t not in present]
     checks.append(Check(target.name, "models", "fail" if missing else "ok",
@@ -95,6 +100,21 @@ def _server(target: Target) -> list[Check]:
                         else f"all {len(wanted)} model tables exist",
                         "run `shared-db migrate deploy`" if missing else None))
     return checks
+
+
+def _two_phase(target: Target, max_prepared: int, in_doubt: int) -> Check:
+    if in_doubt:
+        return Check(target.name, "two-phase commit", "fail",
+                     f"{in_doubt} transaction part(s) prepared over a minute ago and never "
+                     "finished (a process died at commit); they hold locks",
+                     "run `shared-db db recover`")
+    if target.name != "shared" and max_prepared == 0:
+        return Check(target.name, "two-phase commit", "fail",
+                     "max_prepared_transactions is 0: transactions spanning service "
+                     "databases cannot commit", "set max_prepared_transactions (e.g. 64) "
+                     "in postgresql.conf and restart the server")
+    return Check(target.name, "two-phase commit", "ok",
+                 f"max_prepared_transactions {max_prepared}, nothing in doubt")
 
 
 def _migrations(target: Target, migrations_dir: Path) -> Check:

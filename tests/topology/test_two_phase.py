@@ -1,0 +1,144 @@
+"""User + audit row + profile across three databases: all or nothing, whatever fails where.
+
+Faults are real: a statement fails between two databases, a participant's backend is killed,
+and the coordinating process is killed with SIGKILL at each step of the commit. After each, no
+user is visible without its profile, and ``recover`` settles what was left prepared.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from shared_db.base import SERVICES
+from shared_db.client import Database
+from shared_db.errors import DatabaseUnavailableError
+from shared_db.ops.scratch import drop_database
+from shared_db.profile.service import create_user_with_profile
+from shared_db.sql import QueryEvent
+from shared_db.url import ConnectionSettings
+from tests.conftest import Stores, _new_db
+
+
+@pytest.fixture
+def own(server: ConnectionSettings, request: pytest.FixtureRequest) -> Iterator[Stores]:
+    """Per-service databases of this test alone (prepared leftovers would block others)."""
+    templates = request.getfixturevalue("service_databases")
+    made = {s: _new_db(server, psycopg.conninfo.conninfo_to_dict(templates[s])["dbname"])
+            for s in SERVICES}
+    yield Stores("per-service", {s: made[s].url for s in SERVICES})
+    for db in made.values():
+        with psycopg.connect(db.url, autocommit=True) as conn:
+            for (gid,) in conn.execute("SELECT gid FROM pg_prepared_xacts "
+                                       "WHERE database = current_database()").fetchall():
+                conn.execute(psycopg.sql.SQL("ROLLBACK PREPARED {}").format(gid))
+        drop_database(server, db.connection.database)
+
+
+def _prepared(stores: Stores) -> dict[str, int]:
+    counts = {}
+    for service in ("auth", "admin", "profile"):
+        with psycopg.connect(stores.url(service)) as conn:
+            counts[service] = conn.execute(
+                "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database() "
+                "AND gid LIKE 'shared-db:%'").fetchone()[0]
+    return counts
+
+
+def _rows(stores: Stores) -> dict[str, int]:
+    queries = {"auth": "SELECT count(*) FROM users", "admin": "SELECT count(*) FROM audit_logs",
+               "profile": "SELECT count(*) FROM user_profiles"}
+    counts = {}
+    for service, query in queries.items():
+        with psycopg.connect(stores.url(service)) as conn:
+            counts[service] = conn.execute(query).fetchone()[0]
+    return counts
+
+
+NOTHING = {"auth": 0, "admin": 0, "profile": 0}
+WHOLE = {"auth": 1, "admin": 1, "profile": 1}
+
+
+async def test_commit_is_two_phase_with_auth_last(own: Stores) -> None:
+    seen: list[QueryEvent] = []
+    async with Database(own.settings()) as db:
+        db.hooks.listeners.append(seen.append)
+        user, profile = await create_user_with_profile(
+            db, email="whole@example.com", name="W", role="CUSTOMER", password="password1",
+            profile={"bio": "b"})
+        assert profile.user_id == user.id
+    steps = [e.sql for e in seen if e.name.startswith("twophase.")]
+    assert [s.split("'")[0] for s in steps] == ["PREPARE TRANSACTION "] * 3 + [
+        "COMMIT PREPARED "] * 3
+    assert [s.rsplit(":", 2)[1] for s in steps[:3]] == ["0", "1", "2"]
+    assert _rows(own) == WHOLE and _prepared(own) == NOTHING
+
+
+async def test_a_failure_between_the_databases_undoes_every_part(own: Stores) -> None:
+    def fail_after_first_prepare(event: QueryEvent) -> None:
+        if event.name == "twophase.prepare" and event.sql.endswith(":0:3'"):
+            raise RuntimeError("fault injected between the databases")
+
+    async with Database(own.settings()) as db:
+        db.hooks.listeners.append(fail_after_first_prepare)
+        with pytest.raises(RuntimeError, match="fault injected"):
+            await create_user_with_profile(db, email="half@example.com", name="H",
+                                           role="CUSTOMER", password="password1")
+        db.hooks.listeners.clear()
+        assert await db.users.get_by_email("half@example.com") is None
+    assert _rows(own) == NOTHING and _prepared(own) == NOTHING
+
+
+async def test_a_participant_killed_before_its_prepare(own: Stores) -> None:
+    async with Database(own.settings()) as db:
+        victims: list[int] = []
+
+        def kill_profile_backend(event: QueryEvent) -> None:
+            if event.name == "twophase.prepare" and event.sql.endswith(":0:3'"):
+                with psycopg.connect(own.url("profile"), autocommit=True) as conn:
+                    victims.extend(r[0] for r in conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                        "datname = current_database() AND state = 'idle in transaction'"))
+
+        db.hooks.listeners.append(kill_profile_backend)
+        with pytest.raises(DatabaseUnavailableError):
+            await create_user_with_profile(db, email="half@example.com", name="H",
+                                           role="CUSTOMER", password="password1")
+        assert victims == [True]
+    assert _rows(own) == NOTHING and _prepared(own) == NOTHING
+
+
+@pytest.mark.parametrize(("name", "nth", "left", "outcome", "after"), [
+    ("twophase.prepare", 1, {"auth": 0, "admin": 1, "profile": 0}, "rolled back", NOTHING),
+    ("twophase.prepare", 3, {"auth": 1, "admin": 1, "profile": 1}, "rolled back", NOTHING),
+    ("twophase.commit", 1, {"auth": 1, "admin": 0, "profile": 1}, "committed", WHOLE),
+    ("twophase.commit", 2, {"auth": 1, "admin": 0, "profile": 0}, "committed", WHOLE),
+])
+async def test_coordinator_killed_mid_commit_is_recovered(
+        own: Stores, name: str, nth: int, left: dict[str, int], outcome: str,
+        after: dict[str, int]) -> None:
+    env = {**os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in own.urls.items()},
+           "SHARED_DB_TOPOLOGY": "per-service"}
+    child = subprocess.run([sys.executable, "-m", "tests.topology.two_phase_child", name,
+                            str(nth)], env=env, capture_output=True, text=True, timeout=60)
+    assert child.returncode == -9, child.stderr
+    assert _prepared(own) == left
+    async with Database(own.settings()) as db:
+        # The user is invisible while in doubt: its auth part is the last to commit.
+        assert await db.users.get_by_email("half@example.com") is None
+        assert await db.recover(older_than=60) == []  # too young: a live coordinator's
+        (settled,) = await db.recover(older_than=0)
+        assert (settled.outcome, settled.parts) == (outcome, sum(left.values()))
+        assert await db.recover(older_than=0) == []
+        found = await db.users.get_by_email("half@example.com")
+        assert (found is not None) == (after == WHOLE)
+        if found is not None:
+            loaded = await db.users.eager(found.id)
+            assert loaded is not None and loaded.profile is not None
+            assert loaded.profile.bio == "all or nothing"
+    assert _rows(own) == after and _prepared(own) == NOTHING
