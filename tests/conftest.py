@@ -4,9 +4,10 @@
 server is started in ``SHARED_DB_HOME`` (default ``./.shared-db``). Either way each test gets
 its own database, created from a migrated template, so the schema comes from the migrations.
 
-Every test that uses the client (``db``) or ``stores`` runs twice: on one shared database, and
-per service (four databases, each made from a template carrying only that service's chain).
-Mark a test ``shared_only`` when it is about the single database itself (backups, restarts).
+Every test that uses the client (``db``) or ``stores`` runs three times: on one shared database,
+per service (four databases, each migrated with only that service's chain), and on the shared
+database through a real PgBouncer in transaction pooling mode (``pgbouncer=true``). Mark a test
+``shared_only`` when it is about the single database itself.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.targets import Target, resolve_targets
 from shared_db.sql import QueryEvent
 from shared_db.url import ConnectionSettings, parse_database_url
+from tests.bouncer import pgbouncer
 from tests.state import digest
 
-TOPOLOGIES = ("shared", "per-service")
+TOPOLOGIES = ("shared", "per-service", "pgbouncer")
 
 
 @dataclass(frozen=True)
@@ -103,10 +105,12 @@ class Stores:
 
     topology: str
     urls: dict[str, str]
+    client_url: str | None = None
+    """Where the client connects when not straight to ``urls`` (through PgBouncer)."""
 
     def settings(self) -> Settings:
-        if self.topology == "shared":
-            return load_settings({"DATABASE_URL": self.urls["auth"]})
+        if self.topology != "per-service":
+            return load_settings({"DATABASE_URL": self.client_url or self.urls["auth"]})
         return load_settings({"SHARED_DB_TOPOLOGY": "per-service", **{
             f"{s.upper()}_DATABASE_URL": url for s, url in self.urls.items()}})
 
@@ -126,6 +130,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         shared_only = metafunc.definition.get_closest_marker("shared_only") is not None
         metafunc.parametrize("stores", TOPOLOGIES[:1] if shared_only else TOPOLOGIES,
                              indirect=True)
+
+
+@pytest.fixture(scope="session")
+def bounced(server: ConnectionSettings, template: str) -> Iterator[tuple[str, str]]:
+    """A migrated database and its URL through a PgBouncer in transaction pooling mode.
+
+    One database for the session, emptied before each test (PgBouncer keeps server
+    connections per database; a database per test would only churn them).
+    """
+    db = _new_db(server, template)
+    with pgbouncer(server) as port:
+        yield db.url, (f"postgresql://{server.url.username}@127.0.0.1:{port}/"
+                       f"{db.connection.database}?pgbouncer=true")
+    drop_database(server, db.connection.database)
 
 
 @pytest.fixture(scope="session")
@@ -163,6 +181,11 @@ def stores(request: pytest.FixtureRequest, server: ConnectionSettings) -> Iterat
         for url in urls.values():
             _empty(url)
         yield Stores(request.param, dict(urls))
+        return
+    if request.param == "pgbouncer":
+        direct, client_url = request.getfixturevalue("bounced")
+        _empty(direct)
+        yield Stores(request.param, dict.fromkeys(SERVICES, direct), client_url)
         return
     shared = _new_db(server, request.getfixturevalue("template"))
     yield Stores(request.param, dict.fromkeys(SERVICES, shared.url))

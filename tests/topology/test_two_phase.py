@@ -22,7 +22,7 @@ from shared_db.ops.scratch import drop_database
 from shared_db.profile.service import create_user_with_profile
 from shared_db.sql import QueryEvent
 from shared_db.url import ConnectionSettings
-from tests.conftest import Stores, _new_db
+from tests.conftest import Stores, _empty, _new_db
 
 
 @pytest.fixture
@@ -31,6 +31,8 @@ def own(server: ConnectionSettings, request: pytest.FixtureRequest) -> Iterator[
     templates = request.getfixturevalue("service_databases")
     made = {s: _new_db(server, psycopg.conninfo.conninfo_to_dict(templates[s])["dbname"])
             for s in SERVICES}
+    for db in made.values():
+        _empty(db.url)  # the templates are the shared per-service set, rows and all
     yield Stores("per-service", {s: made[s].url for s in SERVICES})
     for db in made.values():
         with psycopg.connect(db.url, autocommit=True) as conn:
