@@ -18,7 +18,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from shared_db.base import SERVICES
 from shared_db.client import Database
@@ -66,9 +69,8 @@ def _new_db(server: ConnectionSettings, template: str | None = None) -> DbFixtur
     if template is None:
         conn = create_database(server, name)
     else:
-        from psycopg import connect, sql
-
-        with connect(server.with_database("postgres").libpq_url(), autocommit=True) as admin:
+        with psycopg.connect(server.with_database("postgres").libpq_url(),
+                             autocommit=True) as admin:
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                 sql.Identifier(name), sql.Identifier(template)))
         conn = server.with_database(name)
@@ -163,9 +165,7 @@ def service_databases(server: ConnectionSettings) -> Iterator[dict[str, str]]:
 
 
 def _empty(url: str) -> None:
-    from psycopg import connect, sql
-
-    with connect(url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         tables = [name for (name,) in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
             "AND tablename NOT LIKE 'alembic_version%'")]
@@ -205,3 +205,19 @@ def statements(db: Database) -> list[QueryEvent]:
     seen: list[QueryEvent] = []
     db.hooks.listeners.append(seen.append)
     return seen
+
+
+@pytest.fixture
+def private_stores(server: ConnectionSettings, request: pytest.FixtureRequest) -> Iterator[Stores]:
+    """Per-service databases of this test alone (prepared leftovers would block others)."""
+    templates = request.getfixturevalue("service_databases")
+    made = {s: _new_db(server, conninfo_to_dict(templates[s])["dbname"]) for s in SERVICES}
+    for db in made.values():
+        _empty(db.url)  # the templates are the shared per-service set, rows and all
+    yield Stores("per-service", {s: made[s].url for s in SERVICES})
+    for db in made.values():
+        with psycopg.connect(db.url, autocommit=True) as conn:
+            for (gid,) in conn.execute("SELECT gid FROM pg_prepared_xacts "
+                                       "WHERE database = current_database()").fetchall():
+                conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(gid))
+        drop_database(server, db.connection.database)

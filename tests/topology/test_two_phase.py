@@ -10,36 +10,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from shared_db.base import SERVICES
 from shared_db.client import Database
 from shared_db.errors import DatabaseUnavailableError
-from shared_db.ops.scratch import drop_database
 from shared_db.profile.service import create_user_with_profile
 from shared_db.sql import QueryEvent
-from shared_db.url import ConnectionSettings
-from tests.conftest import Stores, _empty, _new_db
-
-
-@pytest.fixture
-def own(server: ConnectionSettings, request: pytest.FixtureRequest) -> Iterator[Stores]:
-    """Per-service databases of this test alone (prepared leftovers would block others)."""
-    templates = request.getfixturevalue("service_databases")
-    made = {s: _new_db(server, psycopg.conninfo.conninfo_to_dict(templates[s])["dbname"])
-            for s in SERVICES}
-    for db in made.values():
-        _empty(db.url)  # the templates are the shared per-service set, rows and all
-    yield Stores("per-service", {s: made[s].url for s in SERVICES})
-    for db in made.values():
-        with psycopg.connect(db.url, autocommit=True) as conn:
-            for (gid,) in conn.execute("SELECT gid FROM pg_prepared_xacts "
-                                       "WHERE database = current_database()").fetchall():
-                conn.execute(psycopg.sql.SQL("ROLLBACK PREPARED {}").format(gid))
-        drop_database(server, db.connection.database)
+from tests.conftest import Stores
 
 
 def _prepared(stores: Stores) -> dict[str, int]:
@@ -66,9 +45,9 @@ NOTHING = {"auth": 0, "admin": 0, "profile": 0}
 WHOLE = {"auth": 1, "admin": 1, "profile": 1}
 
 
-async def test_commit_is_two_phase_with_auth_last(own: Stores) -> None:
+async def test_commit_is_two_phase_with_auth_last(private_stores: Stores) -> None:
     seen: list[QueryEvent] = []
-    async with Database(own.settings()) as db:
+    async with Database(private_stores.settings()) as db:
         db.hooks.listeners.append(seen.append)
         user, profile = await create_user_with_profile(
             db, email="whole@example.com", name="W", role="CUSTOMER", password="password1",
@@ -78,31 +57,31 @@ async def test_commit_is_two_phase_with_auth_last(own: Stores) -> None:
     assert [s.split("'")[0] for s in steps] == ["PREPARE TRANSACTION "] * 3 + [
         "COMMIT PREPARED "] * 3
     assert [s.rsplit(":", 2)[1] for s in steps[:3]] == ["0", "1", "2"]
-    assert _rows(own) == WHOLE and _prepared(own) == NOTHING
+    assert _rows(private_stores) == WHOLE and _prepared(private_stores) == NOTHING
 
 
-async def test_a_failure_between_the_databases_undoes_every_part(own: Stores) -> None:
+async def test_a_failure_between_the_databases_undoes_every_part(private_stores: Stores) -> None:
     def fail_after_first_prepare(event: QueryEvent) -> None:
         if event.name == "twophase.prepare" and event.sql.endswith(":0:3'"):
             raise RuntimeError("fault injected between the databases")
 
-    async with Database(own.settings()) as db:
+    async with Database(private_stores.settings()) as db:
         db.hooks.listeners.append(fail_after_first_prepare)
         with pytest.raises(RuntimeError, match="fault injected"):
             await create_user_with_profile(db, email="half@example.com", name="H",
                                            role="CUSTOMER", password="password1")
         db.hooks.listeners.clear()
         assert await db.users.get_by_email("half@example.com") is None
-    assert _rows(own) == NOTHING and _prepared(own) == NOTHING
+    assert _rows(private_stores) == NOTHING and _prepared(private_stores) == NOTHING
 
 
-async def test_a_participant_killed_before_its_prepare(own: Stores) -> None:
-    async with Database(own.settings()) as db:
+async def test_a_participant_killed_before_its_prepare(private_stores: Stores) -> None:
+    async with Database(private_stores.settings()) as db:
         victims: list[int] = []
 
         def kill_profile_backend(event: QueryEvent) -> None:
             if event.name == "twophase.prepare" and event.sql.endswith(":0:3'"):
-                with psycopg.connect(own.url("profile"), autocommit=True) as conn:
+                with psycopg.connect(private_stores.url("profile"), autocommit=True) as conn:
                     victims.extend(r[0] for r in conn.execute(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                         "datname = current_database() AND state = 'idle in transaction'"))
@@ -112,7 +91,7 @@ async def test_a_participant_killed_before_its_prepare(own: Stores) -> None:
             await create_user_with_profile(db, email="half@example.com", name="H",
                                            role="CUSTOMER", password="password1")
         assert victims == [True]
-    assert _rows(own) == NOTHING and _prepared(own) == NOTHING
+    assert _rows(private_stores) == NOTHING and _prepared(private_stores) == NOTHING
 
 
 @pytest.mark.parametrize(("name", "nth", "left", "outcome", "after"), [
@@ -122,15 +101,15 @@ async def test_a_participant_killed_before_its_prepare(own: Stores) -> None:
     ("twophase.commit", 2, {"auth": 1, "admin": 0, "profile": 0}, "committed", WHOLE),
 ])
 async def test_coordinator_killed_mid_commit_is_recovered(
-        own: Stores, name: str, nth: int, left: dict[str, int], outcome: str,
+        private_stores: Stores, name: str, nth: int, left: dict[str, int], outcome: str,
         after: dict[str, int]) -> None:
-    env = {**os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in own.urls.items()},
+    env = {**os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in private_stores.urls.items()},
            "SHARED_DB_TOPOLOGY": "per-service"}
     child = subprocess.run([sys.executable, "-m", "tests.topology.two_phase_child", name,
                             str(nth)], env=env, capture_output=True, text=True, timeout=60)
     assert child.returncode == -9, child.stderr
-    assert _prepared(own) == left
-    async with Database(own.settings()) as db:
+    assert _prepared(private_stores) == left
+    async with Database(private_stores.settings()) as db:
         # The user is invisible while in doubt: its auth part is the last to commit.
         assert await db.users.get_by_email("half@example.com") is None
         assert await db.recover(older_than=60) == []  # too young: a live coordinator's
@@ -143,4 +122,4 @@ async def test_coordinator_killed_mid_commit_is_recovered(
             loaded = await db.users.eager(found.id)
             assert loaded is not None and loaded.profile is not None
             assert loaded.profile.bio == "all or nothing"
-    assert _rows(own) == after and _prepared(own) == NOTHING
+    assert _rows(private_stores) == after and _prepared(private_stores) == NOTHING

@@ -20,11 +20,14 @@ from shared_db.sql import Query, columns
 _AUDIT = columns(AuditRecord, AuditLog)
 _CONFIG = columns(ConfigRecord, SystemConfig)
 
-RECORD = Query.build("audit.record", insert(AuditLog).values(
+_INSERT = insert(AuditLog).values(
     id=func.gen_random_uuid(), user_id=bindparam("user_id"), action=bindparam("action"),
     resource_type=bindparam("resource_type"), resource_id=bindparam("resource_id"),
     details=bindparam("details"), ip_address=bindparam("ip_address"),
-    user_agent=bindparam("user_agent")).returning(*_AUDIT))
+    user_agent=bindparam("user_agent"))
+RECORD = Query.build("audit.record", _INSERT.returning(*_AUDIT))
+# What other services write: without RETURNING, so their roles need INSERT only (ops/roles).
+APPEND = Query.build("audit.append", _INSERT.inline())
 FOR_RESOURCE = Query.build("audit.for_resource", select(*_AUDIT).where(
     AuditLog.resource_type == bindparam("resource_type"),
     AuditLog.resource_id == bindparam("resource_id"),
@@ -69,6 +72,16 @@ class AuditRepository(Repository):
             record = await ex.one(RECORD, params, AuditRecord)
         assert record is not None
         return record
+
+    async def append(self, action: str, *, resource_type: str | None = None,
+                     resource_id: str | uuid.UUID | None = None,
+                     details: dict[str, Any] | None = None,
+                     user_id: uuid.UUID | None = None) -> None:
+        """``record`` without reading the row back: what the other services' writes use."""
+        params = self.params(action, resource_type=resource_type, resource_id=resource_id,
+                             details=details, user_id=user_id)
+        async with self._write() as ex:
+            await ex.execute(APPEND, params)
 
     def params(self, action: str, *, resource_type: str | None = None,
                resource_id: str | uuid.UUID | None = None,

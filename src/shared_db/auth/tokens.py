@@ -107,7 +107,7 @@ class RefreshTokenRepository(Repository):
                 # the user) and end the user's sessions; this transaction commits that.
                 await ex.execute(REVOKE_ALL, {"user_id": replayed_by})
                 await ex.execute(END_USER_SESSIONS, {"user_id": replayed_by})
-                await tx.audit.record("auth.refresh_token_reused", resource_type="user",
+                await tx.audit.append("auth.refresh_token_reused", resource_type="user",
                                       resource_id=replayed_by, user_id=replayed_by)
         if replayed_by is not None:
             raise TokenReusedError("refresh token was already used: every token and session "

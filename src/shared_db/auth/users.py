@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import references
 from shared_db import validation as check
-from shared_db.admin.repository import RECORD as AUDIT_RECORD
+from shared_db.admin.repository import APPEND as AUDIT_APPEND
 from shared_db.auth.batch import NewUser, insert_rows, prepare_rows
 from shared_db.auth.eager import load_across, load_with_relations
 from shared_db.auth.models import User
@@ -145,11 +145,11 @@ class UserRepository(Repository):
                 async with tx.executor(self.service) as ex:
                     user = await ex.one(CREATE, params, UserRecord)
                 async with tx.executor("admin") as ex:
-                    await ex.execute(AUDIT_RECORD, audit)
+                    await ex.execute(AUDIT_APPEND, audit)
             else:  # one round trip for both rows
                 async with tx.executor(self.service) as ex, pipelined(ex):
                     created = await ex.cursor(CREATE, params, UserRecord)
-                    await ex.cursor(AUDIT_RECORD, audit)
+                    await ex.cursor(AUDIT_APPEND, audit)
                 user = await created.fetchone()
         assert user is not None
         return user
@@ -264,4 +264,4 @@ def _about_user(tx: Transaction, subject: uuid.UUID,
 
 async def _audit(tx: Transaction, action: str, subject: uuid.UUID,
                  details: dict[str, Any] | None = None) -> None:
-    await tx.audit.record(action, **_about_user(tx, subject, details))
+    await tx.audit.append(action, **_about_user(tx, subject, details))

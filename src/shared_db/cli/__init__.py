@@ -15,6 +15,7 @@ from shared_db.cli import db, migrate
 from shared_db.cli.backup import backup, restore
 from shared_db.cli.common import console_err
 from shared_db.cli.doctor import doctor
+from shared_db.cli.roles import roles
 from shared_db.cli.split import split
 from shared_db.cli.stats import stats
 from shared_db.cli.up import up
@@ -38,6 +39,7 @@ app.command()(doctor)
 app.command()(backup)
 app.command()(restore)
 app.command()(split)
+app.command()(roles)
 
 EXIT_CODES: list[tuple[type[SharedDbError], int]] = [
     (ConfigError, 2),

@@ -95,7 +95,7 @@ class PaymentStatusService(Repository):
                     "payment_id": payment_id, "transaction_type": f"status.{target.value}",
                     "amount": payment.amount, "status": target.value,
                     "metadata": Jsonb(details)}, PaymentTransactionRecord)
-            await tx.audit.record("payment.status_changed", resource_type="payment",
+            await tx.audit.append("payment.status_changed", resource_type="payment",
                                   resource_id=payment_id,
                                   details={"from": current.value, "to": target.value},
                                   user_id=tx.actor().actor_id or payment.user_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shared_db.admin.repository import RECORD as AUDIT_RECORD
+from shared_db.admin.repository import APPEND as AUDIT_APPEND
 from shared_db.auth.users import CREATE as CREATE_USER
 from shared_db.enums import UserRole
 from shared_db.profile.repository import CREATE_FOR_LIVE_USER, FIELDS, profile_values
@@ -39,7 +39,7 @@ async def create_user_with_profile(source: Source, *, email: str, name: str,
         audit = tx.users.created_audit(tx, params)
         async with tx.executor("auth") as ex, pipelined(ex):
             users = await ex.cursor(CREATE_USER, params, UserRecord)
-            await ex.cursor(AUDIT_RECORD, audit)
+            await ex.cursor(AUDIT_APPEND, audit)
             profiles = await ex.cursor(CREATE_FOR_LIVE_USER, values, ProfileRecord)
         user, created = await users.fetchone(), await profiles.fetchone()
     assert user is not None and created is not None

@@ -1,0 +1,20 @@
+"""``shared-db roles``: least-privilege login roles, one per service."""
+
+from __future__ import annotations
+
+import typer
+
+from shared_db.base import SERVICES
+from shared_db.cli.common import console, settings, targets
+from shared_db.ops import roles as role_ops
+
+
+def roles(prefix: str = typer.Option("shared_db_", "--prefix",
+                                     help="Role names are PREFIX + service name.")) -> None:
+    """Create one login role per service with rights on its own tables (shared topology) or
+    its own database (per service), plus the few reads and audit writes the package needs."""
+    done = role_ops.apply(targets(settings()), prefix)
+    console.print("\n".join(done), soft_wrap=True)
+    console.print(f"{len(done)} grant(s); roles: "
+                  + ", ".join(role_ops.role_name(prefix, s) for s in SERVICES)
+                  + ". Set passwords with ALTER ROLE ... PASSWORD.")
