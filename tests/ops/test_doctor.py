@@ -27,7 +27,8 @@ def _run(url: str, **env: str):
 def test_healthy_database(migrated_db: DbFixture) -> None:
     checks = _run(migrated_db.url)
     assert {n: c.status for n, c in checks.items() if n != "extensions"} == {
-        "pool settings": "ok", "server": "ok", "models": "ok", "migrations": "ok"}
+        "pool settings": "ok", "server": "ok", "two-phase commit": "ok", "models": "ok",
+        "migrations": "ok"}
     assert "PostgreSQL" in checks["server"].detail
     assert checks["extensions"].status in ("ok", "warn")
 

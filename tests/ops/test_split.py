@@ -142,8 +142,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(source: DbFixture,
     env = {**source.env(), **{f"{s.upper()}_DATABASE_URL": u for s, u in targets.items()}}
     result = cli("split", "--dry-run", env=env)
     assert result.returncode == 0, result.stderr
-    assert "payments.user_id -> users.id (ON DELETE RESTRICT)" in result.stdout
-    assert "user_profiles.user_id -> users.id (ON DELETE CASCADE)" in result.stdout
+    assert "payments.user_id -> users.id (on delete restrict)" in result.stdout
+    assert "user_profiles.user_id -> users.id (on delete cascade)" in result.stdout
     assert "users: 703 row(s)" in result.stdout
     assert all(snapshot(url)["tables"] == {} for url in targets.values())
 

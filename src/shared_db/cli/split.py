@@ -32,4 +32,4 @@ def split(
     console.print("Cross-service foreign keys that become checked references:")
     for ref in report.references:
         console.print(f"  {ref.table}.{ref.column} -> {ref.referred}.id "
-                      f"(ON DELETE {ref.on_delete})")
+                      f"(on delete {ref.on_delete.lower()})")
