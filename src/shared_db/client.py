@@ -68,6 +68,11 @@ class Database(Repositories):
         self._pools: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
         self._connections: dict[str, ConnectionSettings] = {}
         self._orm_engines: dict[str, AsyncEngine] = {}
+        self._replicas: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
+        self._replica_settings = {
+            service: settings.connection(url, "DATABASE_READ_URL" if settings.topology
+                                         == "shared" else f"{service.upper()}_READ_URL")
+            for service, url in settings.read_urls.items()}
         if settings.topology == "per-service":
             for service in SERVICES:
                 self._connections[service] = settings.connection(
@@ -85,6 +90,10 @@ class Database(Repositories):
         self._pools = {s: opened[c.libpq_url()] for s, c in self._connections.items()}
         if len(opened) > 1:
             await self._check_two_phase()
+        replicas: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
+        for conn in {c.libpq_url(): c for c in self._replica_settings.values()}.values():
+            replicas[conn.libpq_url()] = await self._open_pool(conn)
+        self._replicas = {s: replicas[c.libpq_url()] for s, c in self._replica_settings.items()}
         return self
 
     def _distinct_pools(self) -> list[AsyncConnectionPool[AsyncConnection[Any]]]:
@@ -123,11 +132,12 @@ class Database(Repositories):
         return pool
 
     async def close(self) -> None:
-        for pool in self._distinct_pools():
+        replicas = {id(p): p for p in self._replicas.values()}.values()
+        for pool in [*self._distinct_pools(), *replicas]:
             await pool.close()
         for engine in self._orm_engines.values():
             await engine.dispose()
-        self._pools, self._orm_engines = {}, {}
+        self._pools, self._orm_engines, self._replicas = {}, {}, {}
 
     def session(self, service: str = "auth") -> AsyncSession:
         """A SQLAlchemy ``AsyncSession`` on ``service``'s database, for ORM unit-of-work code.
@@ -159,12 +169,19 @@ class Database(Repositories):
     def actor(self) -> ActorContext:
         return current_actor()
 
-    def executor(self, service: str, write: bool = False) -> AbstractAsyncContextManager[Executor]:
-        """A connection for one call: autocommit for reads, its own transaction for writes."""
-        prepare = not self._connections[service].pgbouncer
+    def executor(self, service: str, write: bool = False,
+                 primary: bool = False) -> AbstractAsyncContextManager[Executor]:
+        """A connection for one call: its own transaction for writes (on the primary);
+        autocommit for reads, on the service's replica when it has one, unless ``primary``
+        (a single-statement write that needs no transaction)."""
         if write:
+            prepare = not self._connections[service].pgbouncer
             return WriteCall(self.pool(service), self.hooks, prepare)
-        return ReadCall(self.pool(service), self.hooks, prepare)
+        replica = None if primary else self._replicas.get(service)
+        if replica is not None:
+            prepare = not self._replica_settings[service].pgbouncer
+            return ReadCall(replica, self.hooks, prepare)
+        return ReadCall(self.pool(service), self.hooks, not self._connections[service].pgbouncer)
 
     def same_database(self, a: str, b: str) -> bool:
         """Do services ``a`` and ``b`` share one database (the shared topology)?"""

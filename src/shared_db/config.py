@@ -7,6 +7,9 @@ Variables:
 * ``SHARED_DB_TOPOLOGY``: ``shared`` (default) or ``per-service``.
 * ``AUTH_DATABASE_URL``, ``PAYMENTS_DATABASE_URL``, ``ADMIN_DATABASE_URL``,
   ``PROFILE_DATABASE_URL``: each service's own database in the per-service topology.
+* ``DATABASE_READ_URL`` (shared) or ``<SERVICE>_READ_URL`` (per service, e.g.
+  ``PAYMENTS_READ_URL``): optional read replicas. Reads called on the ``Database`` go there;
+  writes, and every read inside a transaction, go to the primary.
 * ``SHARED_DB_MIGRATIONS_DIR``: where migration chains live (default: inside the package).
 * ``SHARED_DB_ENV``: ``development`` (default) or ``production``; selects query log levels.
 * ``SHARED_DB_SLOW_QUERY_MS``: the slow-query threshold (default 1000, the guide's).
@@ -37,6 +40,8 @@ class Settings:
     database_url: str | None
     topology: Topology = "shared"
     service_urls: Mapping[str, str] = field(default_factory=dict)
+    read_urls: Mapping[str, str] = field(default_factory=dict)
+    """Service -> replica URL for reads outside transactions (all four share one when shared)."""
     home: Path = Path(".shared-db")
     migrations_dir: Path = PACKAGE_MIGRATIONS
     environment: str = "development"
@@ -89,6 +94,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=database_url,
         topology=topology,  # type: ignore[arg-type]
         service_urls=service_urls,
+        read_urls=_read_urls(env, topology),
         home=Path(env.get("SHARED_DB_HOME") or ".shared-db"),
         migrations_dir=Path(env.get("SHARED_DB_MIGRATIONS_DIR") or PACKAGE_MIGRATIONS),
         environment=_choice(env, "SHARED_DB_ENV", ("development", "production")),
@@ -97,6 +103,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         n_plus_one=int(_number(env, "SHARED_DB_N_PLUS_ONE", 10)),
         n_plus_one_strict=_flag(env, "SHARED_DB_N_PLUS_ONE_STRICT"),
     )
+
+
+def _read_urls(env: Mapping[str, str], topology: str) -> dict[str, str]:
+    if topology == "shared":
+        if env.get("DATABASE_READ_URL"):
+            parse_database_url(env["DATABASE_READ_URL"], field_name="DATABASE_READ_URL")
+            return dict.fromkeys(SERVICES, env["DATABASE_READ_URL"])
+        return {}
+    found = {}
+    for service in SERVICES:
+        name = f"{service.upper()}_READ_URL"
+        if env.get(name):
+            parse_database_url(env[name], field_name=name)
+            found[service] = env[name]
+    return found
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:

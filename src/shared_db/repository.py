@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class Source(Protocol):
-    def executor(self, service: str, write: bool = False,
+    def executor(self, service: str, write: bool = False, primary: bool = False,
                  ) -> AbstractAsyncContextManager[Executor]: ...
 
     def actor(self) -> ActorContext: ...
@@ -41,3 +41,7 @@ class Repository:
 
     def _write(self) -> AbstractAsyncContextManager[Executor]:
         return self._source.executor(self.service, write=True)
+
+    def _autocommit(self) -> AbstractAsyncContextManager[Executor]:
+        """One autocommit statement on the primary: a write that needs no transaction."""
+        return self._source.executor(self.service, primary=True)

@@ -127,5 +127,6 @@ class Transaction(Repositories):
             self._services[id(found)] = service
         return found
 
-    def executor(self, service: str, write: bool = False) -> AbstractAsyncContextManager[Executor]:
-        return Joined(self, service)
+    def executor(self, service: str, write: bool = False,
+                 primary: bool = False) -> AbstractAsyncContextManager[Executor]:
+        return Joined(self, service)  # always the primary: reads see the transaction's writes

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from shared_db.errors import EmbeddedServerError
 from shared_db.url import ConnectionSettings
@@ -228,3 +229,30 @@ def stop(home: Path) -> bool:
         _run([str(bin_dir() / "pg_ctl"), "-D", str(home / "pgdata"), "-m", "fast", "-w",
               "stop"], home)
         return True
+
+
+def start_replica(primary_url: str, home: Path) -> str:
+    """A streaming replica of the embedded server at ``primary_url``, kept in ``home``.
+
+    Made with the wheel's ``pg_basebackup -R`` (which writes ``primary_conninfo`` and
+    ``standby.signal``) and started on a port of its own; returns the URL of the same database
+    on the replica. For trying ``DATABASE_READ_URL`` locally; stop it with ``stop(home)``.
+    """
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    primary = conninfo_to_dict(primary_url)
+    with _locked(home):
+        if not (home / "pgdata" / "PG_VERSION").exists():
+            if _as_root():
+                _grant_server_user(home)
+            _run([str(bin_dir() / "pg_basebackup"), "-D", str(home / "pgdata"), "-R",
+                  "-X", "stream", "-c", "fast", "-h", str(primary.get("host", "127.0.0.1")),
+                  "-p", str(primary.get("port", 5432)), "-U", str(primary.get("user", "postgres"))],
+                 home)
+        port = running_port(home)
+        if port is None:
+            port = _choose_port(home)
+            _run([str(bin_dir() / "pg_ctl"), "-D", str(home / "pgdata"), "-l",
+                  str(home / "postgres.log"), "-o", f"-p {port}", "-w", "-t", "60", "start"],
+                 home)
+    return url_for(port, str(primary.get("dbname", DATABASE)))

@@ -101,7 +101,7 @@ class PaymentRepository(Repository):
                   "description": check.optional_text("description", description, max_length=1000),
                   "metadata": None if meta is None else Jsonb(meta)}
         if self._source.same_database("auth", self.service):
-            async with self._read() as ex:  # one autocommit INSERT ... SELECT FROM users
+            async with self._autocommit() as ex:  # one INSERT ... SELECT FROM users
                 payment = await ex.one(CREATE, params, PaymentRecord)
         else:
             async with self._source.unit() as tx:
