@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 from shared_db.base import SERVICES
@@ -13,6 +15,7 @@ from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.targets import resolve_targets
 from shared_db.url import ConnectionSettings
 from tests.catalog import snapshot
+from tests.cli.test_migrate_cli import cli
 
 OWNED = {"auth": {"users", "refresh_tokens", "devices", "sessions"},
          "payments": {"payments", "payment_transactions"},
@@ -47,3 +50,31 @@ def test_each_service_gets_only_its_own_tables(service_urls: dict[str, str]) -> 
     (undone,) = migrate.down(targets, PACKAGE_MIGRATIONS)
     assert [s.label for s in undone.steps] == ["auth:20260103000000_add_sessions"]
     assert "sessions" not in snapshot(service_urls["auth"])["tables"]
+
+
+def _count(url: str, table: str) -> int:
+    with psycopg.connect(url) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_seed_and_reset_act_on_each_service_database(service_urls: dict[str, str]) -> None:
+    env = {**os.environ, "SHARED_DB_TOPOLOGY": "per-service",
+           **{f"{s.upper()}_DATABASE_URL": url for s, url in service_urls.items()}}
+    env.pop("DATABASE_URL", None)
+    assert cli("migrate", "deploy", env=env).returncode == 0
+    seeded = cli("db", "seed", env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    counts = {(s, t): _count(service_urls[s], t) for s, t in (
+        ("auth", "users"), ("profile", "user_profiles"), ("admin", "audit_logs"))}
+    assert counts == {("auth", "users"): 3, ("profile", "user_profiles"): 3,
+                      ("admin", "audit_logs"): 3}
+    assert "Nothing to seed" in cli("db", "seed", env=env).stdout
+    with psycopg.connect(service_urls["admin"], autocommit=True) as conn:
+        conn.execute("INSERT INTO system_config (key, value) VALUES ('gone', '1')")
+    reset = cli("migrate", "reset", "--force", env=env)
+    assert reset.returncode == 0, reset.stderr
+    assert _count(service_urls["admin"], "system_config") == 0
+    assert _count(service_urls["auth"], "users") == 3
+    assert _count(service_urls["profile"], "user_profiles") == 3
+    for service, url in service_urls.items():
+        assert set(snapshot(url)["tables"]) == OWNED[service], service
