@@ -14,11 +14,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from shared_db.base import SERVICES
 from shared_db.client import Database
 from shared_db.config import PACKAGE_MIGRATIONS, load_settings
 from shared_db.errors import ConfigError
 from shared_db.ops import devserver, migrate
-from shared_db.ops.targets import resolve_targets
+from shared_db.ops.scratch import create_database, drop_database
+from shared_db.ops.targets import Target, resolve_targets
+from shared_db.url import parse_database_url
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +97,32 @@ def test_read_urls_follow_the_topology(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({"DATABASE_URL": url, "DATABASE_READ_URL": "mysql://x/y"})
     assert caught.value.field == "DATABASE_READ_URL"
+
+
+async def test_per_service_read_urls(primary_and_replica: tuple[str, str]) -> None:
+    primary, replica = primary_and_replica
+    server, replica_server = parse_database_url(primary), parse_database_url(replica)
+    urls = {}
+    for service in SERVICES:
+        name = f"replicated_{service}"
+        drop_database(server, name)
+        urls[service] = create_database(server, name)
+        migrate.deploy(Target(service, urls[service], (service,)), PACKAGE_MIGRATIONS)
+    env = {"SHARED_DB_TOPOLOGY": "per-service",
+           "PAYMENTS_READ_URL": replica_server.with_database("replicated_payments").libpq_url(),
+           **{f"{s.upper()}_DATABASE_URL": c.libpq_url() for s, c in urls.items()}}
+    async with Database(load_settings(env)) as db:
+        user = await db.users.create(email="p@example.com", password="password1", name="P",
+                                     role="CUSTOMER")
+        _caught_up(primary, replica)
+        _replay(replica, paused=True)
+        try:
+            payment = await db.payments.create(user.id, Decimal("4.00"), type="payment")
+            assert await db.payments.get(payment.id) is None  # payments reads: the replica
+            assert await db.users.get(user.id) is not None  # auth has no replica: primary
+            async with db.transaction() as tx:
+                assert await tx.payments.get(payment.id) is not None
+        finally:
+            _replay(replica, paused=False)
+        _caught_up(primary, replica)
+        assert await db.payments.get(payment.id) is not None

@@ -18,6 +18,7 @@ from shared_db.client import Database
 from shared_db.errors import DatabaseUnavailableError
 from shared_db.profile.service import create_user_with_profile
 from shared_db.sql import QueryEvent
+from tests.cli.test_migrate_cli import cli
 from tests.conftest import Stores
 
 
@@ -123,3 +124,19 @@ async def test_coordinator_killed_mid_commit_is_recovered(
             assert loaded is not None and loaded.profile is not None
             assert loaded.profile.bio == "all or nothing"
     assert _rows(private_stores) == after and _prepared(private_stores) == NOTHING
+
+
+def test_db_recover_from_the_command_line(private_stores: Stores) -> None:
+    env = {**os.environ, **{f"{s.upper()}_DATABASE_URL": u
+                            for s, u in private_stores.urls.items()},
+           "SHARED_DB_TOPOLOGY": "per-service"}
+    child = subprocess.run([sys.executable, "-m", "tests.topology.two_phase_child",
+                            "twophase.commit", "1"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert child.returncode == -9, child.stderr
+    young = cli("db", "recover", env=env)
+    assert young.returncode == 0 and "Nothing in doubt." in young.stdout
+    settled = cli("db", "recover", "--older-than", "0", env=env)
+    assert settled.returncode == 0, settled.stderr
+    assert "committed (2 part(s))" in settled.stdout
+    assert _rows(private_stores) == WHOLE and _prepared(private_stores) == NOTHING
