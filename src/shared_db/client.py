@@ -61,8 +61,14 @@ class Database(Repositories):
     """Pools and transactions for one topology; use ``async with Database(settings) as db``."""
 
     def __init__(self, settings: Settings, hooks: QueryHooks | None = None,
-                 log: QueryLogSettings | None = None) -> None:
+                 log: QueryLogSettings | None = None, recover_after: float | None = 60.0,
+                 ) -> None:
+        """``recover_after``: when the topology has several databases, ``open`` settles the
+        two-phase transactions a crashed process left prepared longer ago than this many
+        seconds (``recovered`` lists them); None leaves that to ``shared-db db recover``."""
         self.settings = settings
+        self.recover_after = recover_after
+        self.recovered: list[Settled] = []
         self.hooks = hooks or QueryHooks()
         self.query_log = QueryLog(log or settings.query_log()).install(self.hooks)
         self._pools: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
@@ -90,6 +96,8 @@ class Database(Repositories):
         self._pools = {s: opened[c.libpq_url()] for s, c in self._connections.items()}
         if len(opened) > 1:
             await self._check_two_phase()
+            if self.recover_after is not None:  # a restarted service frees what it left locked
+                self.recovered = await self.recover(self.recover_after)
         replicas: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
         for conn in {c.libpq_url(): c for c in self._replica_settings.values()}.values():
             replicas[conn.libpq_url()] = await self._open_pool(conn)

@@ -16,6 +16,8 @@ import pytest
 
 from shared_db.client import Database
 from shared_db.errors import DatabaseUnavailableError
+from shared_db.ops import doctor
+from shared_db.ops.targets import resolve_targets
 from shared_db.profile.service import create_user_with_profile
 from shared_db.sql import QueryEvent
 from tests.cli.test_migrate_cli import cli
@@ -104,13 +106,10 @@ async def test_a_participant_killed_before_its_prepare(private_stores: Stores) -
 async def test_coordinator_killed_mid_commit_is_recovered(
         private_stores: Stores, name: str, nth: int, left: dict[str, int], outcome: str,
         after: dict[str, int]) -> None:
-    env = {**os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in private_stores.urls.items()},
-           "SHARED_DB_TOPOLOGY": "per-service"}
-    child = subprocess.run([sys.executable, "-m", "tests.topology.two_phase_child", name,
-                            str(nth)], env=env, capture_output=True, text=True, timeout=60)
-    assert child.returncode == -9, child.stderr
+    _kill_coordinator(private_stores, name, nth)
     assert _prepared(private_stores) == left
     async with Database(private_stores.settings()) as db:
+        assert db.recovered == []  # opening settles only parts older than a minute
         # The user is invisible while in doubt: its auth part is the last to commit.
         assert await db.users.get_by_email("half@example.com") is None
         assert await db.recover(older_than=60) == []  # too young: a live coordinator's
@@ -127,16 +126,39 @@ async def test_coordinator_killed_mid_commit_is_recovered(
 
 
 def test_db_recover_from_the_command_line(private_stores: Stores) -> None:
-    env = {**os.environ, **{f"{s.upper()}_DATABASE_URL": u
-                            for s, u in private_stores.urls.items()},
-           "SHARED_DB_TOPOLOGY": "per-service"}
-    child = subprocess.run([sys.executable, "-m", "tests.topology.two_phase_child",
-                            "twophase.commit", "1"], env=env, capture_output=True, text=True,
-                           timeout=60)
-    assert child.returncode == -9, child.stderr
+    env = _kill_coordinator(private_stores, "twophase.commit", 1)
     young = cli("db", "recover", env=env)
     assert young.returncode == 0 and "Nothing in doubt." in young.stdout
     settled = cli("db", "recover", "--older-than", "0", env=env)
     assert settled.returncode == 0, settled.stderr
     assert "committed (2 part(s))" in settled.stdout
     assert _rows(private_stores) == WHOLE and _prepared(private_stores) == NOTHING
+
+
+def _kill_coordinator(stores: Stores, name: str, nth: int) -> dict[str, str]:
+    env = {**os.environ, **{f"{s.upper()}_DATABASE_URL": u for s, u in stores.urls.items()},
+           "SHARED_DB_TOPOLOGY": "per-service"}
+    child = subprocess.run([sys.executable, "-m", "tests.topology.two_phase_child", name,
+                            str(nth)], env=env, capture_output=True, text=True, timeout=60)
+    assert child.returncode == -9, child.stderr
+    return env
+
+
+async def test_a_restarted_service_recovers_on_open(private_stores: Stores) -> None:
+    _kill_coordinator(private_stores, "twophase.commit", 2)
+    async with Database(private_stores.settings(), recover_after=0) as db:
+        assert [(s.outcome, s.parts) for s in db.recovered] == [("committed", 1)]
+        assert await db.users.get_by_email("half@example.com") is not None
+    assert _rows(private_stores) == WHOLE and _prepared(private_stores) == NOTHING
+
+
+def test_doctor_names_what_is_left_in_doubt(private_stores: Stores,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    _kill_coordinator(private_stores, "twophase.prepare", 3)
+    monkeypatch.setattr(doctor, "IN_DOUBT_AFTER", 0.0)
+    settings = private_stores.settings()
+    checks = {c.target: c for c in doctor.diagnose(settings, resolve_targets(settings))
+              if c.name == "two-phase commit"}
+    assert {t: c.status for t, c in checks.items()} == {
+        "auth": "fail", "payments": "ok", "admin": "fail", "profile": "fail"}
+    assert checks["auth"].fix == "run `shared-db db recover`"
