@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import psycopg
 import pytest
@@ -162,3 +164,37 @@ def test_doctor_names_what_is_left_in_doubt(private_stores: Stores,
     assert {t: c.status for t, c in checks.items()} == {
         "auth": "fail", "payments": "ok", "admin": "fail", "profile": "fail"}
     assert checks["auth"].fix == "run `shared-db db recover`"
+
+
+async def test_readers_never_see_a_user_without_its_profile(private_stores: Stores) -> None:
+    """A reader polls auth, then profile, while users are created; a pause is injected between
+    the databases' commits to widen the window a wrong order would show (with auth committed
+    first, this finds hundreds of orphans)."""
+    stop, seen, orphans = threading.Event(), [0], []
+
+    def reader() -> None:
+        with (psycopg.connect(private_stores.url("auth"), autocommit=True) as auth,
+              psycopg.connect(private_stores.url("profile"), autocommit=True) as profile):
+            while not stop.is_set():
+                users = [r[0] for r in auth.execute("SELECT id FROM users")]
+                found = {r[0] for r in profile.execute(
+                    "SELECT user_id FROM user_profiles WHERE user_id = ANY(%s)", (users,))}
+                orphans.extend(set(users) - found)
+                seen[0] = max(seen[0], len(users))
+
+    def pause_between_commits(event: QueryEvent) -> None:
+        if event.name == "twophase.commit":
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        async with Database(private_stores.settings()) as db:
+            db.hooks.listeners.append(pause_between_commits)
+            for i in range(60):
+                await create_user_with_profile(db, email=f"r{i}@example.com", name="R",
+                                               role="CUSTOMER", password_hash="x" * 60)
+    finally:
+        stop.set()
+        thread.join()
+    assert orphans == [] and seen[0] == 60
