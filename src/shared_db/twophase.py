@@ -67,10 +67,6 @@ class Part:
             return None
 
 
-async def _run(ex: Executor, name: str, statement: sql.Composed) -> None:
-    await ex.command(name, statement)
-
-
 async def commit(executors: Sequence[Executor]) -> None:
     """Prepare every part, then commit them in order; on a failed PREPARE roll all back.
 
@@ -82,13 +78,13 @@ async def commit(executors: Sequence[Executor]) -> None:
     ids = [part_id(global_id, i, count) for i in range(count)]
     try:
         for i, ex in enumerate(executors):
-            await _run(ex, "twophase.prepare", _PREPARE.format(sql.Literal(ids[i])))
+            await ex.command("twophase.prepare", _PREPARE.format(sql.Literal(ids[i])))
     except BaseException:
         await _abort(executors, ids)
         raise
     for i, ex in enumerate(executors):
         try:
-            await _run(ex, "twophase.commit", _COMMIT.format(sql.Literal(ids[i])))
+            await ex.command("twophase.commit", _COMMIT.format(sql.Literal(ids[i])))
         except Exception as exc:
             if i == 0:
                 raise InDoubtError(
@@ -109,7 +105,7 @@ async def _abort(executors: Sequence[Executor], ids: list[str]) -> None:
         try:
             # A session whose PREPARE went through is out of its transaction block.
             if ex.connection.info.transaction_status == TransactionStatus.IDLE:
-                await _run(ex, "twophase.rollback", _ROLLBACK.format(sql.Literal(ids[i])))
+                await ex.command("twophase.rollback", _ROLLBACK.format(sql.Literal(ids[i])))
             else:
                 await ex.connection.execute("ROLLBACK")
         except psycopg.Error as exc:
