@@ -22,38 +22,32 @@ if TYPE_CHECKING:
 
 async def open_transaction(stack: AsyncExitStack, pool: AsyncConnectionPool[Any],
                            ) -> AsyncConnection[Any]:
-    """A pooled connection with a transaction begun, both released by ``stack``.
-
-    A connection that died idle in the pool (the server restarted) fails its BEGIN: nothing was
-    done on it, so it goes back to the pool, which drops it, and one more is tried.
-    """
-    for attempt in (1, 2):
-        inner = AsyncExitStack()
-        conn: AsyncConnection[Any] = await inner.enter_async_context(pool.connection())
-        try:
-            await inner.enter_async_context(conn.transaction())
-        except psycopg.OperationalError:
-            await inner.aclose()
-            if attempt == 2 or not conn.broken:
-                raise
-            continue
-        stack.push_async_exit(inner)
-        return conn
-    raise AssertionError("unreachable")
+    """A pooled connection with a transaction begun, both released by ``stack``: the
+    transaction commits when ``stack`` closes without an error, else rolls back."""
+    return await _begun(stack, pool, end_on_exit=True)
 
 
 async def begin(stack: AsyncExitStack, pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
     """A pooled connection inside ``BEGIN``, released by ``stack``; the caller ends it.
 
     Unlike ``open_transaction`` nothing commits on exit: a Transaction decides how each of its
-    databases ends (plain COMMIT, or two-phase when there are several). Retries a dead idle
-    connection once, for the same reason.
+    databases ends (plain COMMIT, or two-phase when there are several).
     """
+    return await _begun(stack, pool, end_on_exit=False)
+
+
+async def _begun(stack: AsyncExitStack, pool: AsyncConnectionPool[Any], *,
+                 end_on_exit: bool) -> AsyncConnection[Any]:
+    # A connection that died idle in the pool (the server restarted) fails its BEGIN: nothing
+    # was done on it, so it goes back to the pool, which drops it, and one more is tried.
     for attempt in (1, 2):
         inner = AsyncExitStack()
         conn: AsyncConnection[Any] = await inner.enter_async_context(pool.connection())
         try:
-            await conn.execute("BEGIN")
+            if end_on_exit:
+                await inner.enter_async_context(conn.transaction())
+            else:
+                await conn.execute("BEGIN")
         except psycopg.OperationalError:
             await inner.aclose()
             if attempt == 2 or not conn.broken:

@@ -101,7 +101,10 @@ def _snapshot(source: ConnectionSettings) -> Iterator[psycopg.Connection[tuple[o
 
 def plan(settings: Settings) -> SplitReport:
     """What ``split`` would do: tables and row counts per service, and the references."""
-    source, targets = _connections(settings)
+    return _plan(*_connections(settings))
+
+
+def _plan(source: ConnectionSettings, targets: dict[str, ConnectionSettings]) -> SplitReport:
     report = SplitReport(references=cross_service_references(),
                          targets={s: c.safe_url() for s, c in targets.items()})
     with _snapshot(source) as conn:
@@ -125,8 +128,8 @@ def split(settings: Settings, *, batch_size: int = 5000,
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError("batch_size", f"must be a whole number >= 1, got {batch_size!r}")
-    report = plan(settings)
     source, targets = _connections(settings)
+    report = _plan(source, targets)
     for service, conn in targets.items():
         migrate.deploy(Target(service, conn, (service,)), settings.migrations_dir)
     with _snapshot(source) as src:
