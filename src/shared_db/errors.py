@@ -22,7 +22,16 @@ class ConfigError(FieldRuleError):
 
 
 class DatabaseUnavailableError(SharedDbError):
-    """The server could not be reached or refused the connection."""
+    """The server could not be reached, refused the connection, or the connection was lost.
+
+    Raised as this class itself, nothing was committed: the call may simply be made again.
+    """
+
+
+class OutcomeUnknownError(DatabaseUnavailableError):
+    """The connection was lost after a COMMIT (or a single-statement write) was sent and before
+    its reply: the write may or may not have happened. It is never re-sent by shared-db; call
+    again with the same ``idempotency_key`` to get its result exactly once."""
 
 
 class EmbeddedServerError(SharedDbError):
@@ -101,6 +110,6 @@ class QueryTimeoutError(DataAccessError):
     """A statement ran past ``statement_timeout`` or waited past ``lock_timeout``."""
 
 
-class InDoubtError(DataAccessError):
+class InDoubtError(OutcomeUnknownError, DataAccessError):
     """A transaction spanning service databases lost its coordinator at the commit point; its
     outcome (all or nothing) is settled by ``shared-db db recover``."""
