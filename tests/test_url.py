@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from shared_db.config import load_settings
-from shared_db.errors import ConfigError
+from shared_db.config import Settings, load_settings
+from shared_db.errors import ConfigError, DatabaseUnavailableError, FieldRuleError
+from shared_db.ops.targets import Target
+from shared_db.redact import redact, redact_url
 from shared_db.url import parse_database_url
+
+SECRET = "Zq9-hunter2"
 
 
 def test_guide_parameters_map_onto_pool_and_libpq() -> None:
@@ -36,12 +40,19 @@ def test_default_pool_is_cores_times_two_plus_one() -> None:
     ("mysql://localhost/app", "DATABASE_URL", "must start with postgresql://"),
     ("postgresql://localhost", "DATABASE_URL", "must name a database"),
     ("postgresql://localhost/app?connection_limit=-1", "connection_limit", "positive int"),
-    ("postgresql://localhost/app?pool_timeout=soon", "pool_timeout", "positive float"),
-    ("postgresql://localhost/app?connect_timeout=0", "connect_timeout", "positive int"),
+    ("postgresql://localhost/app?pool_timeout=soon", "pool_timeout", "seconds of at least"),
+    ("postgresql://localhost/app?connect_timeout=0", "connect_timeout", "whole number of seconds"),
     ("postgresql://localhost/app?pgbouncer=maybe", "pgbouncer", "true or false"),
     ("postgresql://localhost/app?poolsize=3", "DATABASE_URL parameter 'poolsize'",
      "accepted: connection_limit"),
     ("postgresql://localhost:99999/app", "DATABASE_URL", "not a valid URL"),
+    ("postgresql://u:pw@[::1/db", "DATABASE_URL", "IPv6 address with both brackets"),
+    ("postgresql://u:pw@[zz]/db", "DATABASE_URL", "IPv6 address"),
+    ("postgresql://u:pw@host:abc/db", "DATABASE_URL", "port must be a number"),
+    ("postgresql://u:p@w@host/db", "DATABASE_URL", "percent-encode"),
+    ("postgresql://u:p/w@host/db", "DATABASE_URL", "percent-encode"),
+    ("postgresql://host/db#x", "DATABASE_URL", "percent-encode"),
+    ("u:pw@host/db", "DATABASE_URL", "must start with postgresql://"),
 ])
 def test_bad_urls_name_the_field_and_rule(url: str, field: str, rule: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -65,3 +76,88 @@ def test_settings_validate_topology_and_service_urls() -> None:
     with pytest.raises(ConfigError, match="PAYMENTS_DATABASE_URL: must start"):
         load_settings({"PAYMENTS_DATABASE_URL": "sqlite:///x"})
     assert load_settings({}).database_url is None
+
+
+def _shown(obj: object) -> str:
+    return repr(obj) + str(obj)
+
+
+def test_connection_settings_hide_passwords_but_connect_with_them() -> None:
+    conn = parse_database_url(f"postgresql://app:{SECRET}@db.local/app?sslmode=verify-full"
+                              f"&sslpassword={SECRET}2&application_name=api")
+    for shown in (_shown(conn), conn.safe_url(), _shown(Target("shared", conn, ("auth",)))):
+        assert SECRET not in shown and "app:***@db.local" in shown
+        assert "sslpassword=***" in shown or "'sslpassword': '***'" in shown
+    assert "application_name=api" in conn.safe_url()
+    assert conn.libpq["sslpassword"] == f"{SECRET}2"
+    assert f"app:{SECRET}@db.local" in conn.libpq_url()
+    assert f"sslpassword={SECRET}2" in conn.libpq_url()
+    assert SECRET not in _shown(conn.with_database("other"))
+
+
+def test_settings_hide_every_url_password_but_keep_the_values() -> None:
+    env = {"DATABASE_URL": f"postgresql://app:{SECRET}@primary/app?sslpassword={SECRET}",
+           "DATABASE_READ_URL": f"postgresql://ro:{SECRET}@replica/app",
+           "AUTH_DATABASE_URL": f"postgresql://auth:{SECRET}@auth-db/auth"}
+    settings = load_settings(env)
+    assert SECRET not in _shown(settings)
+    assert "app:***@primary" in repr(settings) and "ro:***@replica" in repr(settings)
+    assert "auth:***@auth-db" in repr(settings) and "sslpassword=***" in repr(settings)
+    assert settings.database_url == env["DATABASE_URL"]
+    assert settings.read_urls["payments"] == env["DATABASE_READ_URL"]
+    assert settings.connection().url.password == SECRET
+    # Built directly, unvalidated: still hidden, even with characters that should be encoded.
+    odd = Settings(database_url=f"postgresql://u:{SECRET}@x/y?z@host/db",
+                   service_urls={"auth": f"postgres://u:{SECRET}?x@h/db"})
+    assert SECRET not in _shown(odd)
+
+
+@pytest.mark.parametrize("make", [
+    lambda text: ConfigError("DATABASE_URL", text),
+    lambda text: DatabaseUnavailableError(f"cannot connect: {text}"),
+    lambda text: FieldRuleError("options", text),
+])
+def test_errors_hide_passwords_in_str_repr_and_args(make) -> None:
+    for text in (f"postgresql://u:{SECRET}@h/db", f"host=h password={SECRET} dbname=x",
+                 f"host=h password='{SECRET} x' dbname=x", f"?sslpassword={SECRET}&a=b",
+                 f"PGPASSWORD={SECRET}", f"{{'password': '{SECRET}'}}"):
+        error = make(text)
+        assert SECRET not in _shown(error) + repr(error.args)
+        assert "***" in str(error)
+
+
+def test_redaction_keeps_what_is_not_a_password() -> None:
+    assert redact_url("postgresql://u@h:5432/db?application_name=a@b") == (
+        "postgresql://u@h:5432/db?application_name=a@b")
+    assert redact_url("postgresql://u:p@h/db?sslmode=require&SSLPASSWORD=x") == (
+        "postgresql://u:***@h/db?sslmode=require&SSLPASSWORD=***")
+    assert redact("password: must be 8 to 72 bytes long, got 5") == (
+        "password: must be 8 to 72 bytes long, got 5")
+
+
+# Characters a password may hold, the ones that must be percent-encoded in a URL included;
+# none of the other parts below contain "Z", so any "Z" in a message comes from the password.
+_PASSWORD = st.text(st.sampled_from("Zq9x-_.~!$&'()*+,;=:@/?#[]% "), min_size=1, max_size=12)
+_PART = st.text(st.sampled_from("abc019.-_:@/?#[]%&= "), max_size=10)
+
+
+@given(scheme=st.sampled_from(["postgresql", "postgres", "postgresql+psycopg"]),
+       user=_PART, password=_PASSWORD, host=_PART, port=_PART, path=_PART, query=_PART,
+       sslpassword=st.booleans())
+@example(scheme="postgresql", user="u", password="pw", host="[::1", port="", path="db",
+         query="", sslpassword=False)
+def test_malformed_urls_are_config_errors_that_never_show_the_password(
+        scheme: str, user: str, password: str, host: str, port: str, path: str, query: str,
+        sslpassword: bool) -> None:
+    secret = "Z" + password
+    query = f"{query}&sslpassword={secret}" if sslpassword else query
+    raw = f"{scheme}://{user}:{secret}@{host}{':' if port else ''}{port}/{path}?{query}"
+    try:
+        conn = parse_database_url(raw)
+    except ConfigError as error:
+        assert error.field and error.rule
+        assert "\n" not in str(error)
+        assert "Z" not in _shown(error) + repr(error.args) + error.field + error.rule
+    else:
+        assert "Z" not in _shown(conn) + conn.safe_url()
+        assert conn.url.password == secret

@@ -12,7 +12,7 @@ Variables:
   writes, and every read inside a transaction, go to the primary.
 * ``SHARED_DB_MIGRATIONS_DIR``: where migration chains live (default: inside the package).
 * ``SHARED_DB_ENV``: ``development`` (default) or ``production``; selects query log levels.
-* ``SHARED_DB_SLOW_QUERY_MS``: the slow-query threshold (default 1000, the guide's).
+* ``SHARED_DB_SLOW_QUERY_MS``: the slow-query threshold (default 1000, the guide's; at least 1).
 * ``SHARED_DB_LOG_PARAMS``: ``true`` to show query parameters in logs and events (default off).
 * ``SHARED_DB_N_PLUS_ONE``: how often one statement may run in a unit of work before it is
   reported as N+1 (default 10); ``SHARED_DB_N_PLUS_ONE_STRICT=true`` raises instead (tests).
@@ -20,15 +20,17 @@ Variables:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
 from shared_db.base import SERVICES
 from shared_db.errors import ConfigError
 from shared_db.observe import QueryLogSettings
+from shared_db.redact import redact_url
 from shared_db.url import ConnectionSettings, parse_database_url
 
 Topology = Literal["shared", "per-service"]
@@ -49,6 +51,17 @@ class Settings:
     log_params: bool = False
     n_plus_one: int = 10
     n_plus_one_strict: bool = False
+
+    def __repr__(self) -> str:
+        # The URLs stay as given (connections need them); only what is shown hides passwords.
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["database_url"] = None if self.database_url is None else redact_url(
+            self.database_url)
+        shown["service_urls"] = {s: redact_url(u) for s, u in self.service_urls.items()}
+        shown["read_urls"] = {s: redact_url(u) for s, u in self.read_urls.items()}
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    __str__ = __repr__
 
     def query_log(self) -> QueryLogSettings:
         """Query-log settings for this environment."""
@@ -98,7 +111,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         home=Path(env.get("SHARED_DB_HOME") or ".shared-db"),
         migrations_dir=Path(env.get("SHARED_DB_MIGRATIONS_DIR") or PACKAGE_MIGRATIONS),
         environment=_choice(env, "SHARED_DB_ENV", ("development", "production")),
-        slow_query_ms=_number(env, "SHARED_DB_SLOW_QUERY_MS", 1000.0),
+        slow_query_ms=_number(env, "SHARED_DB_SLOW_QUERY_MS", 1000.0, minimum=1.0),
         log_params=_flag(env, "SHARED_DB_LOG_PARAMS"),
         n_plus_one=int(_number(env, "SHARED_DB_N_PLUS_ONE", 10)),
         n_plus_one_strict=_flag(env, "SHARED_DB_N_PLUS_ONE_STRICT"),
@@ -127,16 +140,19 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float | None = None,
+            ) -> float:
+    """A positive finite number; at least ``minimum`` when given (1 for milliseconds)."""
     raw = env.get(name)
     if not raw:
         return default
+    rule = "a positive number" if minimum is None else f"a number of at least {minimum:g}"
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(name, f"must be a positive number, got {raw!r}") from None
-    if not value > 0:
-        raise ConfigError(name, f"must be a positive number, got {raw!r}")
+        raise ConfigError(name, f"must be {rule}, got {raw!r}") from None
+    if not (math.isfinite(value) and value > 0 and (minimum is None or value >= minimum)):
+        raise ConfigError(name, f"must be {rule}, got {raw!r}")
     return value
 
 

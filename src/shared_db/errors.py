@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from shared_db.redact import redact
+
 
 class SharedDbError(Exception):
-    """Root of every error shared-db raises on purpose."""
+    """Root of every error shared-db raises on purpose.
+
+    Its text never shows a password: a message quoting a URL, a conninfo string or a driver
+    error has the password replaced by ``***`` in ``str``, ``repr`` and ``args``.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
+
+    def __repr__(self) -> str:
+        return redact(super().__repr__())
 
 
 class FieldRuleError(SharedDbError):
@@ -13,7 +28,7 @@ class FieldRuleError(SharedDbError):
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}")
         self.field = field
-        self.rule = rule
+        self.rule = redact(rule)
 
 
 class ConfigError(FieldRuleError):

@@ -3,24 +3,34 @@
 Accepted query parameters:
 
 * ``connection_limit``: pool size (default: CPU cores x 2 + 1, as the guide says);
-* ``pool_timeout``: seconds to wait for a pooled connection (default 10);
-* ``connect_timeout``: seconds libpq waits for the server (passed to libpq);
+* ``pool_timeout``: seconds to wait for a pooled connection (default 10; at least 0.001);
+* ``connect_timeout``: whole seconds libpq waits for the server (at least 1; passed to libpq);
 * ``pgbouncer=true``: never prepare statements server-side (transaction-mode PgBouncer);
 * ``schema``: the ``search_path`` for every connection;
 * ``sslmode`` and the other libpq keywords in ``LIBPQ_KEYWORDS``: passed through as they are.
 
-Anything else is rejected, so a typo never silently falls back to a default.
+Anything else is rejected, so a typo never silently falls back to a default. So is a duration
+that libpq or the pool would read as "no limit" or round down to nothing: ``0``, ``0.0001``,
+``inf``, ``nan``, and fractions of the whole-number libpq keywords (``connect_timeout``,
+``keepalives_idle``, ``keepalives_interval`` in seconds, ``tcp_user_timeout`` in ms).
+
+``repr`` and ``str`` of the settings hide the password (also ``sslpassword``); only
+``libpq_url()`` carries it.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sqlalchemy.engine import URL, make_url
 
 from shared_db.errors import ConfigError
+from shared_db.redact import hide_secrets, redact_url
+from shared_db.validation import MIN_SECONDS
 
 LIBPQ_KEYWORDS = frozenset({
     "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword", "sslnegotiation",
@@ -32,6 +42,20 @@ LIBPQ_KEYWORDS = frozenset({
 PRISMA_PARAMETERS = frozenset({"connection_limit", "pool_timeout", "pgbouncer", "schema"})
 ACCEPTED_PARAMETERS = PRISMA_PARAMETERS | LIBPQ_KEYWORDS
 SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+WHOLE_NUMBER_DURATIONS = {"connect_timeout": "seconds", "keepalives_idle": "seconds",
+                          "keepalives_interval": "seconds", "tcp_user_timeout": "milliseconds"}
+"""libpq keywords holding durations: libpq reads each as a decimal integer, and 0 as no limit
+(or the system default)."""
+INT_MAX = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]+")
+_PLAIN = re.compile(r"[\w.+\-]{0,40}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def _got(raw: str) -> str:
+    # A value is echoed only when it is plainly one: with an unencoded character in a password,
+    # a parameter's value could be a piece of the password.
+    return repr(raw) if _PLAIN.fullmatch(raw) else "a value with other characters"
 
 
 def default_pool_size() -> int:
@@ -51,6 +75,14 @@ class ConnectionSettings:
     schema: str | None = None
     libpq: dict[str, str] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return (f"ConnectionSettings(url={self.safe_url(driver=True)!r}, "
+                f"pool_size={self.pool_size!r}, pool_timeout={self.pool_timeout!r}, "
+                f"pgbouncer={self.pgbouncer!r}, schema={self.schema!r}, "
+                f"libpq={hide_secrets(self.libpq)!r})")
+
+    __str__ = __repr__
+
     @property
     def database(self) -> str:
         return self.url.database or ""
@@ -59,9 +91,11 @@ class ConnectionSettings:
         """A ``postgresql://`` URL that libpq tools (psql, pg_dump) accept."""
         return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
-    def safe_url(self) -> str:
-        """The URL with its password hidden, for logs and messages."""
-        return self.url.set(drivername="postgresql").render_as_string(hide_password=True)
+    def safe_url(self, *, driver: bool = False) -> str:
+        """The URL with its passwords (the user's, ``sslpassword``) hidden, for logs and
+        messages; ``driver``: with the SQLAlchemy driver name the engine uses."""
+        url = self.url if driver else self.url.set(drivername="postgresql")
+        return redact_url(url.render_as_string(hide_password=True))
 
     def with_database(self, name: str) -> ConnectionSettings:
         return ConnectionSettings(self.url.set(database=name), self.pool_size, self.pool_timeout,
@@ -72,10 +106,28 @@ def _positive(name: str, raw: str, kind: type[int] | type[float]) -> float:
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigError(name, f"must be a positive {kind.__name__}, got {raw!r}") from None
+        raise ConfigError(name, f"must be a positive {kind.__name__}, got {_got(raw)}") from None
     if value <= 0:
-        raise ConfigError(name, f"must be a positive {kind.__name__}, got {raw!r}")
+        raise ConfigError(name, f"must be a positive {kind.__name__}, got {_got(raw)}")
     return value
+
+
+def _seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= MIN_SECONDS):
+        raise ConfigError(name, f"must be a number of seconds of at least {MIN_SECONDS} "
+                          f"(1 ms), got {_got(raw)}")
+    return value
+
+
+def _whole_number(name: str, raw: str, unit: str) -> None:
+    # Python's int() also takes "1_0", " 5" and non-ASCII digits; libpq takes none of them.
+    if not (_DIGITS.fullmatch(raw) and 1 <= int(raw) <= INT_MAX):
+        raise ConfigError(name, f"must be a whole number of {unit} from 1 to {INT_MAX} "
+                          f"(libpq reads 0 as no limit or the system default), got {_got(raw)}")
 
 
 def _flag(name: str, raw: str) -> bool:
@@ -83,7 +135,7 @@ def _flag(name: str, raw: str) -> bool:
         return True
     if raw.lower() in ("false", "0", "no"):
         return False
-    raise ConfigError(name, f"must be true or false, got {raw!r}")
+    raise ConfigError(name, f"must be true or false, got {_got(raw)}")
 
 
 def parse_database_url(raw: str, *, field_name: str = "DATABASE_URL") -> ConnectionSettings:
@@ -92,29 +144,63 @@ def parse_database_url(raw: str, *, field_name: str = "DATABASE_URL") -> Connect
     Raises:
         ConfigError: the URL is malformed or carries an unknown or invalid parameter.
     """
-    parts = urlsplit(raw.strip())
-    if parts.scheme not in SCHEMES:
-        raise ConfigError(field_name, f"must start with postgresql://, got {parts.scheme or raw!r}")
-    try:
-        url = make_url(raw.strip())
-        _ = parts.port  # urllib validates the range 0-65535
-    except Exception as exc:
-        raise ConfigError(field_name, f"is not a valid URL ({exc})") from None
+    raw = raw.strip()
+    scheme = raw.partition(":")[0].lower() if "://" in raw else ""
+    if scheme not in SCHEMES:
+        # Never the URL itself: what precedes a missing scheme may well be a password.
+        shown = repr(scheme) if scheme.isascii() and scheme.replace("+", "").isalnum() else (
+            "no postgresql:// scheme")
+        raise ConfigError(field_name, f"must start with postgresql://, got {shown}")
+    url = _split(raw, field_name)
     if not url.database:
         raise ConfigError(field_name, "must name a database, e.g. postgresql://host:5432/app")
-    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    params = dict(parse_qsl(urlsplit(raw).query, keep_blank_values=True))
     unknown = sorted(set(params) - ACCEPTED_PARAMETERS)
     if unknown:
         accepted = ", ".join([*sorted(PRISMA_PARAMETERS), "sslmode", "and libpq keywords"])
+        if not _NAME.fullmatch(unknown[0]):
+            raise ConfigError(field_name, "has a query parameter that is not a name (percent-"
+                              "encode any '?', '&' or '=' in the user or password); accepted: "
+                              f"{accepted}")
         raise ConfigError(f"{field_name} parameter {unknown[0]!r}",
                           f"is not accepted; accepted: {accepted}")
     pool_size = (int(_positive("connection_limit", params.pop("connection_limit"), int))
                  if "connection_limit" in params else default_pool_size())
-    pool_timeout = (_positive("pool_timeout", params.pop("pool_timeout"), float)
+    pool_timeout = (_seconds("pool_timeout", params.pop("pool_timeout"))
                     if "pool_timeout" in params else 10.0)
-    if "connect_timeout" in params:
-        _positive("connect_timeout", params["connect_timeout"], int)
+    for name, unit in WHOLE_NUMBER_DURATIONS.items():
+        if name in params:
+            _whole_number(name, params[name], unit)
     pgbouncer = _flag("pgbouncer", params.pop("pgbouncer")) if "pgbouncer" in params else False
     schema = params.pop("schema", None) or None
     engine_url = url.set(drivername="postgresql+psycopg", query=params)
     return ConnectionSettings(engine_url, pool_size, pool_timeout, pgbouncer, schema, params)
+
+
+def _split(raw: str, field_name: str) -> URL:
+    """``raw`` parsed, or a ConfigError whose text shows no part of the URL: an unencoded
+    character in a password moves the boundaries, so any quoted piece could be part of it."""
+    def invalid(rule: str) -> ConfigError:
+        return ConfigError(field_name, f"is not a valid URL: {rule}")
+
+    try:
+        parts = urlsplit(raw)
+        host, port, user, password = parts.hostname, parts.port, parts.username, parts.password
+    except ValueError as exc:
+        if "IPv6" in str(exc) or "IPv4" in str(exc):
+            raise invalid("the host in [ ] must be an IPv6 address with both brackets, "
+                          "e.g. postgresql://[::1]:5432/app") from None
+        raise invalid("the port must be a number from 0 to 65535 (percent-encode any '/', "
+                      "'?', '#' or '@' in the user or password, e.g. %40 for @)") from None
+    try:
+        url = make_url(raw)
+    except Exception:  # SQLAlchemy's text quotes the whole URL, password included
+        raise invalid("it cannot be parsed (expected postgresql://user@host:5432/db)") from None
+    # urllib and SQLAlchemy (and libpq) disagree only on characters that must be encoded.
+    same = (url.host or "").lower() == (host or "").lower() and url.port == port and (
+        url.username == (unquote(user) if user is not None else None)) and (
+        url.password == (unquote(password) if password is not None else None))
+    if not same or parts.fragment or any(c in parts.path[1:] for c in "/@"):
+        raise invalid("percent-encode any '/', '?', '#' or '@' in the user, password or "
+                      "database name (e.g. %40 for @)")
+    return url

@@ -24,6 +24,10 @@ MAX_EMAIL = 254
 MAX_TEXT = 10_000
 MAX_JSON_BYTES = 64 * 1024
 MAX_AMOUNT = Decimal("99999999.99")  # numeric(10,2)
+MIN_SECONDS = 0.001
+"""The shortest duration any parameter accepts: PostgreSQL's timeouts are whole milliseconds,
+and a shorter one would be sent as 0, which means no limit at all."""
+MIN_DURATION = timedelta(milliseconds=1)
 
 
 def text(field: str, value: object, *, max_length: int = MAX_TEXT, required: bool = True,
@@ -121,9 +125,19 @@ def positive_int(field: str, value: object, *, maximum: int) -> int:
 
 def positive_duration(field: str, value: object, *, maximum: timedelta | None = None,
                       ) -> timedelta:
-    """A timedelta greater than zero (and at most ``maximum``, when given)."""
-    if not isinstance(value, timedelta) or value <= timedelta(0) or (
+    """A timedelta of at least 1 ms (and at most ``maximum``, when given)."""
+    if not isinstance(value, timedelta) or value < MIN_DURATION or (
             maximum is not None and value > maximum):
         bound = f" up to {maximum.days} days" if maximum is not None else ""
-        raise ValidationError(field, f"must be a positive timedelta{bound}, got {value!r}")
+        raise ValidationError(field, f"must be a positive timedelta of at least 1 ms{bound}, "
+                              f"got {value!r}")
     return value
+
+
+def seconds(field: str, value: object, *, maximum: float) -> float:
+    """A number of seconds from 0.001 (1 ms) to ``maximum``; never NaN or infinite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            MIN_SECONDS <= value <= maximum):
+        raise ValidationError(field, f"must be a number of seconds from {MIN_SECONDS} (1 ms) "
+                              f"to {maximum:g}, got {value!r}")
+    return float(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from shared_db.cli import db, migrate
 from shared_db.cli.backup import backup, restore
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="shared-db")
     except SharedDbError as error:
-        console_err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        # escape(): a message quoting a value such as "[/]" must not be read as markup.
+        console_err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False,
+                          soft_wrap=True)
         return exit_code(error)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
