@@ -42,6 +42,7 @@ from shared_db.sql import Executor, QueryHooks
 from shared_db.transaction import ISOLATION_LEVELS, Transaction
 from shared_db.twophase import Settled
 from shared_db.url import ConnectionSettings
+from shared_db.validation import seconds as check_seconds
 
 T = TypeVar("T")
 Isolation = Literal["read committed", "repeatable read", "serializable"]
@@ -224,6 +225,7 @@ class Database(Repositories):
         """
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValidationError("retries", f"must be a whole number >= 0, got {retries!r}")
+        backoff = check_seconds("backoff", backoff, maximum=60)
         for attempt in range(retries + 1):
             try:
                 async with self.transaction(isolation=isolation, lock_timeout=lock_timeout,

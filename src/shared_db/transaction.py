@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from shared_db import twophase
+from shared_db import validation as check
 from shared_db.calls import Joined, begin
 from shared_db.context import ActorContext, current_actor
 from shared_db.errors import ValidationError
@@ -44,11 +45,10 @@ def _setup_statements(isolation: str | None, statement_timeout: float | None,
     timeouts = {}
     for name, seconds in (("statement_timeout", statement_timeout),
                           ("lock_timeout", lock_timeout)):
-        if seconds is not None and (isinstance(seconds, bool) or not isinstance(
-                seconds, (int, float)) or not 0 < seconds < 86_400):
-            raise ValidationError(name, f"must be a number of seconds in (0, 86400), "
-                                  f"got {seconds!r}")
-        timeouts[name] = "0" if seconds is None else str(int(seconds * 1000))
+        if seconds is not None:
+            seconds = check.seconds(name, seconds, maximum=86_400)
+        # round(): 1 ms or more never becomes "0", which PostgreSQL reads as no limit.
+        timeouts[name] = "0" if seconds is None else str(round(seconds * 1000))
     if statement_timeout is not None or lock_timeout is not None:
         statements.append((SET_TIMEOUTS, timeouts))
     return statements
