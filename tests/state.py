@@ -5,7 +5,8 @@ from __future__ import annotations
 import psycopg
 
 TABLES = ("users", "refresh_tokens", "devices", "sessions", "payments", "payment_transactions",
-          "audit_logs", "system_config", "user_profiles")
+          "audit_logs", "system_config", "user_profiles", "auth_idempotency_keys",
+          "admin_idempotency_keys", "profile_idempotency_keys", "payments_idempotency_keys")
 
 
 def digest(url: str) -> dict[str, tuple[int, str | None]]:

@@ -10,7 +10,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func, text
+from sqlalchemy import DateTime, MetaData, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SERVICES: tuple[str, ...] = ("auth", "admin", "profile", "payments")
@@ -65,3 +66,22 @@ class UpdatedAt:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), sort_order=11
     )
+
+
+class IdempotencyKeyColumns:
+    """A key a caller sent with a write, kept with the write's result so that a repeat of the
+    call returns that result instead of writing again (see ``shared_db.idempotency``).
+
+    Every service database has its own table (``<service>_idempotency_keys``): the key is
+    written in the same transaction as the work, in the database the work writes to.
+    """
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    operation: Mapped[str] = mapped_column(Text)
+    """The call the key was first used for, e.g. ``payments.create``."""
+    request_hash: Mapped[str] = mapped_column(Text)
+    """SHA-256 of the call's arguments: the same key with other arguments is refused."""
+    result: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                 server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

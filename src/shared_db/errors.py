@@ -97,6 +97,11 @@ class ValidationError(FieldRuleError, DataAccessError):
     """A value (``email``, ``amount``, ``metadata``...) breaks a rule; nothing was written."""
 
 
+class IdempotencyKeyReusedError(ValidationError):
+    """An idempotency key was sent again with other arguments or for another operation; the
+    first call's result stands and nothing was written."""
+
+
 class TokenReusedError(DataAccessError):
     """A refresh token was presented again after rotation; its family has been revoked."""
 

@@ -11,6 +11,7 @@ from shared_db.auth.repository import (
     SessionRepository,
     UserRepository,
 )
+from shared_db.idempotency import IdempotencyRepository
 from shared_db.payments.repository import PaymentRepository
 from shared_db.payments.service import PaymentStatusService
 from shared_db.profile.repository import ProfileRepository
@@ -20,7 +21,8 @@ from shared_db.repository import Source
 
 class Repositories:
     """``users``, ``tokens``, ``devices``, ``sessions``, ``profiles``, ``payments``,
-    ``payment_status``, ``audit``, ``config`` and ``reports``, all on one source.
+    ``payment_status``, ``audit``, ``config``, ``reports`` and ``idempotency``, all on one
+    source.
 
     Each is made on first use: a write method called on the Database opens a Transaction, and
     most use one or two of them.
@@ -68,3 +70,7 @@ class Repositories:
     @cached_property
     def reports(self) -> ReportRepository:
         return ReportRepository(self._source_of_repositories)
+
+    @cached_property
+    def idempotency(self) -> IdempotencyRepository:
+        return IdempotencyRepository(self._source_of_repositories)

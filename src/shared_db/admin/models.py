@@ -10,7 +10,7 @@ from sqlalchemy import DateTime, Index, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared_db.base import Base, CreatedAt, UUIDPrimaryKey, owned_by
+from shared_db.base import Base, CreatedAt, IdempotencyKeyColumns, UUIDPrimaryKey, owned_by
 
 
 class AuditLog(UUIDPrimaryKey, CreatedAt, Base):
@@ -42,3 +42,8 @@ class SystemConfig(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     updated_by: Mapped[str | None] = mapped_column(Text)
+
+
+class AdminIdempotencyKey(IdempotencyKeyColumns, Base):
+    __tablename__ = "admin_idempotency_keys"
+    __table_args__ = owned_by("admin", Index(None, "expires_at"))

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import DateTime, ForeignKey, Index, Text, UniqueConstraint, false, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared_db.base import Base, CreatedAt, UpdatedAt, UUIDPrimaryKey, owned_by
+from shared_db.base import (
+    Base,
+    CreatedAt,
+    IdempotencyKeyColumns,
+    UpdatedAt,
+    UUIDPrimaryKey,
+    owned_by,
+)
 from shared_db.enums import UserRole, pg_enum
 
 if TYPE_CHECKING:
@@ -102,3 +109,8 @@ class UserSession(UUIDPrimaryKey, CreatedAt, Base):
 
     user: Mapped[User] = relationship(back_populates="sessions")
     device: Mapped[Device] = relationship(back_populates="sessions")
+
+
+class AuthIdempotencyKey(IdempotencyKeyColumns, Base):
+    __tablename__ = "auth_idempotency_keys"
+    __table_args__ = owned_by("auth", Index(None, "expires_at"))

@@ -32,6 +32,7 @@ from shared_db.auth.eager import load_across, load_with_relations
 from shared_db.auth.models import User
 from shared_db.enums import UserRole
 from shared_db.errors import NotFoundError, ValidationError
+from shared_db.idempotency import key, once
 from shared_db.passwords import hash_password, verify_password
 from shared_db.records import UserRecord, UserWithRelations
 from shared_db.repository import Repository
@@ -127,18 +128,28 @@ class UserRepository(Repository):
 
     async def create(self, *, email: str, name: str, role: UserRole | str,
                      password: str | None = None, password_hash: str | None = None,
-                     email_verified: bool = False) -> UserRecord:
+                     email_verified: bool = False,
+                     idempotency_key: str | None = None) -> UserRecord:
         """Register a user and audit ``user.created`` in the same transaction.
 
         Give ``password`` (hashed here with bcrypt, cost 10) or an existing bcrypt
-        ``password_hash`` (imports, migrations from another system).
+        ``password_hash`` (imports, migrations from another system). ``idempotency_key``
+        makes the registration exactly once (``shared_db.idempotency``): a repeat with the same
+        key returns the user the first call created.
 
         Raises:
             ValidationError: a field breaks its rule.
             DuplicateError: the email is taken (also by a soft-deleted user).
+            IdempotencyKeyReusedError: the key was first used with other arguments.
         """
         params = await self.new_user(email=email, name=name, role=role, password=password,
                                      password_hash=password_hash, email_verified=email_verified)
+        if idempotency_key is not None:
+            return await once(self._source.unit, self.service, key(idempotency_key), "users.create",
+                              user_request(params), lambda tx: tx.users._insert(params))
+        return await self._insert(params)
+
+    async def _insert(self, params: dict[str, Any]) -> UserRecord:
         async with self._source.unit() as tx:
             audit = self.created_audit(tx, params)
             if not tx.same_database(self.service, "admin"):
@@ -265,3 +276,8 @@ def _about_user(tx: Transaction, subject: uuid.UUID,
 async def _audit(tx: Transaction, action: str, subject: uuid.UUID,
                  details: dict[str, Any] | None = None) -> None:
     await tx.audit.append(action, **_about_user(tx, subject, details))
+
+
+def user_request(params: dict[str, Any]) -> dict[str, Any]:
+    """What an idempotency key compares of a new user: everything but its id and password."""
+    return {k: v for k, v in params.items() if k not in ("id", "password_hash")}

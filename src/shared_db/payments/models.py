@@ -10,7 +10,14 @@ from sqlalchemy import ForeignKey, Index, Numeric, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared_db.base import Base, CreatedAt, UpdatedAt, UUIDPrimaryKey, owned_by
+from shared_db.base import (
+    Base,
+    CreatedAt,
+    IdempotencyKeyColumns,
+    UpdatedAt,
+    UUIDPrimaryKey,
+    owned_by,
+)
 from shared_db.enums import PaymentStatus, PaymentType, pg_enum
 
 if TYPE_CHECKING:
@@ -60,3 +67,8 @@ class PaymentTransaction(UUIDPrimaryKey, CreatedAt, Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
 
     payment: Mapped[Payment] = relationship(back_populates="transactions")
+
+
+class PaymentsIdempotencyKey(IdempotencyKeyColumns, Base):
+    __tablename__ = "payments_idempotency_keys"
+    __table_args__ = owned_by("payments", Index(None, "expires_at"))

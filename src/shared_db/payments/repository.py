@@ -14,6 +14,7 @@ from shared_db import validation as check
 from shared_db.auth.models import User
 from shared_db.enums import PaymentStatus, PaymentType, pg_enum
 from shared_db.errors import NotFoundError, ValidationError
+from shared_db.idempotency import key, once
 from shared_db.pagination import decode_cursor, encode_cursor, page_number, page_size
 from shared_db.payments.currencies import ISO_4217
 from shared_db.payments.models import Payment, PaymentTransaction
@@ -85,12 +86,19 @@ class PaymentRepository(Repository):
 
     async def create(self, user_id: uuid.UUID, amount: Any, *, type: PaymentType | str,
                      currency: str = "USD", description: str | None = None,
-                     metadata: dict[str, Any] | None = None) -> PaymentRecord:
+                     metadata: dict[str, Any] | None = None,
+                     idempotency_key: str | None = None) -> PaymentRecord:
         """A ``pending`` payment of a live user.
+
+        ``idempotency_key``: make the call exactly once (``shared_db.idempotency``): a repeat
+        with the same key returns the payment the first call created.
 
         Raises:
             ValidationError: amount, currency, type, description or metadata breaks its rule.
             NotFoundError: the user does not exist or is deleted.
+            IdempotencyKeyReusedError: the key was first used with other arguments.
+            OutcomeUnknownError: the connection was lost after the write was sent; call again
+                with the same key to learn what happened.
         """
         if not isinstance(currency, str) or currency not in ISO_4217:
             raise ValidationError("currency", f"must be an ISO 4217 code such as USD or EUR, "
@@ -100,16 +108,25 @@ class PaymentRepository(Repository):
                   "status": PaymentStatus.pending, "type": check.member("type", type, PaymentType),
                   "description": check.optional_text("description", description, max_length=1000),
                   "metadata": None if meta is None else Jsonb(meta)}
+        if idempotency_key is not None:
+            request = {"user_id": str(user_id), "amount": params["amount"],
+                       "currency": currency, "type": params["type"],
+                       "description": params["description"], "metadata": meta}
+            return await once(self._source.unit, self.service, key(idempotency_key),
+                              "payments.create", request, lambda tx: tx.payments._insert(params))
+        return await self._insert(params)
+
+    async def _insert(self, params: dict[str, Any]) -> PaymentRecord:
         if self._source.same_database("auth", self.service):
             async with self._autocommit() as ex:  # one INSERT ... SELECT FROM users
                 payment = await ex.one(CREATE, params, PaymentRecord)
         else:
             async with self._source.unit() as tx:
-                await lock_live_user(tx, user_id)
+                await lock_live_user(tx, params["user_id"])
                 async with tx.executor(self.service) as ex:
                     payment = await ex.one(INSERT, params, PaymentRecord)
         if payment is None:
-            raise NotFoundError(f"user {user_id} does not exist or is deleted")
+            raise NotFoundError(f"user {params['user_id']} does not exist or is deleted")
         return payment
 
     async def get(self, payment_id: uuid.UUID) -> PaymentRecord | None:

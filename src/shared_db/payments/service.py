@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from shared_db import validation as check
 from shared_db.enums import PaymentStatus
 from shared_db.errors import ConflictError, InvalidTransitionError, NotFoundError
+from shared_db.idempotency import key, once
 from shared_db.payments.models import Payment, PaymentTransaction
 from shared_db.records import PaymentRecord, PaymentTransactionRecord
 from shared_db.repository import Repository
@@ -60,12 +61,16 @@ class PaymentStatusService(Repository):
 
     async def transition(self, payment_id: uuid.UUID, to: PaymentStatus | str, *,
                          expected: PaymentStatus | str | None = None,
-                         metadata: dict[str, Any] | None = None) -> PaymentRecord:
+                         metadata: dict[str, Any] | None = None,
+                         idempotency_key: str | None = None) -> PaymentRecord:
         """Move the payment to ``to``, recording the transaction and the audit row with it.
 
         Args:
             expected: the status the caller last saw; a different current status is a
                 ConflictError rather than a silent change from a status they did not see.
+
+            idempotency_key: make the change exactly once (``shared_db.idempotency``): a
+                repeat with the same key returns the payment as the first call left it.
 
         Raises:
             InvalidTransitionError: the state machine forbids the change.
@@ -75,6 +80,16 @@ class PaymentStatusService(Repository):
         target = check.member("to", to, PaymentStatus)
         seen = None if expected is None else check.member("expected", expected, PaymentStatus)
         meta = check.json_object("metadata", metadata)
+        if idempotency_key is not None:
+            request = {"payment_id": str(payment_id), "to": target, "expected": seen,
+                       "metadata": meta}
+            return await once(self._source.unit, self.service, key(idempotency_key),
+                              "payment_status.transition", request,
+                              lambda tx: tx.payment_status._apply(payment_id, target, seen, meta))
+        return await self._apply(payment_id, target, seen, meta)
+
+    async def _apply(self, payment_id: uuid.UUID, target: PaymentStatus,
+                     seen: PaymentStatus | None, meta: dict[str, Any] | None) -> PaymentRecord:
         async with self._source.unit() as tx:
             async with tx.executor(self.service) as ex:
                 current = await ex.scalar(CURRENT, {"id": payment_id})

@@ -9,7 +9,14 @@ from sqlalchemy import ForeignKey, Index, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared_db.base import Base, CreatedAt, UpdatedAt, UUIDPrimaryKey, owned_by
+from shared_db.base import (
+    Base,
+    CreatedAt,
+    IdempotencyKeyColumns,
+    UpdatedAt,
+    UUIDPrimaryKey,
+    owned_by,
+)
 
 if TYPE_CHECKING:
     from shared_db.auth.models import User
@@ -30,3 +37,8 @@ class UserProfile(UUIDPrimaryKey, CreatedAt, UpdatedAt, Base):
     preferences: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     user: Mapped[User] = relationship(back_populates="profile")
+
+
+class ProfileIdempotencyKey(IdempotencyKeyColumns, Base):
+    __tablename__ = "profile_idempotency_keys"
+    __table_args__ = owned_by("profile", Index(None, "expires_at"))

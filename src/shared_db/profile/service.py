@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from shared_db.admin.repository import APPEND as AUDIT_APPEND
 from shared_db.auth.users import CREATE as CREATE_USER
+from shared_db.auth.users import UserRepository, user_request
 from shared_db.enums import UserRole
+from shared_db.idempotency import key, once
 from shared_db.profile.repository import CREATE_FOR_LIVE_USER, FIELDS, profile_values
 from shared_db.records import ProfileRecord, UserRecord
 from shared_db.sql import pipelined
@@ -20,22 +22,33 @@ async def create_user_with_profile(source: Source, *, email: str, name: str,
                                    password_hash: str | None = None,
                                    email_verified: bool = False,
                                    profile: dict[str, Any] | None = None,
+                                   idempotency_key: str | None = None,
                                    ) -> tuple[UserRecord, ProfileRecord]:
     """The guide's 6.1 example: the user, its audit row and its profile, or none of them.
 
     When the three tables share one database the three inserts travel in one round trip.
+    ``idempotency_key`` makes it exactly once (``shared_db.idempotency``), kept in auth's
+    database: a repeat with the same key returns the user and profile the first call made.
     """
+    params = await UserRepository(source).new_user(
+        email=email, name=name, role=role, password=password, password_hash=password_hash,
+        email_verified=email_verified)
+    values = {n: None for n in FIELDS} | profile_values(profile or {}) | {
+        "user_id": params["id"]}
+    fields = profile or {}
+    if idempotency_key is None:
+        return await _create(source, params, values, fields)
+    request = user_request(params) | {"profile": fields}
+    return await once(source.unit, "auth", key(idempotency_key), "create_user_with_profile",
+                      request, lambda tx: _create(tx, params, values, fields))
+
+
+async def _create(source: Source, params: dict[str, Any], values: dict[str, Any],
+                  fields: dict[str, Any]) -> tuple[UserRecord, ProfileRecord]:
     async with source.unit() as tx:
-        params = await tx.users.new_user(email=email, name=name, role=role, password=password,
-                                         password_hash=password_hash,
-                                         email_verified=email_verified)
-        values = {n: None for n in FIELDS} | profile_values(profile or {}) | {
-            "user_id": params["id"]}
         if not (tx.same_database("auth", "admin") and tx.same_database("auth", "profile")):
-            user = await tx.users.create(email=email, name=name, role=role,
-                                         password_hash=params["password_hash"],
-                                         email_verified=email_verified)
-            return user, await tx.profiles.create(user.id, **(profile or {}))
+            user = await tx.users._insert(params)
+            return user, await tx.profiles.create(user.id, **fields)
         audit = tx.users.created_audit(tx, params)
         async with tx.executor("auth") as ex, pipelined(ex):
             users = await ex.cursor(CREATE_USER, params, UserRecord)

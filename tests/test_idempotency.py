@@ -1,0 +1,219 @@
+"""Idempotency keys: a repeated call returns the first call's result and writes nothing, on
+every topology; the same key with other arguments is refused; keys expire and are purged."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared_db.client import Database, Transaction
+from shared_db.errors import IdempotencyKeyReusedError, NotFoundError, ValidationError
+from shared_db.idempotency import decode, encode
+from shared_db.profile.service import create_user_with_profile
+from shared_db.records import PaymentRecord, UserWithRelations
+from tests.conftest import Stores
+
+
+@pytest.fixture
+async def user(db: Database):
+    return await db.users.create(email="k@example.com", password="password1", name="K",
+                                 role="CUSTOMER")
+
+
+def _count(stores: Stores, service: str, table: str) -> int:
+    with psycopg.connect(stores.url(service)) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_a_payment_repeated_with_its_key_is_created_once(db: Database, stores: Stores,
+                                                               user) -> None:
+    first = await db.payments.create(user.id, Decimal("12.50"), type="payment",
+                                     metadata={"order": 7}, idempotency_key="order-7")
+    again = await db.payments.create(user.id, Decimal("12.50"), type="payment",
+                                     metadata={"order": 7}, idempotency_key="order-7")
+    assert again == first and isinstance(again, PaymentRecord)
+    assert _count(stores, "payments", "payments") == 1
+    other = await db.payments.create(user.id, Decimal("12.50"), type="payment",
+                                     metadata={"order": 7}, idempotency_key="order-8")
+    assert other.id != first.id
+
+
+async def test_the_same_key_with_other_arguments_is_refused_and_writes_nothing(
+        db: Database, stores: Stores, user) -> None:
+    await db.payments.create(user.id, Decimal("5.00"), type="payment", idempotency_key="k")
+    before = stores.digest()
+    with pytest.raises(IdempotencyKeyReusedError) as caught:
+        await db.payments.create(user.id, Decimal("6.00"), type="payment", idempotency_key="k")
+    assert caught.value.field == "idempotency_key"
+    with pytest.raises(IdempotencyKeyReusedError):  # another operation, same database
+        await db.payment_status.transition(uuid.uuid4(), "initiated", idempotency_key="k")
+    assert stores.digest() == before
+
+
+async def test_concurrent_repeats_of_one_key_write_once(db: Database, stores: Stores,
+                                                        user) -> None:
+    results = await asyncio.gather(*(
+        db.payments.create(user.id, Decimal("1.00"), type="payment", idempotency_key="burst")
+        for _ in range(8)))
+    assert len({r.id for r in results}) == 1
+    assert _count(stores, "payments", "payments") == 1
+
+
+async def test_a_failed_call_remembers_nothing(db: Database, stores: Stores) -> None:
+    missing = uuid.uuid4()
+    for _ in range(2):
+        with pytest.raises(NotFoundError):
+            await db.payments.create(missing, Decimal("1.00"), type="payment",
+                                     idempotency_key="nobody")
+    assert _count(stores, "payments", "payments_idempotency_keys") == 0
+
+
+async def test_users_and_user_with_profile_once(db: Database, stores: Stores) -> None:
+    user = await db.users.create(email="once@example.com", password="password1", name="O",
+                                 role="VENDOR", idempotency_key="signup-1")
+    again = await db.users.create(email="once@example.com", password="password1", name="O",
+                                  role="VENDOR", idempotency_key="signup-1")
+    assert again == user
+    pair = await create_user_with_profile(db, email="pair@example.com", password="password1",
+                                          name="P", role="CUSTOMER", profile={"bio": "hi"},
+                                          idempotency_key="signup-2")
+    repeat = await create_user_with_profile(db, email="pair@example.com",
+                                            password="password1", name="P", role="CUSTOMER",
+                                            profile={"bio": "hi"}, idempotency_key="signup-2")
+    assert repeat == pair and pair[1].bio == "hi"
+    assert _count(stores, "auth", "users") == 2
+    assert _count(stores, "profile", "user_profiles") == 1
+    assert _count(stores, "admin", "audit_logs") == 2  # one user.created each
+    with pytest.raises(IdempotencyKeyReusedError):
+        await db.users.create(email="other@example.com", password="password1", name="O",
+                              role="VENDOR", idempotency_key="signup-1")
+
+
+async def test_a_status_change_repeated_with_its_key_happens_once(db: Database, stores: Stores,
+                                                                  user) -> None:
+    payment = await db.payments.create(user.id, Decimal("3.00"), type="payment")
+    moved = await db.payment_status.transition(payment.id, "initiated", idempotency_key="t1")
+    again = await db.payment_status.transition(payment.id, "initiated", idempotency_key="t1")
+    assert again == moved
+    assert len(await db.payments.transactions(payment.id)) == 1
+
+
+async def test_run_with_a_key_runs_its_work_once(db: Database, stores: Stores) -> None:
+    runs = 0
+
+    async def bump(tx: Transaction) -> dict[str, Any]:
+        nonlocal runs
+        runs += 1
+        current = await tx.config.value("counter")
+        await tx.config.set("counter", (current or 0) + 1)
+        return {"counter": (current or 0) + 1, "at": Decimal("1.5")}
+
+    first = await db.run(bump, idempotency_key="bump-1", service="admin")
+    again = await db.run(bump, idempotency_key="bump-1", service="admin")
+    assert first == again == {"counter": 1, "at": Decimal("1.5")} and runs == 1
+    assert await db.config.value("counter") == 1
+
+    async def other(tx: Transaction) -> None:
+        await tx.config.set("other", 1)
+
+    with pytest.raises(IdempotencyKeyReusedError):
+        await db.run(other, idempotency_key="bump-1", service="admin")
+    assert await db.config.value("other") is None
+
+    async def unstorable(tx: Transaction) -> object:
+        await tx.config.set("unstorable", 1)
+        return object()
+
+    with pytest.raises(ValidationError) as caught:
+        await db.run(unstorable, idempotency_key="bump-2", service="admin")
+    assert caught.value.field == "result"
+    assert await db.config.value("unstorable") is None  # rolled back with the key
+
+
+async def test_a_key_inside_an_open_transaction_joins_it(db: Database, stores: Stores,
+                                                         user) -> None:
+    async with db.transaction() as tx:
+        first = await tx.payments.create(user.id, Decimal("2.00"), type="payment",
+                                          idempotency_key="inner")
+        again = await tx.payments.create(user.id, Decimal("2.00"), type="payment",
+                                          idempotency_key="inner")
+    assert first == again
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            await tx.payments.create(user.id, Decimal("2.00"), type="payment",
+                                     idempotency_key="rolled-back")
+            raise RuntimeError("abort")
+    assert _count(stores, "payments", "payments") == 1
+    assert _count(stores, "payments", "payments_idempotency_keys") == 1
+
+
+async def test_expired_keys_count_as_new_and_are_purged(db: Database, stores: Stores,
+                                                        user) -> None:
+    first = await db.payments.create(user.id, Decimal("4.00"), type="payment",
+                                     idempotency_key="old")
+    await db.payments.create(user.id, Decimal("4.00"), type="payment", idempotency_key="live")
+    with psycopg.connect(stores.url("payments"), autocommit=True) as conn:
+        conn.execute("UPDATE payments_idempotency_keys SET expires_at = now() - interval '1 s' "
+                     "WHERE key = 'old'")
+    renewed = await db.payments.create(user.id, Decimal("4.00"), type="payment",
+                                       idempotency_key="old")
+    assert renewed.id != first.id
+    with psycopg.connect(stores.url("payments"), autocommit=True) as conn:
+        conn.execute("UPDATE payments_idempotency_keys SET expires_at = now() - interval '1 s' "
+                     "WHERE key = 'live'")
+    assert await db.idempotency.purge_expired() == 1
+    assert _count(stores, "payments", "payments_idempotency_keys") == 1
+
+
+BAD_KEYS = ["", "   ", "x" * 256, "a\x00b", 42, None.__class__, b"bytes", ["k"]]
+
+
+@pytest.mark.parametrize("bad", BAD_KEYS, ids=repr)
+async def test_bad_keys_are_refused_before_anything_is_sent(db: Database, stores: Stores, user,
+                                                            bad: object) -> None:
+    before = stores.digest()
+    with pytest.raises(ValidationError) as caught:
+        await db.payments.create(user.id, Decimal("1.00"), type="payment",
+                                 idempotency_key=bad)  # type: ignore[arg-type]
+    assert caught.value.field == "idempotency_key"
+    with pytest.raises(ValidationError):
+        await db.run(lambda tx: tx.config.set("x", 1), idempotency_key="k",
+                     service="billing")
+    assert stores.digest() == before
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.uuids() | st.datetimes() | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(JSONISH)
+def test_stored_results_come_back_as_they_were(value: object) -> None:
+    import json
+    assert decode(json.loads(json.dumps(encode(value, "result")))) == value
+
+
+def test_records_come_back_as_records() -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from shared_db.enums import PaymentStatus, PaymentType
+    now = datetime.now(UTC)
+    payment = PaymentRecord(uuid.uuid4(), uuid.uuid4(), Decimal("1.00"), "USD",
+                            PaymentStatus.pending, PaymentType.payment, None, {"a": [1]}, now,
+                            now)
+    loaded = UserWithRelations(user=None, profile=None, payments=(payment,))  # type: ignore[arg-type]
+    back = decode(json.loads(json.dumps(encode(loaded, "result"))))
+    assert back == loaded and type(back.payments[0].status) is PaymentStatus
