@@ -1,61 +1,131 @@
 """Borrowing pooled connections: for one read, for one write method, or for a transaction.
 
+Delivery is at most once: a statement that may have reached the server is never sent again.
+The only replacement is of a connection that died while idle in the pool (a restart, a crash, a
+failover), found before anything is sent on it by one poll of its socket, which costs no round
+trip. When one is found dead, the pool is drained: the others opened with it most likely died
+with it, so they are closed and reconnected in the background, and the next callers get live
+connections instead of failing one after another. Plain reads that fail on a lost connection
+are run once more on a fresh one; writes never are.
+
 Plain classes rather than generator-based context managers: this is the hottest path of the
 package, and ``@asynccontextmanager`` costs measurably more per call.
 """
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+import select
+from contextlib import AsyncExitStack, suppress
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import AsyncConnection
+from psycopg.pq import ConnStatus
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from shared_db.errors_db import translate, translate_error
+from shared_db.errors import OutcomeUnknownError
+from shared_db.errors_db import first_line, translate, translate_error
 from shared_db.sql import Executor, QueryHooks
 
 if TYPE_CHECKING:
     from shared_db.transaction import Transaction
 
+_POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
 
-async def open_transaction(stack: AsyncExitStack, pool: AsyncConnectionPool[Any],
-                           ) -> AsyncConnection[Any]:
-    """A pooled connection with a transaction begun, both released by ``stack``: the
-    transaction commits when ``stack`` closes without an error, else rolls back."""
-    return await _begun(stack, pool, end_on_exit=True)
+
+def _quiet(conn: AsyncConnection[Any]) -> bool:
+    """Nothing waits to be read on this idle connection (no round trip, one poll).
+
+    An idle session receives nothing unless the server ends it (the FATAL message of a shutdown
+    or a terminated backend, or the end of the stream); a NOTIFY is the harmless exception,
+    which ``_alive`` tells apart.
+    """
+    pgconn = conn.pgconn
+    if pgconn.status != ConnStatus.OK:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(pgconn.socket, _POLLIN)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
+
+
+async def _alive(conn: AsyncConnection[Any]) -> bool:
+    if _quiet(conn):
+        return True
+    if conn.closed:
+        return False
+    try:
+        await conn.execute("")  # an empty query: nothing to write twice
+    except psycopg.Error:
+        return False
+    return True
+
+
+async def checkout(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
+    """A pooled connection that is alive as far as can be known without sending anything."""
+    try:
+        conn: AsyncConnection[Any] = await pool.getconn()
+        if _quiet(conn):
+            return conn
+        for _ in range(3):
+            if await _alive(conn):
+                return conn
+            await pool.drain()  # the rest of the pool most likely died with this one
+            await pool.putconn(conn)
+            conn = await pool.getconn()
+        return conn
+    except (psycopg.Error, PoolTimeout) as exc:
+        raise translate_error(exc) from exc
+
+
+async def _begin(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
+    conn = await checkout(pool)
+    try:
+        await conn.execute("BEGIN")
+    except psycopg.Error as exc:
+        await pool.putconn(conn)
+        # BEGIN writes nothing: on a connection that died after the poll, one more try.
+        if not conn.broken:
+            raise translate_error(exc) from exc
+        conn = await checkout(pool)
+        try:
+            await conn.execute("BEGIN")
+        except psycopg.Error as again:
+            await pool.putconn(conn)
+            raise translate_error(again) from again
+    return conn
 
 
 async def begin(stack: AsyncExitStack, pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
-    """A pooled connection inside ``BEGIN``, released by ``stack``; the caller ends it.
+    """A pooled connection inside ``BEGIN``, handed back to ``pool`` when ``stack`` closes; the
+    caller ends the transaction (plain COMMIT, or two-phase when there are several)."""
+    conn = await _begin(pool)
+    stack.push_async_callback(pool.putconn, conn)
+    return conn
 
-    Unlike ``open_transaction`` nothing commits on exit: a Transaction decides how each of its
-    databases ends (plain COMMIT, or two-phase when there are several).
-    """
-    return await _begun(stack, pool, end_on_exit=False)
+
+async def commit(conn: AsyncConnection[Any]) -> None:
+    """COMMIT; a connection lost before its reply is ``OutcomeUnknownError``, not a failure."""
+    try:
+        await conn.execute("COMMIT")
+    except psycopg.OperationalError as exc:
+        if conn.broken:
+            raise OutcomeUnknownError(
+                f"the connection was lost after COMMIT was sent ({first_line(exc)}): the "
+                "transaction may or may not have committed") from exc
+        raise translate_error(exc) from exc
+    except psycopg.Error as exc:
+        raise translate_error(exc) from exc
 
 
-async def _begun(stack: AsyncExitStack, pool: AsyncConnectionPool[Any], *,
-                 end_on_exit: bool) -> AsyncConnection[Any]:
-    # A connection that died idle in the pool (the server restarted) fails its BEGIN: nothing
-    # was done on it, so it goes back to the pool, which drops it, and one more is tried.
-    for attempt in (1, 2):
-        inner = AsyncExitStack()
-        conn: AsyncConnection[Any] = await inner.enter_async_context(pool.connection())
-        try:
-            if end_on_exit:
-                await inner.enter_async_context(conn.transaction())
-            else:
-                await conn.execute("BEGIN")
-        except psycopg.OperationalError:
-            await inner.aclose()
-            if attempt == 2 or not conn.broken:
-                raise
-            continue
-        stack.push_async_exit(inner)
-        return conn
-    raise AssertionError("unreachable")
+async def rollback(conn: AsyncConnection[Any]) -> None:
+    """ROLLBACK if the connection still lives; a dead one was rolled back by the server."""
+    if not conn.broken:
+        # A failed ROLLBACK is harmless: the pool resets or drops what it gets back.
+        with suppress(psycopg.Error):
+            await conn.execute("ROLLBACK")
 
 
 class Joined:
@@ -74,28 +144,31 @@ class Joined:
 
 
 class ReadCall:
-    """Borrow a pooled autocommit connection for one statement."""
+    """Borrow a pooled autocommit connection for one statement.
 
-    __slots__ = ("_conn", "_hooks", "_pool", "_prepare")
+    ``write``: the statement writes (a single-statement write on the primary), so a connection
+    lost while it ran is ``OutcomeUnknownError`` and it is never sent again; a read is.
+    """
 
-    def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool) -> None:
-        self._pool, self._hooks, self._prepare = pool, hooks, prepare
+    __slots__ = ("_conn", "_hooks", "_pool", "_prepare", "_write")
+
+    def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool,
+                 write: bool = False) -> None:
+        self._pool, self._hooks, self._prepare, self._write = pool, hooks, prepare, write
         self._conn: AsyncConnection[Any] | None = None
 
     async def __aenter__(self) -> Executor:
-        try:
-            self._conn = await self._pool.getconn()
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise translate_error(exc) from exc
+        self._conn = await checkout(self._pool)
+        if self._write:
+            return Executor(self._conn, self._hooks, self._prepare, unknown_if_lost=True)
         return Executor(self._conn, self._hooks, self._prepare, self._replace)
 
     async def _replace(self) -> AsyncConnection[Any]:
-        # The connection died while idle in the pool (a server restart): hand it back, so the
-        # pool drops it, and take another. Safe: an autocommit read that failed did nothing.
+        # The read was lost with its connection; reading again changes nothing.
         if self._conn is not None:
             await self._pool.putconn(self._conn)
         self._conn = None
-        self._conn = await self._pool.getconn()
+        self._conn = await checkout(self._pool)
         return self._conn
 
     async def __aexit__(self, *exc: object) -> None:
@@ -106,15 +179,25 @@ class ReadCall:
 class WriteCall:
     """Borrow a pooled connection and run one write method in a transaction of its own."""
 
+    __slots__ = ("_conn", "_hooks", "_pool", "_prepare")
+
     def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool) -> None:
         self._pool, self._hooks, self._prepare = pool, hooks, prepare
-        self._stack = AsyncExitStack()
+        self._conn: AsyncConnection[Any] | None = None
 
     async def __aenter__(self) -> Executor:
-        with translate():
-            conn = await open_transaction(self._stack, self._pool)
-        return Executor(conn, self._hooks, self._prepare)
+        self._conn = await _begin(self._pool)
+        return Executor(self._conn, self._hooks, self._prepare)
 
-    async def __aexit__(self, *exc: Any) -> None:
-        with translate():
-            await self._stack.__aexit__(*exc)
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if exc_type is None:
+                await commit(conn)
+            else:
+                await rollback(conn)
+        finally:
+            with translate():
+                await self._pool.putconn(conn)

@@ -23,7 +23,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import ClauseElement
 
 from shared_db import models  # noqa: F401  (every mapper registered before a query compiles)
-from shared_db.errors_db import translate, translate_error
+from shared_db.errors import OutcomeUnknownError
+from shared_db.errors_db import first_line, translate, translate_error
 
 T = TypeVar("T")
 _DIALECT = pg_psycopg.dialect()  # type: ignore[no-untyped-call]
@@ -94,11 +95,16 @@ class Executor:
     """Runs ``Query`` objects on one psycopg connection, translating database errors."""
 
     def __init__(self, connection: AsyncConnection[Any], hooks: QueryHooks, prepare: bool,
-                 replace: Callable[[], Awaitable[AsyncConnection[Any]]] | None = None) -> None:
+                 replace: Callable[[], Awaitable[AsyncConnection[Any]]] | None = None, *,
+                 unknown_if_lost: bool = False) -> None:
+        """``replace``: for reads only, a fresh connection to run a statement lost with its
+        connection once more. ``unknown_if_lost``: statements here are autocommit writes, so
+        losing the connection while one runs leaves its outcome unknown."""
         self.connection = connection
         self._hooks = hooks
         self._prepare = prepare
         self._replace = replace
+        self._unknown_if_lost = unknown_if_lost
 
     async def _run(self, query: Query, params: Mapping[str, Any] | Sequence[Any] | None,
                    row: RowMaker[Any] | Callable[..., Any] | None) -> Any:
@@ -116,6 +122,11 @@ class Executor:
         except psycopg.Error as exc:
             if self._hooks.listeners:
                 self._emit(query, params, started, str(exc))
+            if (self._unknown_if_lost and self.connection.broken
+                    and isinstance(exc, psycopg.OperationalError)):
+                raise OutcomeUnknownError(
+                    f"{query.name}: the connection was lost while the write ran "
+                    f"({first_line(exc)}); it may or may not have happened") from exc
             raise translate_error(exc) from exc
         if self._hooks.listeners:
             self._emit(query, params, started, None)

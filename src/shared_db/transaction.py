@@ -7,14 +7,12 @@ database commits plainly; several (the per-service topology) commit with two-pha
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext, suppress
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from typing import TYPE_CHECKING, Any
-
-import psycopg
 
 from shared_db import twophase
 from shared_db import validation as check
-from shared_db.calls import Joined, begin
+from shared_db.calls import Joined, begin, commit, rollback
 from shared_db.context import ActorContext, current_actor
 from shared_db.errors import ValidationError
 from shared_db.errors_db import translate
@@ -101,16 +99,13 @@ class Transaction(Repositories):
     async def _commit(self) -> None:
         parts = self._parts()
         if len(parts) == 1:
-            await parts[0].connection.execute("COMMIT")
+            await commit(parts[0].connection)
         elif parts:
             await twophase.commit(parts)
 
     async def _rollback(self) -> None:
         for ex in self._executors.values():
-            # A failed ROLLBACK is harmless: the pool resets or drops what it gets back.
-            if not ex.connection.broken:
-                with suppress(psycopg.Error):
-                    await ex.connection.execute("ROLLBACK")
+            await rollback(ex.connection)
 
     async def _executor_for(self, service: str) -> Executor:
         pool = self.db.pool(service)
