@@ -30,14 +30,14 @@ def cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Complete
 def test_deploy_then_status_exit_codes(empty_db: DbFixture, use, capsys) -> None:
     use(empty_db)
     assert main(["migrate", "status"]) == 1
-    assert "6 pending migration(s)" in capsys.readouterr().out
+    assert "10 pending migration(s)" in capsys.readouterr().out
     assert main(["migrate", "deploy"]) == 0
-    assert "6 migration(s) applied." in capsys.readouterr().out
+    assert "10 migration(s) applied." in capsys.readouterr().out
     assert main(["migrate", "deploy"]) == 0
     assert "No pending migrations." in capsys.readouterr().out
     assert main(["migrate", "status", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["up_to_date"] is True and len(doc["targets"][0]["applied"]) == 6
+    assert doc["up_to_date"] is True and len(doc["targets"][0]["applied"]) == 10
 
 
 def test_status_json_reports_drift(migrated_db: DbFixture, use, capsys) -> None:
@@ -52,7 +52,7 @@ def test_status_json_reports_drift(migrated_db: DbFixture, use, capsys) -> None:
 def test_down_and_down_to(migrated_db: DbFixture, use, capsys) -> None:
     use(migrated_db)
     assert main(["migrate", "down"]) == 0
-    assert "rolled back links:20260103000001_link_services" in capsys.readouterr().err
+    assert "rolled back payments:20261201000000_add_idempotency_keys" in capsys.readouterr().err
     assert main(["migrate", "down", "--to", "20260102000000_add_payments"]) == 0
     assert "sessions" not in snapshot(migrated_db.url)["tables"]
     assert main(["migrate", "down", "--to", "20260101000000"]) == 4
@@ -110,6 +110,6 @@ def test_concurrent_deploys_apply_each_migration_once(empty_db: DbFixture) -> No
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert sorted(out.strip() for out, _ in outputs) == [
-        "6 migration(s) applied.", "No pending migrations."]
+        "10 migration(s) applied.", "No pending migrations."]
     applied = [err.count("applied ") for _, err in outputs]
-    assert sorted(applied) == [0, 6]
+    assert sorted(applied) == [0, 10]

@@ -62,7 +62,16 @@ COLUMNS = {
     },
 }
 
-PRIMARY_KEYS = {table: "id" for table in COLUMNS} | {"system_config": "key"}
+# Beyond the guide: each service database keeps the idempotency keys of its writes.
+KEY_TABLES = [f"{service}_idempotency_keys" for service in ("auth", "admin", "profile",
+                                                            "payments")]
+COLUMNS |= {table: {
+    "key": TEXT, "operation": TEXT, "request_hash": TEXT, "result": JSONB_NULL,
+    "created_at": NOW, "expires_at": ("timestamp with time zone", False, None),
+} for table in KEY_TABLES}
+
+PRIMARY_KEYS = {table: "id" for table in COLUMNS} | {"system_config": "key"} | {
+    table: "key" for table in KEY_TABLES}
 
 UNIQUE = {
     ("users", "users_email_key"): "email",
@@ -87,7 +96,7 @@ INDEXES = {
     "devices": {"devices_user_id_idx": "user_id", "devices_device_id_idx": "device_id"},
     "sessions": {"sessions_user_id_idx": "user_id", "sessions_device_id_idx": "device_id",
                  "sessions_expires_at_idx": "expires_at"},
-}
+} | {table: {f"{table}_expires_at_idx": "expires_at"} for table in KEY_TABLES}
 
 CASCADE = "ON UPDATE CASCADE ON DELETE CASCADE"
 RESTRICT = "ON UPDATE CASCADE ON DELETE RESTRICT"

@@ -36,5 +36,5 @@ def test_manual_changes_show_as_drift(migrated_db: DbFixture, ddl: str, expected
 
 def test_pending_migrations_are_reported_before_drift(empty_db: DbFixture) -> None:
     result = status.status(empty_db.target(), PACKAGE_MIGRATIONS)
-    assert len(result.pending) == 6 and result.applied == []
+    assert len(result.pending) == 10 and result.applied == []
     assert not result.drift_checked and not result.up_to_date

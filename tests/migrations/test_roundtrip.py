@@ -26,7 +26,9 @@ ROWS = {
     "payment_transactions": "INSERT INTO payment_transactions "
                             "(payment_id, transaction_type, amount, status) "
                             "SELECT id, 'charge', amount, 'ok' FROM payments",
-}
+} | {f"{service}_idempotency_keys": f"INSERT INTO {service}_idempotency_keys "
+     "(key, operation, request_hash, expires_at) VALUES ('k', 'op', 'h', now())"
+     for service in ("auth", "admin", "profile", "payments")}
 
 
 def _populate(url: str) -> dict[str, int]:
@@ -50,7 +52,7 @@ def _populate(url: str) -> dict[str, int]:
 def test_every_migration_round_trips_with_rows(empty_db: DbFixture) -> None:
     target = empty_db.target()
     steps = all_steps(PACKAGE_MIGRATIONS, target.chains)
-    assert len(steps) == 6
+    assert len(steps) == 10
     for step in steps:
         counts_before = _populate(empty_db.url) if step.chain != "links" else None
         before = snapshot(empty_db.url)
@@ -72,7 +74,10 @@ def test_down_to_base_and_back(empty_db: DbFixture) -> None:
     full = snapshot(empty_db.url)
     results = migrate.down([target], PACKAGE_MIGRATIONS, to="base")
     assert [s.label for s in results[0].steps] == [
-        "links:20260103000001_link_services", "auth:20260103000000_add_sessions",
+        "payments:20261201000000_add_idempotency_keys",
+        "profile:20261201000000_add_idempotency_keys", "admin:20261201000000_add_idempotency_keys",
+        "auth:20261201000000_add_idempotency_keys", "links:20260103000001_link_services",
+        "auth:20260103000000_add_sessions",
         "payments:20260102000000_add_payments", "profile:20260101000000_init",
         "admin:20260101000000_init", "auth:20260101000000_init"]
     empty = snapshot(empty_db.url)
@@ -86,6 +91,9 @@ def test_down_to_a_named_migration(migrated_db: DbFixture) -> None:
     target = migrated_db.target()
     (result,) = migrate.down([target], PACKAGE_MIGRATIONS, to="payments:20260102000000")
     assert [s.label for s in result.steps] == [
-        "links:20260103000001_link_services", "auth:20260103000000_add_sessions"]
+        "payments:20261201000000_add_idempotency_keys",
+        "profile:20261201000000_add_idempotency_keys", "admin:20261201000000_add_idempotency_keys",
+        "auth:20261201000000_add_idempotency_keys", "links:20260103000001_link_services",
+        "auth:20260103000000_add_sessions"]
     tables = set(snapshot(migrated_db.url)["tables"])
     assert "payments" in tables and "sessions" not in tables

@@ -40,7 +40,7 @@ def test_commands_say_they_use_it_on_stderr(home: Path, monkeypatch, capsys) -> 
     assert main(["migrate", "deploy"]) == 0
     captured = capsys.readouterr()
     assert "Using the embedded PostgreSQL" in captured.err and str(home) in captured.err
-    assert "6 migration(s) applied." in captured.out
+    assert "10 migration(s) applied." in captured.out
     assert main(["db", "stop"]) == 0
     assert "Stopped." in capsys.readouterr().out
 

@@ -17,9 +17,10 @@ from shared_db.url import ConnectionSettings
 from tests.catalog import snapshot
 from tests.cli.test_migrate_cli import cli
 
-OWNED = {"auth": {"users", "refresh_tokens", "devices", "sessions"},
-         "payments": {"payments", "payment_transactions"},
-         "admin": {"audit_logs", "system_config"}, "profile": {"user_profiles"}}
+OWNED = {service: tables | {f"{service}_idempotency_keys"} for service, tables in {
+    "auth": {"users", "refresh_tokens", "devices", "sessions"},
+    "payments": {"payments", "payment_transactions"},
+    "admin": {"audit_logs", "system_config"}, "profile": {"user_profiles"}}.items()}
 
 
 @pytest.fixture
@@ -48,8 +49,8 @@ def test_each_service_gets_only_its_own_tables(service_urls: dict[str, str]) -> 
         result = status.status(target, PACKAGE_MIGRATIONS)
         assert result.up_to_date, (target.name, result.drift, result.pending)
     (undone,) = migrate.down(targets, PACKAGE_MIGRATIONS)
-    assert [s.label for s in undone.steps] == ["auth:20260103000000_add_sessions"]
-    assert "sessions" not in snapshot(service_urls["auth"])["tables"]
+    assert [s.label for s in undone.steps] == ["payments:20261201000000_add_idempotency_keys"]
+    assert "payments_idempotency_keys" not in snapshot(service_urls["payments"])["tables"]
 
 
 def _count(url: str, table: str) -> int:

@@ -24,9 +24,10 @@ from tests.cli.test_migrate_cli import cli
 from tests.conftest import DbFixture
 from tests.state import digest
 
-OWNED = {"auth": {"users", "refresh_tokens", "devices", "sessions"},
-         "payments": {"payments", "payment_transactions"},
-         "admin": {"audit_logs", "system_config"}, "profile": {"user_profiles"}}
+OWNED = {service: tables | {f"{service}_idempotency_keys"} for service, tables in {
+    "auth": {"users", "refresh_tokens", "devices", "sessions"},
+    "payments": {"payments", "payment_transactions"},
+    "admin": {"audit_logs", "system_config"}, "profile": {"user_profiles"}}.items()}
 
 
 async def _fill(url: str) -> None:
