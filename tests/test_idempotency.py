@@ -191,11 +191,12 @@ async def test_bad_keys_are_refused_before_anything_is_sent(db: Database, stores
     assert stores.digest() == before
 
 
-JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text()
-    | st.decimals(allow_nan=False, allow_infinity=False) | st.uuids() | st.datetimes() | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=12)
+SCALARS = (st.none() | st.booleans() | st.integers() | st.text() | st.uuids()
+           | st.decimals(allow_nan=False, allow_infinity=False) | st.datetimes()
+           | st.floats(allow_nan=False, allow_infinity=False))
+JSONISH = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
+                       | st.tuples(inner, inner)
+                       | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=12)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
