@@ -62,6 +62,8 @@ max_client_conn = 500
 default_pool_size = 20
 max_db_connections = 40
 ignore_startup_parameters = extra_float_digits
+# Check a server connection before every reuse: fault tests restart the server under it.
+server_check_delay = 0
 admin_users = postgres
 logfile = {folder / "pgbouncer.log"}
 pidfile = {folder / "pgbouncer.pid"}

@@ -1,0 +1,195 @@
+"""At most once under faults, exactly once with a key.
+
+* A commit whose reply is lost (the backend is terminated while the commit waits for a
+  synchronous standby that never comes: it is durable locally, but the client never hears so)
+  is ``OutcomeUnknownError``, is never sent again, and a repeat with the same key returns the
+  one row.
+* A write blocked on a lock whose backend is terminated: a typed error, no second send.
+* An idle pool across a restart or a crash: the very next calls all succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from shared_db.client import Database
+from shared_db.config import load_settings
+from shared_db.errors import DatabaseUnavailableError, OutcomeUnknownError
+from shared_db.url import ConnectionSettings
+from tests.conftest import DbFixture
+from tests.faults import Server, migrated_database, restartable
+
+__all__ = ["restartable"]  # the fixture, imported for this module's tests
+
+ABSENT_STANDBY = "shared_db_absent_standby"
+
+
+def _admin(server: ConnectionSettings) -> str:
+    return server.with_database("postgres").libpq_url()
+
+
+@contextmanager
+def commits_unanswered(server: ConnectionSettings) -> Iterator[None]:
+    """While inside, a commit waits for a synchronous standby that does not exist."""
+    with psycopg.connect(_admin(server), autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{ABSENT_STANDBY}'")
+        conn.execute("SELECT pg_reload_conf()")
+    time.sleep(0.3)  # every process reads the new setting on its next loop
+    try:
+        yield
+    finally:
+        with psycopg.connect(_admin(server), autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
+            conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.3)
+
+
+async def _terminate_waiting(server: ConnectionSettings, database: str, event: str) -> None:
+    """Terminate the one backend of ``database`` that waits on ``event``, once it does."""
+    async with await psycopg.AsyncConnection.connect(_admin(server), autocommit=True) as conn:
+        for _ in range(400):
+            cursor = await conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND wait_event = %s",
+                (database, event))
+            found = await cursor.fetchall()
+            if found:
+                assert len(found) == 1
+                await conn.execute("SELECT pg_terminate_backend(%s)", found[0])
+                return
+            await asyncio.sleep(0.025)
+    raise AssertionError(f"no backend of {database} waited on {event}")
+
+
+@pytest.fixture
+async def synced(migrated_db: DbFixture) -> AsyncIterator[Database]:
+    """A client whose commits wait for synchronous standbys (the embedded server's default
+    is ``synchronous_commit=off``)."""
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{migrated_db.connection.database}" '
+                     "SET synchronous_commit = on")
+    async with Database(migrated_db.settings()) as db:
+        yield db
+
+
+def _payments(db: DbFixture) -> list[tuple[object, ...]]:
+    with psycopg.connect(db.url) as conn:
+        return conn.execute("SELECT id, amount FROM payments").fetchall()
+
+
+async def _unanswered(server: ConnectionSettings, db: DbFixture, call: object) -> BaseException:
+    """Run ``call`` while commits go unanswered, terminate it at its commit, return its error."""
+    with commits_unanswered(server):
+        task = asyncio.ensure_future(call)  # type: ignore[arg-type]
+        await _terminate_waiting(server, db.connection.database, "SyncRep")
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            await asyncio.wait_for(task, 20)
+    return caught.value
+
+
+async def test_a_lost_commit_reply_is_outcome_unknown_and_never_resent(
+        server: ConnectionSettings, migrated_db: DbFixture, synced: Database) -> None:
+    user = await synced.users.create(email="lost@example.com", password="password1", name="L",
+                                     role="CUSTOMER")
+    error = await _unanswered(server, migrated_db, synced.payments.create(
+        user.id, Decimal("10.00"), type="payment"))
+    assert isinstance(error, OutcomeUnknownError)
+    assert len(_payments(migrated_db)) == 1  # committed once, and not sent a second time
+
+    async def transfer() -> None:
+        async with synced.transaction() as tx:
+            await tx.config.set("limits.daily", 500)
+    error = await _unanswered(server, migrated_db, transfer())
+    assert isinstance(error, OutcomeUnknownError)
+    assert await synced.config.value("limits.daily") == 500
+
+
+async def test_the_retry_with_the_same_key_returns_the_one_row(
+        server: ConnectionSettings, migrated_db: DbFixture, synced: Database) -> None:
+    user = await synced.users.create(email="key@example.com", password="password1", name="K",
+                                     role="CUSTOMER")
+
+    def create() -> object:
+        return synced.payments.create(user.id, Decimal("25.00"), type="payment",
+                                      idempotency_key="checkout-1")
+    error = await _unanswered(server, migrated_db, create())
+    assert isinstance(error, OutcomeUnknownError)
+    (stored,) = _payments(migrated_db)
+    again = await create()
+    assert (again.id, again.amount) == stored  # type: ignore[attr-defined]
+    assert len(_payments(migrated_db)) == 1
+
+    def register() -> object:
+        return synced.users.create(email="new@example.com", password="password1", name="N",
+                                   role="VENDOR", idempotency_key="signup-9")
+    error = await _unanswered(server, migrated_db, register())
+    assert isinstance(error, OutcomeUnknownError)
+    created = await register()
+    assert (await synced.users.get_by_email("new@example.com")) == created
+
+
+async def test_a_write_blocked_on_a_lock_whose_backend_dies_is_not_resent(
+        server: ConnectionSettings, migrated_db: DbFixture) -> None:
+    async with Database(migrated_db.settings()) as db:
+        user = await db.users.create(email="blocked@example.com", password="password1",
+                                     name="B", role="CUSTOMER")
+        with psycopg.connect(migrated_db.url) as holder:
+            holder.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (user.id,))
+            # An autocommit write: it may have run, so its outcome is unknown.
+            task = asyncio.ensure_future(db.payments.create(user.id, Decimal("1.00"),
+                                                            type="payment"))
+            await _terminate_waiting(server, migrated_db.connection.database, "transactionid")
+            with pytest.raises(OutcomeUnknownError):
+                await asyncio.wait_for(task, 20)
+            # A write inside a transaction whose COMMIT was never sent: plainly not done.
+            task = asyncio.ensure_future(db.users.set_role(user.id, "ADMIN"))
+            await _terminate_waiting(server, migrated_db.connection.database, "transactionid")
+            with pytest.raises(DatabaseUnavailableError) as caught:
+                await asyncio.wait_for(task, 20)
+            assert type(caught.value) is DatabaseUnavailableError
+            holder.rollback()
+        await asyncio.sleep(0.3)  # a second send, had there been one, would land now
+        assert _payments(migrated_db) == []
+        assert (await db.users.get(user.id)).role == "CUSTOMER"  # type: ignore[union-attr]
+
+
+async def _warm(db: Database, size: int) -> None:
+    # Hold `size` connections at once, so the pool really has that many idle afterwards.
+    async def hold() -> None:
+        async with db.transaction() as tx:
+            await tx.config.get("warm")
+            await asyncio.sleep(0.2)
+    await asyncio.gather(*(hold() for _ in range(size)))
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+async def test_an_idle_pool_serves_the_very_next_calls_after_a_restart(
+        restartable: Server, mode: str) -> None:
+    url = migrated_database(restartable)
+    settings = load_settings({"DATABASE_URL": url + "?connection_limit=8"})
+    async with Database(settings) as db:
+        user = await db.users.create(email="idle@example.com", password="password1",
+                                     name="I", role="CUSTOMER")
+        await _warm(db, 8)
+        assert db.pool("auth").get_stats()["pool_available"] == 8
+        await asyncio.to_thread(restartable.restart, mode)
+        calls = [
+            lambda: db.users.get(user.id),
+            lambda: db.payments.create(user.id, Decimal("2.00"), type="payment"),
+            lambda: db.users.get_by_email("idle@example.com"),
+            lambda: db.config.set("after", mode),
+            lambda: db.payments.create(user.id, Decimal("3.00"), type="payment",
+                                       idempotency_key=f"after-{mode}"),
+            lambda: db.payments.list_page(user.id),
+            lambda: db.users.set_role(user.id, "VENDOR"),
+            lambda: db.audit.record("idle.checked", resource_type="test"),
+        ]
+        for call in calls:  # each would fail on a dead connection; none may
+            await call()
+        assert len((await db.payments.list_page(user.id)).items) == 2
