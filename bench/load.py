@@ -1,4 +1,4 @@
-"""Mixed load with a ledger: ``python -m bench.load [--seconds N] [--workers N]``.
+"""Mixed load with a ledger: ``python -m bench.load [--seconds N] [--workers N] [--faults]``.
 
 32 async workers (by default) share a pool smaller than they are and, until the time is up, do
 what the services do: logins with a device, a session and token rotation; payment creation and
@@ -183,7 +183,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--pool", type=int, default=8)
+    parser.add_argument("--faults", action="store_true",
+                        help="restart and crash the server during the run (bench/faults.py)")
     args = parser.parse_args()
+    if args.faults:
+        from bench.faults import main as with_faults
+        with_faults(args.seconds, args.workers, args.pool)
+        return
     from bench.__main__ import BENCH_DB, _server_url
     from shared_db.config import PACKAGE_MIGRATIONS
     from shared_db.ops import migrate

@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
-from bench import load
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from bench import faults, load
+from bench.faults import Server
 from shared_db.client import Database
 from shared_db.config import load_settings
 from tests.conftest import DbFixture
+from tests.faults import migrated_database, restartable
+
+__all__ = ["restartable"]  # the fixture, imported for this module's tests
 
 
 async def test_mixed_load_matches_the_ledger(migrated_db: DbFixture, capsys) -> None:
@@ -18,3 +25,19 @@ async def test_mixed_load_matches_the_ledger(migrated_db: DbFixture, capsys) -> 
     load.check(migrated_db.url, ledger)
     with capsys.disabled():
         print("\n" + load.summary(ledger, elapsed))
+
+
+async def test_writes_under_a_restart_and_a_crash_match_the_ledger(restartable: Server,
+                                                                   capsys) -> None:
+    url = migrated_database(restartable)
+    with psycopg.connect(url, autocommit=True) as conn:  # durable, or a crash loses commits
+        conn.execute(f'ALTER DATABASE "{conninfo_to_dict(url)["dbname"]}" '
+                     "SET synchronous_commit = on")
+    settings = load_settings({"DATABASE_URL": url + "?connection_limit=8",
+                              "SHARED_DB_ENV": "production"})
+    async with Database(settings) as db:
+        ledger = await faults.run(db, restartable, seconds=6, workers=32)
+    counts = faults.check(url, ledger)  # 0 lost, 0 doubled, nothing unattempted, no half user
+    assert counts["acknowledged"] > 100 and len(ledger.faults) == 2
+    with capsys.disabled():
+        print("\n" + faults.summary(ledger, counts))
