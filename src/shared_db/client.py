@@ -26,10 +26,12 @@ from shared_db.base import SERVICES
 from shared_db.calls import ReadCall, WriteCall
 from shared_db.config import Settings
 from shared_db.context import ActorContext, current_actor
-from shared_db.engine import async_engine, connect_args
+from shared_db.engine import async_engine, connect_args, reach
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.errors import (
     ConfigError,
+    DatabaseUnavailableError,
+    PoolTimeoutError,
     RetryExhaustedError,
     TransientConflictError,
     ValidationError,
@@ -92,16 +94,24 @@ class Database(Repositories):
             conn = self.settings.connection(shared_url(self.settings))
             self._connections = dict.fromkeys(SERVICES, conn)
         opened: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
-        for conn in {c.libpq_url(): c for c in self._connections.values()}.values():
-            opened[conn.libpq_url()] = await self._open_pool(conn)
-        self._pools = {s: opened[c.libpq_url()] for s, c in self._connections.items()}
-        if len(opened) > 1:
-            await self._check_two_phase()
-            if self.recover_after is not None:  # a restarted service frees what it left locked
-                self.recovered = await self.recover(self.recover_after)
         replicas: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
-        for conn in {c.libpq_url(): c for c in self._replica_settings.values()}.values():
-            replicas[conn.libpq_url()] = await self._open_pool(conn)
+        try:
+            for conn in {c.libpq_url(): c for c in self._connections.values()}.values():
+                opened[conn.libpq_url()] = await self._open_pool(conn)
+            self._pools = {s: opened[c.libpq_url()] for s, c in self._connections.items()}
+            if len(opened) > 1:
+                await self._check_two_phase()
+                if self.recover_after is not None:  # a restarted service frees its locks
+                    self.recovered = await self.recover(self.recover_after)
+            for conn in {c.libpq_url(): c for c in self._replica_settings.values()}.values():
+                replicas[conn.libpq_url()] = await self._open_pool(conn)
+        except BaseException:
+            # The caller never gets a Database to close: pools opened so far would keep
+            # connections, and keep reconnecting in the background.
+            for pool in [*opened.values(), *replicas.values()]:
+                await pool.close()
+            self._pools = {}
+            raise
         self._replicas = {s: replicas[c.libpq_url()] for s, c in self._replica_settings.items()}
         return self
 
@@ -132,12 +142,22 @@ class Database(Repositories):
 
     async def _open_pool(self, conn: ConnectionSettings) -> AsyncConnectionPool[Any]:
         kwargs: dict[str, Any] = {"autocommit": True, **connect_args(conn)}
+        # The pool would retry an unreachable server in the background, logging each failure,
+        # and end in PoolTimeout: one attempt of our own fails in connect_timeout, with its cause.
+        await reach(conn, kwargs)
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conn.libpq_url(), min_size=min(2, conn.pool_size), max_size=conn.pool_size,
             timeout=conn.pool_timeout, kwargs=kwargs, configure=_configure, open=False,
             name=f"shared-db {conn.database}")
-        with translate():
-            await pool.open(wait=True, timeout=max(conn.pool_timeout, 10.0))
+        wait = max(conn.pool_timeout, 10.0)
+        try:
+            with translate():
+                await pool.open(wait=True, timeout=wait)
+        except PoolTimeoutError as exc:  # the server went away since `reach`
+            await pool.close()
+            raise DatabaseUnavailableError(
+                f"cannot connect to {conn.safe_url()}: the pool could not open its first "
+                f"connections within {wait:g} s") from exc
         return pool
 
     async def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -75,3 +76,40 @@ def translate() -> Iterator[None]:
         yield
     except (psycopg.Error, PoolTimeout) as exc:
         raise translate_error(exc) from exc
+
+
+REFUSED, TIMED_OUT, AUTH_FAILED = "refused", "timed out", "authentication failed"
+NO_DATABASE, UNKNOWN_HOST, UNREACHABLE = "database does not exist", "unknown host", "unreachable"
+NOT_PERMITTED = "not permitted to connect"
+_CAUSES = (  # libpq's and psycopg's wording; connection errors carry no SQLSTATE client-side
+    (re.compile(r"connection refused"), REFUSED),
+    (re.compile(r"timeout expired|timed out"), TIMED_OUT),
+    (re.compile(r"authentication failed|no password supplied|role \".*\" does not exist"
+                r"|no pg_hba\.conf entry"), AUTH_FAILED),
+    (re.compile(r"database \".*\" does not exist"), NO_DATABASE),
+    (re.compile(r"permission denied for database"), NOT_PERMITTED),
+    (re.compile(r"resolve host|translate host name|name or service not known"
+                r"|nodename nor servname"), UNKNOWN_HOST),
+)
+
+
+def connection_cause(exc: BaseException) -> str:
+    """Why a connection attempt failed, in words: ``refused``, ``timed out``, ``authentication
+    failed``, ``database does not exist``, ``unknown host``, ``not permitted to connect``, or
+    else ``unreachable``."""
+    source = getattr(exc, "orig", None) or exc
+    if isinstance(source, pg.ConnectionTimeout):
+        return TIMED_OUT
+    text = str(source).lower()
+    return next((cause for pattern, cause in _CAUSES if pattern.search(text)), UNREACHABLE)
+
+
+def unreachable(where: str, exc: BaseException, secret: str | None = None,
+                ) -> DatabaseUnavailableError:
+    """The error for a failed connection attempt to ``where`` (a URL without its password),
+    naming the cause; ``secret`` is blanked out should the driver's text ever carry it."""
+    detail = first_line(exc)
+    if secret:
+        detail = detail.replace(secret, "***")
+    return DatabaseUnavailableError(f"cannot connect to {where}: {connection_cause(exc)} "
+                                    f"({detail})")

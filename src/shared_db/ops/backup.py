@@ -25,6 +25,7 @@ from typing import Literal
 import psycopg
 from psycopg import sql
 
+from shared_db.engine import connect_direct
 from shared_db.errors import BackupError
 from shared_db.ops.chains import version_table
 from shared_db.ops.checksums import Manifest, file_sha256, manifest_path, table_checksums
@@ -101,7 +102,7 @@ def backup(target: Target, folder: Path, fmt: Format = "custom",
     partial = file.with_name(file.name + ".partial")
     conn = target.connection
     started = time.monotonic()
-    with psycopg.connect(conn.libpq_url()) as db:
+    with connect_direct(conn) as db:
         db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = str((db.execute("SELECT pg_export_snapshot()").fetchone() or [""])[0])
         progress(f"dumping {conn.safe_url()}")

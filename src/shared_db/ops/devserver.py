@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from shared_db.engine import DEFAULT_CONNECT_TIMEOUT
 from shared_db.errors import EmbeddedServerError
 from shared_db.url import ConnectionSettings
 
@@ -59,6 +60,8 @@ def tool_env(conn: ConnectionSettings) -> tuple[str, dict[str, str]]:
     """(URL without the password, environment carrying it) for the wheel's libpq tools: the
     password travels in ``PGPASSWORD``, never on a command line."""
     env = {**os.environ}
+    if "connect_timeout" not in conn.libpq:
+        env["PGCONNECT_TIMEOUT"] = str(DEFAULT_CONNECT_TIMEOUT)
     if conn.url.password:
         env["PGPASSWORD"] = str(conn.url.password)
     url = conn.url.set(drivername="postgresql", password=None)

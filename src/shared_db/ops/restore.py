@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-import psycopg
-
+from shared_db.engine import connect_direct
 from shared_db.errors import BackupError, ConfirmationRequired
 from shared_db.ops.checksums import (
     EPILOGUE,
@@ -53,7 +52,7 @@ def check_file(file: Path) -> Manifest:
 
 def _target_state(conn: ConnectionSettings, schema: str) -> tuple[list[str], int]:
     """The target schema's tables and the server's version number, on one connection."""
-    with psycopg.connect(conn.libpq_url()) as db:
+    with connect_direct(conn) as db:
         rows = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))
         tables = [r[0] for r in rows]
         version = int((db.execute("SHOW server_version_num").fetchone() or [0])[0])

@@ -9,17 +9,12 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from shared_db.errors import DatabaseUnavailableError
-from shared_db.errors_db import first_line
+from shared_db.engine import connect_direct
 from shared_db.url import ConnectionSettings
 
 
 def _admin(conn: ConnectionSettings) -> psycopg.Connection[tuple[object, ...]]:
-    try:
-        return psycopg.connect(conn.with_database("postgres").libpq_url(), autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailableError(
-            f"cannot connect to {conn.safe_url()}: {first_line(exc)}") from exc
+    return connect_direct(conn.with_database("postgres"), autocommit=True)
 
 
 def create_database(conn: ConnectionSettings, name: str) -> ConnectionSettings:

@@ -24,6 +24,7 @@ from psycopg import sql
 
 from shared_db.base import SERVICES, Base
 from shared_db.config import Settings
+from shared_db.engine import connect_direct
 from shared_db.errors import ConfigError, MigrationError
 from shared_db.ops import migrate
 from shared_db.ops.chains import is_cross_service, tables_of
@@ -93,8 +94,7 @@ def _connections(settings: Settings) -> tuple[ConnectionSettings, dict[str, Conn
 
 @contextmanager
 def _snapshot(source: ConnectionSettings) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    with psycopg.connect(source.libpq_url(),
-                         options="-c default_transaction_read_only=on") as conn:
+    with connect_direct(source, options="-c default_transaction_read_only=on") as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         yield conn
 
@@ -134,7 +134,7 @@ def split(settings: Settings, *, batch_size: int = 5000,
         migrate.deploy(Target(service, conn, (service,)), settings.migrations_dir)
     with _snapshot(source) as src:
         for item in report.tables:
-            with psycopg.connect(targets[item.service].libpq_url()) as dst:
+            with connect_direct(targets[item.service]) as dst:
                 _copy_table(src, dst, item, batch_size, progress)
                 _verify(src, dst, item)
     return report
