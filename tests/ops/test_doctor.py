@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 import socket
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
+from shared_db.base import SERVICES
 from shared_db.cli import main
 from shared_db.config import PACKAGE_MIGRATIONS, load_settings
+from shared_db.ops import roles as role_ops
 from shared_db.ops.doctor import diagnose
 from shared_db.ops.targets import resolve_targets
 from tests.conftest import DbFixture
+from tests.password_server import PASSWORD, password_server
 
 
 def _run(url: str, **env: str):
@@ -107,3 +115,121 @@ def test_cli_exit_codes_and_json(migrated_db: DbFixture, monkeypatch, capsys) ->
     assert main(["doctor", "--json"]) == 1
     (check,) = json.loads(capsys.readouterr().out)["checks"]
     assert check["status"] == "fail" and "bogus" in check["name"]
+
+
+@pytest.fixture
+def login_role(migrated_db: DbFixture) -> Iterator[Callable[[str], str]]:
+    """Makes login roles (no superuser, no grants) and drops them, with their rights, after."""
+    made: list[str] = []
+
+    def make(name: str) -> str:
+        role = f"{name}_{secrets.token_hex(3)}"
+        with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        made.append(role)
+        return role
+
+    yield make
+    _drop_roles(migrated_db.url, made)
+
+
+def _drop_roles(url: str, roles: list[str]) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for role in roles:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def _as(db: DbFixture, role: str) -> str:
+    return db.connection.url.set(drivername="postgresql", username=role).render_as_string(
+        hide_password=False)
+
+
+def test_plain_login_role_gets_unknowns_with_the_grants(migrated_db: DbFixture,
+                                                        login_role: Callable[[str], str],
+                                                        ) -> None:
+    role = login_role("doctor_plain")
+    checks = _run(_as(migrated_db, role))
+    assert not [c for c in checks.values() if c.status == "fail"]
+    migrations = checks["migrations"]
+    assert migrations.status == "unknown" and role in migrations.detail
+    assert migrations.fix is not None and migrations.fix.startswith("GRANT SELECT ON ")
+    extensions = checks["extensions"]
+    if "is available" in extensions.detail:  # the server has pg_stat_statements
+        assert extensions.status == "unknown"
+        assert extensions.fix == f"GRANT pg_read_all_settings TO {role}"
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:  # the fixes, as given
+        conn.execute(migrations.fix)
+        if extensions.status == "unknown":
+            conn.execute(extensions.fix or "")
+    again = _run(_as(migrated_db, role))
+    assert again["migrations"].status == "ok"
+    assert again["extensions"].status in ("ok", "warn")
+
+
+def test_each_service_role(migrated_db: DbFixture, login_role: Callable[[str], str]) -> None:
+    prefix = f"doctor_{secrets.token_hex(3)}_"
+    role_ops.apply([migrated_db.target()], prefix)
+    made = [role_ops.role_name(prefix, s) for s in SERVICES]
+    try:
+        for role in made:
+            checks = _run(_as(migrated_db, role))
+            assert checks["server"].status == "ok" and checks["models"].status == "ok", role
+            assert not [c for c in checks.values() if c.status == "fail"], role
+            unknown = [c for c in checks.values() if c.status == "unknown"]
+            assert all((c.fix or "").startswith("GRANT ") for c in unknown), unknown
+    finally:
+        _drop_roles(migrated_db.url, made)
+
+
+def test_plain_role_from_the_command_line(migrated_db: DbFixture,
+                                          login_role: Callable[[str], str]) -> None:
+    role = login_role("doctor_cli")
+    done = subprocess.run([sys.executable, "-m", "shared_db", "doctor"], capture_output=True,
+                          text=True, timeout=120, check=False,
+                          env={**os.environ, "DATABASE_URL": _as(migrated_db, role)})
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "GRANT SELECT ON" in done.stdout
+
+
+def test_refused_is_not_called_a_timeout() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    check = _run(f"postgresql://postgres@127.0.0.1:{port}/app?connect_timeout=2")["connection"]
+    assert check.status == "fail" and ": refused (" in check.detail
+    assert "timed out" not in check.detail and "connect_timeout" not in (check.fix or "")
+    assert f"nothing listens on 127.0.0.1:{port}" in (check.fix or "")
+
+
+def test_bad_password() -> None:
+    with password_server() as url:
+        check = _run(url.replace(PASSWORD, "not-the-password"))["connection"]
+        assert _run(url)["server"].status == "ok"
+    assert check.status == "fail" and ": authentication failed (" in check.detail
+    assert "not-the-password" not in str(check)
+    assert "check the user (postgres) and password" in (check.fix or "")
+
+
+def test_unreachable_exits_3_after_the_report(silent_server: int,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DATABASE_URL",
+                       f"postgresql://postgres@127.0.0.1:{silent_server}/app?connect_timeout=2")
+    assert main(["doctor", "--json"]) == 3
+    out, err = capsys.readouterr()
+    check = next(c for c in json.loads(out)["checks"] if c["name"] == "connection")
+    assert "raise connect_timeout" in check["fix"]
+    (line,) = err.strip().splitlines()
+    assert ": timed out (" in line
+
+
+def test_role_without_connect_right(migrated_db: DbFixture,
+                                    login_role: Callable[[str], str]) -> None:
+    role = login_role("doctor_shut_out")
+    database = sql.Identifier(migrated_db.connection.database)
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(database))
+    check = _run(_as(migrated_db, role))["connection"]
+    assert check.status == "fail" and ": not permitted to connect (" in check.detail
+    assert check.fix == f"GRANT CONNECT ON DATABASE {migrated_db.connection.database} TO {role}"

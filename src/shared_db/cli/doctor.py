@@ -11,10 +11,11 @@ from rich.table import Table
 
 from shared_db.cli.common import console, targets
 from shared_db.config import load_settings
-from shared_db.errors import ConfigError
+from shared_db.errors import ConfigError, DatabaseUnavailableError
 from shared_db.ops.doctor import Check, diagnose
 
-MARKS = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"}
+MARKS = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]",
+         "unknown": "[dim]unknown[/]"}
 
 
 def _checks() -> list[Check]:
@@ -32,7 +33,8 @@ def _checks() -> list[Check]:
 
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
            ) -> None:
-    """Diagnose the set-up; exit 1 when any check fails."""
+    """Diagnose the set-up; exit 3 when a database cannot be reached, 1 when another check
+    fails."""
     checks = _checks()
     if as_json:
         console.print_json(json.dumps({"checks": [dataclasses.asdict(c) for c in checks]}))
@@ -43,5 +45,8 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         for c in checks:
             table.add_row(c.target, c.name, MARKS[c.status], c.detail, c.fix or "")
         console.print(table)
+    unreachable = [c for c in checks if c.name == "connection" and c.status == "fail"]
+    if unreachable:  # after the table, so the fix is shown too
+        raise DatabaseUnavailableError(unreachable[0].detail)
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)

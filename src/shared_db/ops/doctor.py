@@ -1,8 +1,10 @@
 """``shared-db doctor`` (guide 12): what is wrong, and how to fix it.
 
-Each check ends ``ok``, ``warn`` or ``fail`` with a detail and, when not ok, the fix. The known
-problems of the guide's troubleshooting section are recognised by their symptoms: models without
-tables (Prisma's "client not found"), migration conflicts, and connection timeouts.
+Each check ends ``ok``, ``warn``, ``fail`` or ``unknown`` with a detail and, when not ok, the fix.
+The known problems of the guide's troubleshooting section are recognised by their symptoms: models
+without tables (Prisma's "client not found"), migration conflicts, and connections refused, timed
+out or failing authentication. It runs as any login role: what the role may not read is
+``unknown``, with the grant that would show it.
 """
 
 from __future__ import annotations
@@ -11,25 +13,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import psycopg
+from psycopg.errors import InsufficientPrivilege
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import ProgrammingError
 
 from shared_db.config import Settings
-from shared_db.engine import connect_to
+from shared_db.engine import connect_timeout, connect_to
 from shared_db.errors import DatabaseUnavailableError, SharedDbError
-from shared_db.ops.chains import tables_of
+from shared_db.errors_db import first_line
+from shared_db.ops.chains import tables_of, version_table
+from shared_db.ops.doctor_connection import ident, why_unreachable
 from shared_db.ops.history import all_steps
 from shared_db.ops.status import status
 from shared_db.ops.targets import Target
 
-Status = Literal["ok", "warn", "fail"]
+Status = Literal["ok", "warn", "fail", "unknown"]
 MIN_SERVER = 130000  # gen_random_uuid() is built in from PostgreSQL 13
 
 SERVER = text("SELECT current_setting('server_version_num')::int, version(), "
-              "current_setting('max_connections')::int")
+              "current_setting('max_connections')::int, current_user")
 EXTENSIONS = text("SELECT name, installed_version IS NOT NULL FROM pg_available_extensions "
                   "WHERE name IN ('pg_stat_statements', 'pgcrypto') ORDER BY name")
-PRELOADED = text("SELECT current_setting('shared_preload_libraries')")
+# pg_settings leaves out what the role may not read (current_setting() would raise instead).
+PRELOADED = text("SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'")
+READABLE = text("SELECT t FROM unnest(CAST(:tables AS text[])) AS t "
+                "WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(t, 'SELECT')")
 IN_DOUBT_AFTER = 60.0
 """Seconds after which a prepared part counts as left behind (a live commit takes far less)."""
 TWO_PHASE = text("SELECT current_setting('max_prepared_transactions')::int, "
@@ -46,22 +54,10 @@ class Check:
     fix: str | None = None
 
 
-def _connection_problem(target: Target, error: SharedDbError) -> Check:
-    message = str(error)
-    if "timeout" in message.lower():
-        return Check(target.name, "connection", "fail", f"connection timeout: {message}",
-                     "raise connect_timeout in the URL (e.g. ?connect_timeout=60) and check the "
-                     "host, port and firewall (guide 12.1, connection timeout)")
-    return Check(target.name, "connection", "fail", message,
-                 "check that the server runs and the URL is right; with DATABASE_URL unset "
-                 "`shared-db db start` starts the embedded server")
-
-
 def _pool(target: Target) -> Check:
     conn = target.connection
-    connect_timeout = conn.libpq.get("connect_timeout", "libpq default")
     detail = (f"{conn.safe_url()}: pool size {conn.pool_size}, pool_timeout "
-              f"{conn.pool_timeout:g}s, connect_timeout {connect_timeout}"
+              f"{conn.pool_timeout:g}s, connect_timeout {connect_timeout(conn)}s"
               f", prepared statements {'off (pgbouncer)' if conn.pgbouncer else 'on'}"
               f", search_path {conn.schema or 'default'}")
     return Check(target.name, "pool settings", "ok", detail)
@@ -70,9 +66,9 @@ def _pool(target: Target) -> Check:
 def _server(target: Target) -> list[Check]:
     checks = []
     with connect_to(target.connection) as conn:
-        number, version, max_connections = conn.execute(SERVER).one()
+        number, version, max_connections, role = conn.execute(SERVER).one()
         extensions = {name: installed for name, installed in conn.execute(EXTENSIONS)}
-        preloaded = str(conn.execute(PRELOADED).scalar())
+        preloaded = conn.execute(PRELOADED).scalar()
         max_prepared, in_doubt = conn.execute(TWO_PHASE, {"age": IN_DOUBT_AFTER}).one()
         present = set(inspect(conn).get_table_names(schema=target.connection.schema))
     checks.append(Check(target.name, "server", "ok" if number >= MIN_SERVER else "fail",
@@ -87,7 +83,12 @@ def _server(target: Target) -> list[Check]:
     if stat not in extensions:
         checks.append(Check(target.name, "extensions", "warn", f"{stat} is not available",
                             "install the PostgreSQL contrib package for `shared-db stats`"))
-    elif stat not in preloaded:
+    elif preloaded is None:
+        checks.append(Check(target.name, "extensions", "unknown",
+                            f"{stat} is available; whether shared_preload_libraries loads it "
+                            f"is not visible to role {role}",
+                            f"GRANT pg_read_all_settings TO {ident(role)}"))
+    elif stat not in str(preloaded):
         checks.append(Check(target.name, "extensions", "warn",
                             f"{stat} is available but not in shared_preload_libraries",
                             f"add {stat} to shared_preload_libraries and restart"))
@@ -119,7 +120,20 @@ def _two_phase(target: Target, max_prepared: int, in_doubt: int) -> Check:
                  f"max_prepared_transactions {max_prepared}, nothing in doubt")
 
 
+def _unreadable_versions(target: Target) -> tuple[str, list[str]]:
+    """The role, and the migration version tables it may not read."""
+    tables = [version_table(chain) for chain in target.chains]
+    with connect_to(target.connection) as conn:
+        role = str(conn.execute(text("SELECT current_user")).scalar())
+        return role, [str(t) for t in conn.execute(READABLE, {"tables": tables}).scalars()]
+
+
 def _migrations(target: Target, migrations_dir: Path) -> Check:
+    role, unreadable = _unreadable_versions(target)
+    if unreadable:
+        return Check(target.name, "migrations", "unknown",
+                     f"role {role} may not read {', '.join(unreadable)}",
+                     f"GRANT SELECT ON {', '.join(unreadable)} TO {ident(role)}")
     try:
         all_steps(migrations_dir, target.chains)
         result = status(target, migrations_dir)
@@ -149,8 +163,22 @@ def diagnose(settings: Settings, targets: list[Target]) -> list[Check]:
         checks.append(_pool(target))
         try:
             checks += _server(target)
-        except (DatabaseUnavailableError, psycopg.OperationalError) as error:
-            checks.append(_connection_problem(target, DatabaseUnavailableError(str(error))))
+        except DatabaseUnavailableError as error:
+            detail, fix = why_unreachable(target.connection, error)
+            checks.append(Check(target.name, "connection", "fail", detail, fix))
             continue
-        checks.append(_migrations(target, settings.migrations_dir))
+        except ProgrammingError as error:  # a right missing that no check above knows of
+            checks.append(_not_permitted(target, "server", error))
+        try:
+            checks.append(_migrations(target, settings.migrations_dir))
+        except ProgrammingError as error:
+            checks.append(_not_permitted(target, "migrations", error))
     return checks
+
+
+def _not_permitted(target: Target, name: str, error: ProgrammingError) -> Check:
+    if not isinstance(error.orig, InsufficientPrivilege):
+        raise error
+    return Check(target.name, name, "unknown", f"not readable as {target.connection.url.username}"
+                 f": {first_line(error)}", "grant the right named, or run doctor as the "
+                 "database owner")

@@ -1,0 +1,50 @@
+"""Why doctor could not connect, and what to do about it, per cause."""
+
+from __future__ import annotations
+
+import re
+
+from shared_db.engine import connect_timeout
+from shared_db.errors import DatabaseUnavailableError
+from shared_db.errors_db import (
+    AUTH_FAILED,
+    NO_DATABASE,
+    NOT_PERMITTED,
+    REFUSED,
+    TIMED_OUT,
+    UNKNOWN_HOST,
+    connection_cause,
+)
+from shared_db.url import ConnectionSettings
+
+
+def ident(name: str | None) -> str:
+    """``name`` as SQL would need it in a GRANT: quoted unless a plain lower-case word."""
+    name = name or "<role>"
+    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
+
+
+def _fixes(conn: ConnectionSettings) -> dict[str, str]:
+    host, port, user = conn.url.host or "localhost", conn.url.port or 5432, conn.url.username
+    return {
+        REFUSED: f"nothing listens on {host}:{port}: start the server (with DATABASE_URL "
+                 "unset, `shared-db db start` starts the embedded one) or fix the port",
+        TIMED_OUT: f"no answer within connect_timeout ({connect_timeout(conn)} s): check the "
+                   "host, port and firewall, or raise connect_timeout in the URL (e.g. "
+                   "?connect_timeout=60) on a slow network (guide 12.1, connection timeout)",
+        AUTH_FAILED: f"check the user ({user}) and password in the URL, and the server's "
+                     "pg_hba.conf",
+        NO_DATABASE: f"create it (CREATE DATABASE {conn.database}) or fix the URL's database",
+        UNKNOWN_HOST: f"fix the host name ({host}) in the URL, or its DNS entry",
+        NOT_PERMITTED: f"GRANT CONNECT ON DATABASE {ident(conn.database)} TO {ident(user)}",
+    }
+
+
+def why_unreachable(conn: ConnectionSettings, error: DatabaseUnavailableError,
+                    ) -> tuple[str, str]:
+    """(detail, fix) for a failed connection; the cause is read from the driver's error."""
+    cause = connection_cause(error.__cause__ or error)
+    fix = _fixes(conn).get(cause, "check that the server runs and the URL is right; with "
+                                  "DATABASE_URL unset `shared-db db start` starts the "
+                                  "embedded server")
+    return str(error), fix
