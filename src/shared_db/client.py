@@ -21,7 +21,7 @@ from psycopg.types.enum import EnumInfo, register_enum
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared_db import twophase
+from shared_db import idempotency, twophase
 from shared_db.base import SERVICES
 from shared_db.calls import ReadCall, WriteCall
 from shared_db.config import Settings
@@ -210,7 +210,8 @@ class Database(Repositories):
         if replica is not None:
             prepare = not self._replica_settings[service].pgbouncer
             return ReadCall(replica, self.hooks, prepare)
-        return ReadCall(self.pool(service), self.hooks, not self._connections[service].pgbouncer)
+        return ReadCall(self.pool(service), self.hooks, not self._connections[service].pgbouncer,
+                        write=primary)
 
     def same_database(self, a: str, b: str) -> bool:
         """Do services ``a`` and ``b`` share one database (the shared topology)?"""
@@ -236,9 +237,16 @@ class Database(Repositories):
 
     async def run(self, work: Callable[[Transaction], Awaitable[T]], *, retries: int = 0,
                   isolation: Isolation | None = None, statement_timeout: float | None = None,
-                  lock_timeout: float | None = None, backoff: float = 0.02) -> T:
+                  lock_timeout: float | None = None, backoff: float = 0.02,
+                  idempotency_key: str | None = None, service: str = "auth") -> T:
         """Run ``work`` in a transaction, re-running all of it after a serialization failure
         or deadlock (SQLSTATE 40001 / 40P01), up to ``retries`` times with jittered back-off.
+
+        ``idempotency_key`` runs it exactly once (``shared_db.idempotency``): the key is kept
+        in ``service``'s database (choose the one ``work`` writes to), and a repeat returns the
+        stored result of the first run. ``work``'s qualified name is what a key is compared
+        with, so the same key for another function is ``IdempotencyKeyReusedError``; its
+        result must be JSON values, shared-db records, Decimal, UUID, datetimes or enums.
 
         Raises:
             RetryExhaustedError: the last attempt failed too (chained to its error).
@@ -246,11 +254,19 @@ class Database(Repositories):
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValidationError("retries", f"must be a whole number >= 0, got {retries!r}")
         backoff = check_seconds("backoff", backoff, maximum=60)
+        keyed = None if idempotency_key is None else (idempotency.key(idempotency_key),
+                                                      idempotency.service_of(service))
         for attempt in range(retries + 1):
             try:
-                async with self.transaction(isolation=isolation, lock_timeout=lock_timeout,
-                                            statement_timeout=statement_timeout) as tx:
-                    return await work(tx)
+                def unit() -> Transaction:
+                    return self.transaction(isolation=isolation, lock_timeout=lock_timeout,
+                                            statement_timeout=statement_timeout)
+                if keyed is None:
+                    async with unit() as tx:
+                        return await work(tx)
+                operation = f"run:{getattr(work, '__module__', '')}." \
+                            f"{getattr(work, '__qualname__', type(work).__name__)}"
+                return await idempotency.once(unit, keyed[1], keyed[0], operation, {}, work)
             except TransientConflictError as exc:
                 if attempt == retries:
                     raise RetryExhaustedError(f"gave up after {attempt + 1} attempt(s): "
