@@ -128,6 +128,25 @@ async def rollback(conn: AsyncConnection[Any]) -> None:
             await conn.execute("ROLLBACK")
 
 
+class Fresh:
+    """A connection of its own from ``pool``, for one short step such as settling a
+    two-phase part whose connection was lost."""
+
+    __slots__ = ("_conn", "_pool")
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+        self._conn: AsyncConnection[Any] | None = None
+
+    async def __aenter__(self) -> AsyncConnection[Any]:
+        self._conn = await checkout(self._pool)
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            await self._pool.putconn(self._conn)
+
+
 class Joined:
     """A statement inside a Transaction: its connection, taken on first use."""
 

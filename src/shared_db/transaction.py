@@ -8,11 +8,12 @@ database commits plainly; several (the per-service topology) commit with two-pha
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from shared_db import twophase
 from shared_db import validation as check
-from shared_db.calls import Joined, begin, commit, rollback
+from shared_db.calls import Fresh, Joined, begin, commit, rollback
 from shared_db.context import ActorContext, current_actor
 from shared_db.errors import ValidationError
 from shared_db.errors_db import translate
@@ -101,7 +102,8 @@ class Transaction(Repositories):
         if len(parts) == 1:
             await commit(parts[0].connection)
         elif parts:
-            await twophase.commit(parts)
+            pools = [self.db.pool(self._services[id(ex)]) for ex in parts]
+            await twophase.commit(parts, [partial(Fresh, pool) for pool in pools])
 
     async def _rollback(self) -> None:
         for ex in self._executors.values():

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 
-from shared_db.errors import InDoubtError
+from shared_db.errors import InDoubtError, SharedDbError
 from shared_db.errors_db import first_line, translate_error
 from shared_db.sql import Executor
 
@@ -67,12 +68,21 @@ class Part:
             return None
 
 
-async def commit(executors: Sequence[Executor]) -> None:
+Fresh = Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]]
+"""A new connection to one part's database, to settle that part when its own was lost."""
+
+
+async def commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None = None) -> None:
     """Prepare every part, then commit them in order; on a failed PREPARE roll all back.
 
+    ``fresh``: per part, a way to reach its database again. A part whose connection is lost
+    during the commit is then settled at once on a new connection instead of waiting for
+    recovery: committed when it is still prepared (its COMMIT PREPARED never took effect),
+    or rolled back during the prepare phase.
+
     Raises:
-        InDoubtError: the first COMMIT PREPARED failed, so the outcome is not known here;
-            ``recover`` settles it (all or nothing) from what is left on the servers.
+        InDoubtError: the first COMMIT PREPARED was lost and could not be settled here, so the
+            outcome is not known; ``recover`` settles it (all or nothing) from the servers.
     """
     global_id, count = uuid.uuid4().hex, len(executors)
     ids = [part_id(global_id, i, count) for i in range(count)]
@@ -80,12 +90,15 @@ async def commit(executors: Sequence[Executor]) -> None:
         for i, ex in enumerate(executors):
             await ex.command("twophase.prepare", _PREPARE.format(sql.Literal(ids[i])))
     except BaseException:
-        await _abort(executors, ids)
+        await _abort(executors, ids, fresh)
         raise
     for i, ex in enumerate(executors):
         try:
             await ex.command("twophase.commit", _COMMIT.format(sql.Literal(ids[i])))
         except Exception as exc:
+            if ex.connection.broken and fresh is not None and await _commit_elsewhere(
+                    fresh[i], ids[i]):
+                continue
             if i == 0:
                 raise InDoubtError(
                     f"transaction {global_id}: the commit of its first part failed "
@@ -95,13 +108,36 @@ async def commit(executors: Sequence[Executor]) -> None:
                         global_id, i, count, first_line(exc))
 
 
-async def _abort(executors: Sequence[Executor], ids: list[str]) -> None:
+async def _commit_elsewhere(fresh: Fresh, gid: str) -> bool:
+    # Still prepared means its COMMIT PREPARED never took effect; gone means it did (only a
+    # coordinator commits a part this young). One held by its old backend is "busy": in doubt.
+    try:
+        async with fresh() as conn:
+            cursor = await conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,))
+            if await cursor.fetchone() is not None:
+                await conn.execute(_COMMIT.format(sql.Literal(gid)))
+            return True
+    except (psycopg.Error, SharedDbError) as exc:
+        log.warning("part %s not settled on a new connection: %s", gid, first_line(exc))
+        return False
+
+
+async def _abort(executors: Sequence[Executor], ids: list[str],
+                 fresh: Sequence[Fresh] | None) -> None:
     # Reverse order keeps part 0 prepared longest: if this is cut short, recovery still sees
-    # part 0 and rolls back the rest.
+    # part 0 and rolls back the rest. For the same reason part 0 stays prepared when a later
+    # part might be prepared still: recovery commits parts whose part 0 is gone.
+    uncertain = False
     for i in reversed(range(len(executors))):
         ex = executors[i]
+        if i == 0 and uncertain:
+            log.warning("part 0 of %s stays prepared, so recovery rolls back all", ids[0])
+            return
         if ex.connection.broken:
-            continue  # the server aborts it, or recovery finds it prepared
+            pid = ex.connection.pgconn.backend_pid
+            if fresh is None or not await _rollback_elsewhere(fresh[i], ids[i], pid):
+                uncertain = True
+            continue
         try:
             # A session whose PREPARE went through is out of its transaction block.
             if ex.connection.info.transaction_status == TransactionStatus.IDLE:
@@ -109,7 +145,25 @@ async def _abort(executors: Sequence[Executor], ids: list[str]) -> None:
             else:
                 await ex.connection.execute("ROLLBACK")
         except psycopg.Error as exc:
+            uncertain = True
             log.warning("rollback of part %d left to recovery: %s", i, first_line(exc))
+
+
+async def _rollback_elsewhere(fresh: Fresh, gid: str, backend_pid: int) -> bool:
+    """Is the part certainly not prepared now? Rolled back here, or never prepared by a
+    backend that is gone (a live one may still finish its PREPARE)."""
+    try:
+        async with fresh() as conn:
+            try:
+                await conn.execute(_ROLLBACK.format(sql.Literal(gid)))
+                return True
+            except psycopg.errors.UndefinedObject:
+                cursor = await conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                                            (backend_pid,))
+                return await cursor.fetchone() is None
+    except (psycopg.Error, SharedDbError) as exc:
+        log.warning("part %s not rolled back on a new connection: %s", gid, first_line(exc))
+        return False
 
 
 @dataclass(frozen=True)
