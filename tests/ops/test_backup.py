@@ -46,7 +46,7 @@ def test_backup_verify_restore_round_trip(filled: DbFixture, empty_db: DbFixture
     assert result.file.name.startswith("backup_") and result.file.suffix in (".dump", ".gz")
     manifest = Manifest.read(result.manifest_file)
     assert manifest.tables["users"]["rows"] == 1 and manifest.tables["audit_logs"]["rows"] >= 2
-    assert manifest.migrations["auth"] == "20260103000000" and manifest.bytes > 0
+    assert manifest.migrations["auth"] == "20261201000000" and manifest.bytes > 0
     assert backups.verify(result, filled.connection).verified
     restore(empty_db.connection, result.file)
     assert _state(empty_db) == _state(filled)

@@ -51,7 +51,7 @@ def test_empty_database_reports_missing_models_and_pending(empty_db: DbFixture) 
     checks = _run(empty_db.url)
     assert checks["models"].status == "fail" and "users" in checks["models"].detail
     assert checks["models"].fix == "run `shared-db migrate deploy`"
-    assert checks["migrations"].status == "warn" and "6 pending" in checks["migrations"].detail
+    assert checks["migrations"].status == "warn" and "10 pending" in checks["migrations"].detail
 
 
 def test_drift(migrated_db: DbFixture) -> None:
