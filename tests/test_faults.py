@@ -193,3 +193,16 @@ async def test_an_idle_pool_serves_the_very_next_calls_after_a_restart(
         for call in calls:  # each would fail on a dead connection; none may
             await call()
         assert len((await db.payments.list_page(user.id)).items) == 2
+
+
+async def test_connections_the_server_ended_for_idleness_are_replaced(
+        migrated_db: DbFixture) -> None:
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{migrated_db.connection.database}" '
+                     "SET idle_session_timeout = '300ms'")
+    async with Database(migrated_db.settings()) as db:
+        await _warm(db, 4)
+        await asyncio.sleep(0.8)  # every idle session is ended by the server
+        user = await db.users.create(email="idle2@example.com", password="password1",
+                                     name="I", role="CUSTOMER")
+        assert await db.users.get(user.id) == user

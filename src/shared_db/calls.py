@@ -5,7 +5,8 @@ The only replacement is of a connection that died while idle in the pool (a rest
 failover), found before anything is sent on it by one poll of its socket, which costs no round
 trip. When one is found dead, the pool is drained: the others opened with it most likely died
 with it, so they are closed and reconnected in the background, and the next callers get live
-connections instead of failing one after another. Plain reads that fail on a lost connection
+connections instead of failing one after another (unless the server ended that one session
+alone, for being idle too long). Plain reads that fail on a lost connection
 are run once more on a fresh one; writes never are.
 
 Plain classes rather than generator-based context managers: this is the hottest path of the
@@ -51,16 +52,23 @@ def _quiet(conn: AsyncConnection[Any]) -> bool:
         return False
 
 
-async def _alive(conn: AsyncConnection[Any]) -> bool:
+async def _death(conn: AsyncConnection[Any]) -> psycopg.Error | None:
+    """Why this idle connection is dead, or None when it lives (no round trip unless the server
+    sent something)."""
     if _quiet(conn):
-        return True
+        return None
     if conn.closed:
-        return False
+        return psycopg.OperationalError("the connection is closed")
     try:
         await conn.execute("")  # an empty query: nothing to write twice
-    except psycopg.Error:
-        return False
-    return True
+    except psycopg.Error as exc:
+        return exc
+    return None
+
+
+# The server ends these sessions one at a time; every other death (a shutdown, a crash, a
+# failover, a terminated backend) is taken as the pool's: its other connections died with it.
+_ALONE = (psycopg.errors.IdleSessionTimeout, psycopg.errors.IdleInTransactionSessionTimeout)
 
 
 async def checkout(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
@@ -70,9 +78,11 @@ async def checkout(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
         if _quiet(conn):
             return conn
         for _ in range(3):
-            if await _alive(conn):
+            death = await _death(conn)
+            if death is None:
                 return conn
-            await pool.drain()  # the rest of the pool most likely died with this one
+            if not isinstance(death, _ALONE):
+                await pool.drain()
             await pool.putconn(conn)
             conn = await pool.getconn()
         return conn
