@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from sqlalchemy import DateTime, MetaData, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared_db.errors import ValidationError
+from shared_db.validation import shown
+
 SERVICES: tuple[str, ...] = ("auth", "admin", "profile", "payments")
 """The four services, in the order their first migrations are dated."""
+
+
+def known_service(field: str, value: object) -> None:
+    if value not in SERVICES:
+        raise ValidationError(field, f"must be one of {', '.join(SERVICES)}, got {shown(value)}")
+
+
+Service = Annotated[str, known_service]
+"""A service's name, as a parameter checked by ``shared_db.typed``."""
 
 # The names PostgreSQL and Prisma give by default, so constraint names in errors and in the
 # catalog read the same as the guide's generated SQL.

@@ -22,13 +22,14 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared_db import idempotency, twophase
-from shared_db.base import SERVICES
+from shared_db.base import SERVICES, Service
 from shared_db.calls import ReadCall, WriteCall
 from shared_db.config import Settings
 from shared_db.context import ActorContext, current_actor
 from shared_db.engine import async_engine, connect_args, reach
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.errors import (
+    ClientClosedError,
     ConfigError,
     DatabaseUnavailableError,
     PoolTimeoutError,
@@ -43,6 +44,7 @@ from shared_db.repositories import Repositories
 from shared_db.sql import Executor, QueryHooks
 from shared_db.transaction import ISOLATION_LEVELS, Transaction
 from shared_db.twophase import Settled
+from shared_db.typed import checked
 from shared_db.url import ConnectionSettings
 from shared_db.validation import seconds as check_seconds
 
@@ -130,10 +132,13 @@ class Database(Repositories):
                                   "database; per service, transactions spanning databases "
                                   "commit in two phases: set it (e.g. 64) and restart")
 
+    @checked
     async def recover(self, older_than: float = 60.0) -> list[Settled]:
         """Settle the two-phase transactions a crashed process left prepared (all or nothing;
         see ``shared_db.twophase``). Only parts older than ``older_than`` seconds are touched.
         """
+        if older_than < 0:
+            raise ValidationError("older_than", "must be a number of seconds >= 0")
         async with AsyncExitStack() as stack:
             conns = [await stack.enter_async_context(pool.connection())
                      for pool in self._distinct_pools()]
@@ -168,7 +173,8 @@ class Database(Repositories):
             await engine.dispose()
         self._pools, self._orm_engines, self._replicas = {}, {}, {}
 
-    def session(self, service: str = "auth") -> AsyncSession:
+    @checked
+    def session(self, service: Service = "auth") -> AsyncSession:
         """A SQLAlchemy ``AsyncSession`` on ``service``'s database, for ORM unit-of-work code.
 
         The repositories do not need it; it is for work that is not on a hot path and reads
@@ -187,18 +193,22 @@ class Database(Repositories):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def connection_settings(self, service: str) -> ConnectionSettings:
+    @checked
+    def connection_settings(self, service: Service) -> ConnectionSettings:
         return self._connections[service]
 
-    def pool(self, service: str) -> AsyncConnectionPool[Any]:
+    @checked
+    def pool(self, service: Service) -> AsyncConnectionPool[Any]:
         if not self._pools:
-            raise RuntimeError("the Database is not open; use `async with Database(settings)`")
+            raise ClientClosedError("the Database is not open; use `async with "
+                                    "Database(settings)`")
         return self._pools[service]
 
     def actor(self) -> ActorContext:
         return current_actor()
 
-    def executor(self, service: str, write: bool = False,
+    @checked
+    def executor(self, service: Service, write: bool = False,
                  primary: bool = False) -> AbstractAsyncContextManager[Executor]:
         """A connection for one call: its own transaction for writes (on the primary);
         autocommit for reads, on the service's replica when it has one, unless ``primary``
@@ -213,7 +223,8 @@ class Database(Repositories):
         return ReadCall(self.pool(service), self.hooks, not self._connections[service].pgbouncer,
                         write=primary)
 
-    def same_database(self, a: str, b: str) -> bool:
+    @checked
+    def same_database(self, a: Service, b: Service) -> bool:
         """Do services ``a`` and ``b`` share one database (the shared topology)?"""
         return self.pool(a) is self.pool(b)
 
@@ -221,6 +232,7 @@ class Database(Repositories):
         """A transaction for one write method called on the Database directly."""
         return self.transaction()
 
+    @checked
     def transaction(self, *, isolation: Isolation | None = None,
                     statement_timeout: float | None = None, lock_timeout: float | None = None,
                     actor: ActorContext | None = None) -> Transaction:
@@ -235,6 +247,7 @@ class Database(Repositories):
         """
         return Transaction(self, isolation, statement_timeout, lock_timeout, actor)
 
+    @checked
     async def run(self, work: Callable[[Transaction], Awaitable[T]], *, retries: int = 0,
                   isolation: Isolation | None = None, statement_timeout: float | None = None,
                   lock_timeout: float | None = None, backoff: float = 0.02,

@@ -73,6 +73,10 @@ class DataAccessError(SharedDbError):
     """A read or write through a repository failed."""
 
 
+class ClientClosedError(DataAccessError):
+    """The ``Database`` was used before ``open`` or after ``close``."""
+
+
 class NotFoundError(DataAccessError):
     """The requested row does not exist (or is soft-deleted)."""
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from datetime import datetime
 
 from shared_db.errors import ValidationError
-from shared_db.validation import positive_int
+from shared_db.validation import positive_int, shown
 
 MAX_PAGE = 1000
+MAX_CURSOR = 200  # an encoded position is about 110 characters
+_ALPHABET = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
@@ -24,13 +27,20 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position ``cursor`` stands for. Raises ValidationError for anything else."""
+def decode_cursor(cursor: object) -> tuple[datetime, uuid.UUID]:
+    """The position ``cursor`` stands for. Raises ValidationError for anything else.
+
+    A cursor is checked for size and alphabet before it is decoded: what it decodes to is then
+    at most a few hundred bytes of JSON, too short to nest deep enough to hurt the parser.
+    """
+    if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR or not _ALPHABET.match(cursor):
+        raise ValidationError("cursor", "is not a cursor returned by this API")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         stamp, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         position = datetime.fromisoformat(stamp), uuid.UUID(row_id)
-    except (binascii.Error, ValueError, TypeError, AttributeError, UnicodeError):
+    except (binascii.Error, ValueError, TypeError, AttributeError, UnicodeError,
+            RecursionError):
         raise ValidationError("cursor", "is not a cursor returned by this API") from None
     if position[0].tzinfo is None:
         raise ValidationError("cursor", "is not a cursor returned by this API")
@@ -43,5 +53,5 @@ def page_size(limit: object) -> int:
 
 def page_number(page: object) -> int:
     if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-        raise ValidationError("page", f"must be an integer >= 1, got {page!r}")
+        raise ValidationError("page", f"must be an integer >= 1, got {shown(page)}")
     return page

@@ -8,15 +8,17 @@ Repositories never commit; the source does.
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from shared_db.context import ActorContext
 from shared_db.sql import Executor
+from shared_db.typed import check_public_methods
 
 if TYPE_CHECKING:
     from shared_db.client import Transaction
 
 
+@runtime_checkable
 class Source(Protocol):
     def executor(self, service: str, write: bool = False, primary: bool = False,
                  ) -> AbstractAsyncContextManager[Executor]: ...
@@ -32,6 +34,12 @@ class Repository:
     """Base of the per-service repositories."""
 
     service: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # The validation edge (shared_db.typed): every public method checks its arguments by
+        # their annotations, so a method added later is covered by declaring its types.
+        super().__init_subclass__(**kwargs)
+        check_public_methods(cls)
 
     def __init__(self, source: Source) -> None:
         self._source = source

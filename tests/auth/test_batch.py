@@ -7,6 +7,7 @@ import pytest
 
 from shared_db.auth.repository import NewUser
 from shared_db.client import Database
+from shared_db.context import acting_as
 from shared_db.errors import DuplicateError, ValidationError
 from shared_db.passwords import hash_password
 from shared_db.sql import QueryEvent
@@ -23,10 +24,36 @@ def _users(start: int, stop: int) -> list[NewUser]:
 async def test_ten_thousand_rows_in_one_copy_and_one_insert(
         db: Database, stores: Stores, statements: list[QueryEvent]) -> None:
     assert await db.users.create_many(_users(0, 10_000)) == 10_000
-    assert [s.name for s in statements] == [
-        "users.create_many.stage", "users.create_many.copy", "users.create_many"]
+    if stores.topology == "per-service":  # users, then their audit rows in admin's database
+        expected = ["users.create_many.arrays", "users.create_many.audit"]
+    else:  # the audit rows are written by the INSERT's data-modifying CTE
+        expected = ["users.create_many.stage", "users.create_many.copy", "users.create_many"]
+    assert [s.name for s in statements if not s.name.startswith("twophase")] == expected
     with psycopg.connect(stores.url("auth")) as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone() == (10_000,)
+
+
+async def test_each_inserted_user_is_audited(db: Database, stores: Stores) -> None:
+    admin = await db.users.create(email="boss@example.com", name="B", role="ADMIN",
+                                  password_hash=HASH)
+    await db.users.create_many(_users(0, 3))
+    with acting_as(admin.id, "198.51.100.7", "importer/2"):
+        assert await db.users.create_many(_users(2, 5)) == 2  # bulk2 exists: skipped
+    with psycopg.connect(stores.url("auth")) as conn:
+        ids = dict(conn.execute("SELECT email, id FROM users").fetchall())
+    with psycopg.connect(stores.url("admin")) as conn:
+        rows = conn.execute("SELECT user_id, resource_type, resource_id, details, ip_address, "
+                            "user_agent FROM audit_logs WHERE action = 'user.created' "
+                            "AND resource_id <> %s", (str(admin.id),)).fetchall()
+    by_email = {r[3]["email"]: r for r in rows}
+    assert sorted(by_email) == [f"bulk{i}@example.com" for i in range(5)]
+    for i in range(5):
+        user_id = ids[f"bulk{i}@example.com"]
+        actor, ip, agent = (admin.id, "198.51.100.7", "importer/2") if i >= 3 else (
+            user_id, None, None)
+        assert by_email[f"bulk{i}@example.com"] == (
+            actor, "user", str(user_id), {"email": f"bulk{i}@example.com", "role": "CUSTOMER"},
+            ip, agent)
 
 
 async def test_skip_duplicates_counts_only_new_rows(db: Database) -> None:

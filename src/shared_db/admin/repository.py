@@ -66,7 +66,7 @@ class AuditRepository(Repository):
                      details: dict[str, Any] | None = None,
                      user_id: uuid.UUID | None = None) -> AuditRecord:
         """Record one action (e.g. ``payment.created``); ``user_id`` defaults to the actor."""
-        params = self.params(action, resource_type=resource_type, resource_id=resource_id,
+        params = self._params(action, resource_type=resource_type, resource_id=resource_id,
                              details=details, user_id=user_id)
         async with self._write() as ex:
             record = await ex.one(RECORD, params, AuditRecord)
@@ -78,12 +78,12 @@ class AuditRepository(Repository):
                      details: dict[str, Any] | None = None,
                      user_id: uuid.UUID | None = None) -> None:
         """``record`` without reading the row back: what the other services' writes use."""
-        params = self.params(action, resource_type=resource_type, resource_id=resource_id,
+        params = self._params(action, resource_type=resource_type, resource_id=resource_id,
                              details=details, user_id=user_id)
         async with self._write() as ex:
             await ex.execute(APPEND, params)
 
-    def params(self, action: str, *, resource_type: str | None = None,
+    def _params(self, action: str, *, resource_type: str | None = None,
                resource_id: str | uuid.UUID | None = None,
                details: dict[str, Any] | None = None,
                user_id: uuid.UUID | None = None) -> dict[str, Any]:
@@ -114,6 +114,7 @@ class AuditRepository(Repository):
             return await ex.all(BY_USER, {"user_id": user_id, "limit": limit}, AuditRecord)
 
     async def by_action(self, action: str, since: datetime) -> list[AuditRecord]:
+        check.text("action", action, max_length=200)
         async with self._read() as ex:
             return await ex.all(BY_ACTION_SINCE, {"action": action, "since": since}, AuditRecord)
 
@@ -124,6 +125,7 @@ class ConfigRepository(Repository):
     service = "admin"
 
     async def get(self, key: str) -> ConfigRecord | None:
+        check.text("key", key, max_length=200)
         async with self._read() as ex:
             return await ex.one(CONFIG_GET, {"key": key}, ConfigRecord)
 
@@ -158,6 +160,7 @@ class ConfigRepository(Repository):
 
     async def delete(self, key: str) -> None:
         """Remove ``key``. Raises NotFoundError when it does not exist."""
+        check.text("key", key, max_length=200)
         async with self._source.unit() as tx:
             async with tx.executor(self.service) as ex:
                 old = await ex.scalar(CONFIG_OLD, {"key": key})

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared_db.records import AuditRecord, ConfigRecord
+from shared_db.repository import Source
+from shared_db.typed import checked
 
-if TYPE_CHECKING:
-    from shared_db.repository import Source
 
-
+@checked
 async def record_audit_event(source: Source, action: str, *, resource_type: str | None = None,
                              resource_id: str | uuid.UUID | None = None,
                              details: dict[str, Any] | None = None,
@@ -21,6 +21,7 @@ async def record_audit_event(source: Source, action: str, *, resource_type: str 
                                      resource_id=resource_id, details=details, user_id=user_id)
 
 
+@checked
 async def set_system_config(source: Source, key: str, value: Any, *,
                             description: str | None = None) -> ConfigRecord:
     """Create or replace a config value; audited as ``config.changed`` in the same transaction."""

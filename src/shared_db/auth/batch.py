@@ -2,21 +2,42 @@
 
 The rows are staged with COPY (the fastest way in) into a temporary table dropped at commit, so
 it is safe behind transaction pooling, then inserted in one statement that can skip duplicates.
+That statement also writes one ``user.created`` audit row per user it inserted (a data-modifying
+CTE), so the batch keeps its round trips. Per service, ``audit_logs`` is in the admin database
+and the batch commits in two phases, which PostgreSQL refuses for a transaction that touched a
+temporary table: there the rows go as arrays in one INSERT that returns the new users, and their
+audit rows follow in one statement on the admin database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Column, MetaData, Table, Text, cast, select
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    Column,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.schema import CreateTable
 
 from shared_db import validation as check
+from shared_db.admin.models import AuditLog
 from shared_db.auth.models import User
+from shared_db.context import ActorContext
 from shared_db.enums import UserRole, pg_enum
 from shared_db.errors import ValidationError
 from shared_db.passwords import hash_password
@@ -33,11 +54,51 @@ COPY_STAGE = Query("users.create_many.copy", "COPY shared_db_user_stage "
                    "(email, password_hash, name, role, email_verified) FROM STDIN")
 _staged = select(_stage.c.email, _stage.c.password_hash, _stage.c.name,
                  cast(_stage.c.role, pg_enum(UserRole)), _stage.c.email_verified)
-# include_defaults=False: ids and timestamps come from the database defaults, not from Python.
-CREATE_MANY = Query.build("users.create_many", insert(User).from_select(
-    _BATCH_COLUMNS, _staged, include_defaults=False).on_conflict_do_nothing())
-CREATE_MANY_STRICT = Query.build("users.create_many_strict", insert(User).from_select(
-    _BATCH_COLUMNS, _staged, include_defaults=False))
+_AUDIT_COLUMNS = ["id", "user_id", "action", "resource_type", "resource_id", "details",
+                  "ip_address", "user_agent"]
+
+
+def _audited(new: Any) -> Any:
+    """``user.created`` rows for the users in ``new`` (columns id, email, role), as
+    ``users.create`` writes them: by the acting user, else by the user itself."""
+    return select(func.gen_random_uuid(), func.coalesce(bindparam("actor_id", type_=Uuid),
+                                                        new.c.id),
+                  literal_column("'user.created'"), literal_column("'user'"),
+                  cast(new.c.id, Text), func.jsonb_build_object(
+                      literal_column("'email'"), new.c.email, literal_column("'role'"),
+                      cast(new.c.role, Text)),
+                  bindparam("ip_address", type_=Text), bindparam("user_agent", type_=Text))
+
+
+_arrays = func.unnest(*(bindparam(c, type_=ARRAY(t)) for c, t in zip(
+    _BATCH_COLUMNS, (Text, Text, Text, Text, Boolean), strict=True))).table_valued(
+    *_BATCH_COLUMNS).render_derived(name="given")
+_given_rows = select(_arrays.c.email, _arrays.c.password_hash, _arrays.c.name,
+                     cast(_arrays.c.role, pg_enum(UserRole)), _arrays.c.email_verified)
+
+
+def _create_many(skip_duplicates: bool, staged: bool) -> Query:
+    # include_defaults=False: ids and timestamps come from the database defaults, not Python.
+    statement = insert(User).from_select(_BATCH_COLUMNS, _staged if staged else _given_rows,
+                                         include_defaults=False)
+    if skip_duplicates:
+        statement = statement.on_conflict_do_nothing()
+    created = statement.returning(User.id, User.email, User.role)
+    name = "users.create_many" + ("" if skip_duplicates else "_strict")
+    if not staged:
+        return Query.build(name + ".arrays", created)
+    new = created.cte("created")
+    return Query.build(name, insert(AuditLog).from_select(_AUDIT_COLUMNS, _audited(new)))
+
+
+CREATE_MANY = {(skip, staged): _create_many(skip, staged)
+               for skip in (False, True) for staged in (False, True)}
+_given = func.unnest(bindparam("ids", type_=ARRAY(Uuid)), bindparam("emails", type_=ARRAY(Text)),
+                     bindparam("roles", type_=ARRAY(Text))).table_valued(
+    "id", "email", "role").render_derived(name="created")
+AUDIT_MANY = Query.build("users.create_many.audit", insert(AuditLog).from_select(
+    _AUDIT_COLUMNS, _audited(_given)))
+
 
 @dataclass(frozen=True, slots=True)
 class NewUser:
@@ -51,23 +112,25 @@ class NewUser:
     email_verified: bool = False
 
 
-
-def _row(index: int, user: NewUser) -> list[Any]:
-    email = check.email(user.email, f"users[{index}].email")
-    name = check.text(f"users[{index}].name", user.name, max_length=200)
-    role = check.member(f"users[{index}].role", user.role, UserRole)
+def _row(index: int, user: object) -> list[Any]:
+    field = f"users[{index}]"
+    if not isinstance(user, NewUser):
+        raise ValidationError(field, f"must be a NewUser, got {type(user).__name__}")
+    email = check.email(user.email, f"{field}.email")
+    name = check.text(f"{field}.name", user.name, max_length=200)
+    role = check.member(f"{field}.role", user.role, UserRole)
+    verified = check.flag(f"{field}.email_verified", user.email_verified)
+    if (user.password is None) == (user.password_hash is None):
+        raise ValidationError(field, "give either password or password_hash")
     if user.password_hash is not None:
-        hashed: str | None = check.text(f"users[{index}].password_hash", user.password_hash,
-                                        max_length=200)
-    elif user.password is not None:
-        check.password(user.password, f"users[{index}].password")
-        hashed = None  # hashed below, off the event loop
+        hashed: str | None = check.password_hash(user.password_hash, f"{field}.password_hash")
     else:
-        raise ValidationError(f"users[{index}]", "give password or password_hash")
-    return [email, hashed, name, role.value, bool(user.email_verified)]
+        check.password(user.password, f"{field}.password")
+        hashed = None  # hashed below, off the event loop
+    return [email, hashed, name, role.value, verified]
 
 
-async def prepare_rows(users: list[NewUser]) -> list[list[Any]]:
+async def prepare_rows(users: list[Any]) -> list[list[Any]]:
     """Every row validated (all before any is written), plain passwords hashed."""
     rows = [_row(i, u) for i, u in enumerate(users)]
     for row, user in zip(rows, users, strict=True):
@@ -80,8 +143,31 @@ async def prepare_rows(users: list[NewUser]) -> list[list[Any]]:
 
 
 
-async def insert_rows(ex: Executor, rows: list[list[Any]], skip_duplicates: bool) -> int:
-    """Stage ``rows`` and insert them; the number of rows inserted."""
+def audit_params(actor: ActorContext) -> dict[str, Any]:
+    return {"actor_id": actor.actor_id, "ip_address": actor.ip_address,
+            "user_agent": actor.user_agent}
+
+
+async def insert_rows(ex: Executor, rows: list[list[Any]], skip_duplicates: bool,
+                      actor: ActorContext) -> int:
+    """Stage ``rows``, insert them with their audit rows; the number of users inserted."""
     await ex.execute(CREATE_STAGE, {})
     await ex.copy_rows(COPY_STAGE, rows)
-    return await ex.execute(CREATE_MANY if skip_duplicates else CREATE_MANY_STRICT, {})
+    return await ex.execute(CREATE_MANY[skip_duplicates, True], audit_params(actor))
+
+
+async def insert_returning(ex: Executor, rows: list[list[Any]], skip_duplicates: bool,
+                           ) -> list[tuple[uuid.UUID, str, Any]]:
+    """Insert ``rows`` (sent as arrays); the id, email and role of each user inserted."""
+    columns = dict(zip(_BATCH_COLUMNS, (list(c) for c in zip(*rows, strict=True)), strict=True))
+    cursor = await ex.cursor(CREATE_MANY[skip_duplicates, False], columns)
+    return await cursor.fetchall()  # type: ignore[no-any-return]
+
+
+async def audit_created(ex: Executor, created: list[tuple[uuid.UUID, str, Any]],
+                        actor: ActorContext) -> None:
+    """The audit rows of ``insert_returning``'s users, in one statement."""
+    ids, emails, roles = (list(column) for column in zip(*created, strict=True))
+    await ex.execute(AUDIT_MANY, {"ids": ids, "emails": emails,
+                                  "roles": [str(getattr(r, "value", r)) for r in roles]}
+                     | audit_params(actor))

@@ -116,6 +116,7 @@ class RefreshTokenRepository(Repository):
 
     async def revoke(self, token: str) -> bool:
         """Revoke one token; False when it did not exist."""
+        check.text("token", token, max_length=512)
         async with self._write() as ex:
             return await ex.execute(REVOKE, {"hash": token_hash(token)}) > 0
 

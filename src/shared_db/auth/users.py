@@ -27,11 +27,17 @@ from sqlalchemy.dialects.postgresql import insert
 from shared_db import references
 from shared_db import validation as check
 from shared_db.admin.repository import APPEND as AUDIT_APPEND
-from shared_db.auth.batch import NewUser, insert_rows, prepare_rows
+from shared_db.auth.batch import (
+    NewUser,
+    audit_created,
+    insert_returning,
+    insert_rows,
+    prepare_rows,
+)
 from shared_db.auth.eager import load_across, load_with_relations
 from shared_db.auth.models import User
 from shared_db.enums import UserRole
-from shared_db.errors import NotFoundError, ValidationError
+from shared_db.errors import DataAccessError, NotFoundError, ValidationError
 from shared_db.idempotency import key, once
 from shared_db.passwords import hash_password, verify_password
 from shared_db.records import UserRecord, UserWithRelations
@@ -104,10 +110,11 @@ class UserRepository(Repository):
             return await ex.one(BY_EMAIL_ANY if include_deleted else BY_EMAIL,
                                 {"email": address}, UserRecord)
 
-    async def get_fields(self, user_id: uuid.UUID, *names: str,
+    async def get_fields(self, user_id: uuid.UUID, *fields: str,
                          include_deleted: bool = False) -> dict[str, Any] | None:
         """Only the named columns (guide 5.2 ``select``); ``password_hash`` only when named."""
         known = User.__table__.c.keys()
+        names = tuple(dict.fromkeys(fields))
         if not names:
             raise ValidationError("fields", "name at least one column")
         for name in names:
@@ -115,15 +122,24 @@ class UserRepository(Repository):
                 raise ValidationError("fields", f"{name!r} is not a column of users; "
                                       f"choose from {', '.join(known)}")
         async with self._read() as ex:
-            row = await ex.row(_fields_query(tuple(names), include_deleted), {"id": user_id})
+            row = await ex.row(_fields_query(names, include_deleted), {"id": user_id})
         return None if row is None else dict(zip(names, row, strict=True))
 
     async def verify_password(self, email: str, password: str) -> UserRecord | None:
-        """The user when ``password`` matches, else None (same cost whether or not it exists)."""
+        """The user when ``password`` matches, else None (same cost whether or not it exists).
+
+        ``password`` follows the rule of ``create`` (at most 72 bytes, never cut) but may be
+        shorter than 8 bytes, for accounts imported with a ``password_hash``.
+        """
         address = check.email(email)
+        secret = check.password(password, minimum=1)
         async with self._read() as ex:
             stored = await ex.scalar(HASH_BY_EMAIL, {"email": address})
-        matches = await asyncio.to_thread(verify_password, password, stored or _dummy_hash())
+        try:
+            matches = await asyncio.to_thread(verify_password, secret, stored or _dummy_hash())
+        except ValueError:  # only a row written around the API can hold a non-bcrypt hash
+            raise DataAccessError("the stored password_hash of this user is not a bcrypt "
+                                  "hash; set a new password") from None
         return await self.get_by_email(address) if matches and stored else None
 
     async def create(self, *, email: str, name: str, role: UserRole | str,
@@ -142,7 +158,7 @@ class UserRepository(Repository):
             DuplicateError: the email is taken (also by a soft-deleted user).
             IdempotencyKeyReusedError: the key was first used with other arguments.
         """
-        params = await self.new_user(email=email, name=name, role=role, password=password,
+        params = await self._new_user(email=email, name=name, role=role, password=password,
                                      password_hash=password_hash, email_verified=email_verified)
         if idempotency_key is not None:
             return await once(self._source.unit, self.service, key(idempotency_key), "users.create",
@@ -151,7 +167,7 @@ class UserRepository(Repository):
 
     async def _insert(self, params: dict[str, Any]) -> UserRecord:
         async with self._source.unit() as tx:
-            audit = self.created_audit(tx, params)
+            audit = self._created_audit(tx, params)
             if not tx.same_database(self.service, "admin"):
                 async with tx.executor(self.service) as ex:
                     user = await ex.one(CREATE, params, UserRecord)
@@ -165,27 +181,28 @@ class UserRepository(Repository):
         assert user is not None
         return user
 
-    async def new_user(self, *, email: str, name: str, role: UserRole | str,
+    async def _new_user(self, *, email: str, name: str, role: UserRole | str,
                        password: str | None = None, password_hash: str | None = None,
                        email_verified: bool = False) -> dict[str, Any]:
         """Validated parameters of ``CREATE`` for a new user, with its id and password hash."""
         params: dict[str, Any] = {
             "id": uuid.uuid4(), "email": check.email(email),
             "name": check.text("name", name, max_length=200),
-            "role": check.member("role", role, UserRole), "email_verified": bool(email_verified),
+            "role": check.member("role", role, UserRole),
+            "email_verified": check.flag("email_verified", email_verified),
         }
         if (password is None) == (password_hash is None):
             raise ValidationError("password", "give either password or password_hash")
         if password_hash is not None:
-            params["password_hash"] = check.text("password_hash", password_hash, max_length=200)
+            params["password_hash"] = check.password_hash(password_hash)
         else:
             params["password_hash"] = await asyncio.to_thread(
                 hash_password, check.password(password))
         return params
 
-    def created_audit(self, tx: Transaction, params: dict[str, Any]) -> dict[str, Any]:
+    def _created_audit(self, tx: Transaction, params: dict[str, Any]) -> dict[str, Any]:
         """The audit row of a new user (the acting user, else the new user itself)."""
-        return tx.audit.params("user.created", **_about_user(
+        return tx.audit._params("user.created", **_about_user(
             tx, params["id"], {"email": params["email"], "role": params["role"].value}))
 
     async def soft_delete(self, user_id: uuid.UUID) -> UserRecord:
@@ -239,16 +256,26 @@ class UserRepository(Repository):
 
     async def create_many(self, users: Iterable[NewUser], *, skip_duplicates: bool = True,
                           ) -> int:
-        """Insert many users with COPY and one INSERT (guide 6.1 ``createMany``).
+        """Insert many users with COPY and one INSERT (guide 6.1 ``createMany``), each with
+        its ``user.created`` audit row in the same transaction.
 
-        With ``skip_duplicates``, rows whose email exists are skipped. Returns rows inserted.
-        Every row is validated before anything is written.
+        With ``skip_duplicates``, rows whose email exists are skipped. Returns the number of
+        users inserted. Every row is validated before anything is written.
         """
         rows = await prepare_rows(list(users))
         if not rows:
             return 0
-        async with self._source.unit() as tx, tx.executor(self.service) as ex:
-            return await insert_rows(ex, rows, skip_duplicates)
+        async with self._source.unit() as tx:
+            actor = tx.actor()
+            if tx.same_database(self.service, "admin"):
+                async with tx.executor(self.service) as ex:
+                    return await insert_rows(ex, rows, skip_duplicates, actor)
+            async with tx.executor(self.service) as ex:
+                created = await insert_returning(ex, rows, skip_duplicates)
+            if created:
+                async with tx.executor("admin") as ex:
+                    await audit_created(ex, created, actor)
+            return len(created)
 
     async def eager(self, user_id: uuid.UUID, *, payments: int = 10) -> UserWithRelations | None:
         """The guide's ``include``: user, profile and newest payments, in two statements."""
@@ -257,13 +284,18 @@ class UserRepository(Repository):
 
     async def eager_many(self, user_ids: Sequence[uuid.UUID], *, payments: int = 10,
                          ) -> list[UserWithRelations]:
-        """``eager`` for many users, still two statements whatever the list's length."""
+        """``eager`` for many users, still two statements whatever the list's length.
+
+        Each distinct id is answered once, in the order of its first appearance; missing and
+        soft-deleted users are left out.
+        """
         check.positive_int("payments", payments, maximum=100)
+        distinct = list(dict.fromkeys(check.identifiers("user_ids", user_ids)))
         if not (self._source.same_database(self.service, "profile")
                 and self._source.same_database(self.service, "payments")):
-            return await load_across(self._source, list(user_ids), payments)
+            return await load_across(self._source, distinct, payments)
         async with self._read() as ex:
-            return await load_with_relations(ex, list(user_ids), payments)
+            return await load_with_relations(ex, distinct, payments)
 
 
 def _about_user(tx: Transaction, subject: uuid.UUID,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared_db.admin.repository import APPEND as AUDIT_APPEND
 from shared_db.auth.users import CREATE as CREATE_USER
@@ -11,12 +11,12 @@ from shared_db.enums import UserRole
 from shared_db.idempotency import key, once
 from shared_db.profile.repository import CREATE_FOR_LIVE_USER, FIELDS, profile_values
 from shared_db.records import ProfileRecord, UserRecord
+from shared_db.repository import Source
 from shared_db.sql import pipelined
-
-if TYPE_CHECKING:
-    from shared_db.repository import Source
+from shared_db.typed import checked
 
 
+@checked
 async def create_user_with_profile(source: Source, *, email: str, name: str,
                                    role: UserRole | str, password: str | None = None,
                                    password_hash: str | None = None,
@@ -30,7 +30,7 @@ async def create_user_with_profile(source: Source, *, email: str, name: str,
     ``idempotency_key`` makes it exactly once (``shared_db.idempotency``), kept in auth's
     database: a repeat with the same key returns the user and profile the first call made.
     """
-    params = await UserRepository(source).new_user(
+    params = await UserRepository(source)._new_user(
         email=email, name=name, role=role, password=password, password_hash=password_hash,
         email_verified=email_verified)
     values = {n: None for n in FIELDS} | profile_values(profile or {}) | {
@@ -49,7 +49,7 @@ async def _create(source: Source, params: dict[str, Any], values: dict[str, Any]
         if not (tx.same_database("auth", "admin") and tx.same_database("auth", "profile")):
             user = await tx.users._insert(params)
             return user, await tx.profiles.create(user.id, **fields)
-        audit = tx.users.created_audit(tx, params)
+        audit = tx.users._created_audit(tx, params)
         async with tx.executor("auth") as ex, pipelined(ex):
             users = await ex.cursor(CREATE_USER, params, UserRecord)
             await ex.cursor(AUDIT_APPEND, audit)
