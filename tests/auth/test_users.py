@@ -103,10 +103,34 @@ async def test_writes_are_audited_with_the_actor(db: Database) -> None:
 
 
 async def test_a_failed_audit_undoes_the_write(db: Database, stores: Stores) -> None:
-    before = stores.digest()
-    with acting_as(ip_address="x" * 101), pytest.raises(ValidationError, match="ip_address"):
-        await _user(db)
-    assert stores.digest() == before
+    with psycopg.connect(stores.url("admin"), autocommit=True) as conn:
+        conn.execute("ALTER TABLE audit_logs ADD CONSTRAINT no_blocked_agent "
+                     "CHECK (user_agent IS DISTINCT FROM 'blocked')")
+    try:
+        before = stores.digest()
+        with acting_as(user_agent="blocked"), pytest.raises(ValidationError):
+            await _user(db)
+        assert stores.digest() == before
+    finally:
+        with psycopg.connect(stores.url("admin"), autocommit=True) as conn:
+            conn.execute("ALTER TABLE audit_logs DROP CONSTRAINT no_blocked_agent")
+
+
+async def test_request_metadata_never_blocks_a_write(db: Database, stores: Stores) -> None:
+    agent = "Mozilla/5.0 " + "x" * 5000 + "\x00\ud800"
+    with acting_as(ip_address="2001:db8::1%" + "eth0" * 50, user_agent=agent) as actor:
+        user = await _user(db)
+    assert actor.user_agent is not None and actor.ip_address is not None
+    assert len(actor.user_agent) == 1000 and actor.user_agent.endswith("\u2026")
+    assert actor.user_agent.startswith("Mozilla/5.0 xxx")
+    assert len(actor.ip_address) == 100 and actor.ip_address.endswith("\u2026")
+    (row,) = await db.audit.for_resource("user", user.id)
+    assert (row.ip_address, row.user_agent) == (actor.ip_address, actor.user_agent)
+    with acting_as(user_agent="curl/8\x00\udc80") as actor:
+        assert actor.user_agent == "curl/8\ufffd\ufffd"
+    with pytest.raises(ValidationError) as caught:
+        acting_as(actor_id="not-a-uuid").__enter__()  # type: ignore[arg-type]
+    assert caught.value.field == "actor_id"
 
 
 async def test_hard_delete_cascades_but_payments_block_it(db: Database) -> None:
