@@ -40,6 +40,28 @@ def first_line(exc: BaseException) -> str:
     return (str(source).strip().splitlines() or [type(source).__name__])[0]
 
 
+# Classes whose first line names only database objects (constraints, tables, columns): the
+# values are in DETAIL. A data exception's first line quotes the value itself.
+_OBJECT_ONLY = ("23", "40", "55", "57")
+REFUSALS = ("23",)
+"""SQLSTATE classes of refusals a caller expects (a taken email, a missing reference)."""
+
+
+def server_message(exc: BaseException) -> str:
+    """What the server said, without any value from the statement's rows or parameters:
+    the first line when it names only objects, else the condition and its SQLSTATE."""
+    state = getattr(exc, "sqlstate", None)
+    if state is None or state[:2] in _OBJECT_ONLY:
+        return first_line(exc)
+    return f"{type(exc).__name__} (SQLSTATE {state})"
+
+
+def event_error(exc: BaseException, with_values: bool) -> str:
+    """The error text of a query event: all of it, DETAIL included, only when parameters may
+    be shown (``SHARED_DB_LOG_PARAMS``); otherwise ``server_message``."""
+    return str(exc) if with_values else server_message(exc)
+
+
 def translate_error(exc: BaseException) -> BaseException:
     """The shared-db error for a psycopg error (or ``exc`` itself when there is none)."""
     if isinstance(exc, pg.UniqueViolation):
@@ -47,12 +69,12 @@ def translate_error(exc: BaseException) -> BaseException:
         field = UNIQUE_FIELDS.get(name)
         return DuplicateError(f"{field or name}: already exists ({name})", field)
     if isinstance(exc, (pg.ForeignKeyViolation, pg.RestrictViolation)):
-        return ForeignKeyError(f"{_constraint(exc)}: {exc.diag.message_detail or first_line(exc)}")
+        return ForeignKeyError(f"{_constraint(exc)}: {server_message(exc)}")
     if isinstance(exc, (pg.CheckViolation, pg.NotNullViolation)):
         column = exc.diag.column_name or _constraint(exc)
         return ValidationError(column, first_line(exc))
     if isinstance(exc, (pg.DataError, pg.InvalidTextRepresentation)):
-        return ValidationError(exc.diag.column_name or "value", first_line(exc))
+        return ValidationError(exc.diag.column_name or "value", server_message(exc))
     if isinstance(exc, pg.QueryCanceled):
         return QueryTimeoutError(f"statement timeout: {first_line(exc)}")
     if isinstance(exc, pg.LockNotAvailable):
@@ -65,7 +87,7 @@ def translate_error(exc: BaseException) -> BaseException:
     if isinstance(exc, psycopg.OperationalError):
         return DatabaseUnavailableError(first_line(exc))
     if isinstance(exc, psycopg.Error):
-        return DataAccessError(f"{type(exc).__name__}: {first_line(exc)}")
+        return DataAccessError(server_message(exc))
     return exc
 
 

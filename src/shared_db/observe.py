@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from shared_db.errors import DataAccessError
+from shared_db.errors_db import REFUSALS
 from shared_db.sql import QueryEvent, QueryHooks
 
 logger = logging.getLogger("shared_db.query")
@@ -79,7 +80,14 @@ class QueryLog:
         levels = self.settings.levels
         params = event.params if self.settings.log_params else None
         if event.error is not None:
-            if "error" in levels:
+            if event.sqlstate is not None and event.sqlstate[:2] in REFUSALS:
+                # A taken email or a missing reference is an answer, not a failure: it is
+                # logged with the queries, never as an error.
+                if "query" in levels:
+                    logger.info("query refused: %s (%.1f ms): %s", event.sql,
+                                event.duration_ms, event.error,
+                                extra={"query": event.name, "params": params})
+            elif "error" in levels:
                 logger.error("query failed: %s (%.1f ms): %s", event.sql, event.duration_ms,
                              event.error, extra={"query": event.name, "params": params})
             return

@@ -65,8 +65,9 @@ async def delete_user(tx: Transaction, user_id: uuid.UUID) -> None:
             raise NotFoundError(f"user {user_id} does not exist")
     async with tx.executor("payments") as payments:
         if await payments.scalar(HAS_PAYMENTS, params) is not None:
-            raise ForeignKeyError(f'payments_user_id_fkey: Key (id)=({user_id}) is still '
-                                  f'referenced from table "payments".')
+            raise ForeignKeyError('payments_user_id_fkey: update or delete on table "users" '
+                                  'violates RESTRICT setting of foreign key constraint '
+                                  '"payments_user_id_fkey" on table "payments"')
     async with tx.executor("profile") as profile:
         await profile.execute(DELETE_PROFILE, params)
     async with tx.executor("auth") as auth:  # tokens, devices, sessions: foreign keys in auth

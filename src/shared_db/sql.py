@@ -24,7 +24,7 @@ from sqlalchemy.sql import ClauseElement
 
 from shared_db import models  # noqa: F401  (every mapper registered before a query compiles)
 from shared_db.errors import OutcomeUnknownError
-from shared_db.errors_db import first_line, translate, translate_error
+from shared_db.errors_db import event_error, first_line, translate, translate_error
 
 T = TypeVar("T")
 _DIALECT = pg_psycopg.dialect()  # type: ignore[no-untyped-call]
@@ -51,6 +51,7 @@ class QueryEvent:
     duration_ms: float
     params: Mapping[str, Any] | None
     error: str | None = None
+    sqlstate: str | None = None
 
 
 QueryListener = Callable[[QueryEvent], None]
@@ -121,7 +122,7 @@ class Executor:
                 await cursor.execute(query.sql, params, prepare=self._prepare)
         except psycopg.Error as exc:
             if self._hooks.listeners:
-                self._emit(query, params, started, str(exc))
+                self._emit(query, params, started, exc)
             if (self._unknown_if_lost and self.connection.broken
                     and isinstance(exc, psycopg.OperationalError)):
                 raise OutcomeUnknownError(
@@ -132,10 +133,14 @@ class Executor:
             self._emit(query, params, started, None)
         return cursor
 
-    def _emit(self, query: Query, params: Any, started: float, error: str | None) -> None:
+    def _emit(self, query: Query, params: Any, started: float,
+              error: BaseException | None) -> None:
         elapsed = (time.perf_counter() - started) * 1000
-        shown = params if self._hooks.with_params and isinstance(params, Mapping) else None
-        event = QueryEvent(query.name, query.sql, elapsed, shown, error)
+        with_values = self._hooks.with_params
+        shown = params if with_values and isinstance(params, Mapping) else None
+        event = QueryEvent(query.name, query.sql, elapsed, shown,
+                           None if error is None else event_error(error, with_values),
+                           getattr(error, "sqlstate", None))
         for listener in self._hooks.listeners:
             listener(event)
 
@@ -182,7 +187,7 @@ class Executor:
         try:
             await self.connection.execute(statement, prepare=False)
         except psycopg.Error as exc:
-            error = str(exc)
+            error = exc
             raise translate_error(exc) from exc
         finally:
             if self._hooks.listeners:
