@@ -40,7 +40,7 @@ def _models_with(extra: str) -> MetaData:
 def test_new_column_goes_to_the_owning_chain(empty_db: DbFixture, migrations: Path) -> None:
     models = _models_with("nickname")
     result = autogen.dev(empty_db.target(), migrations, "add_nickname", models)
-    assert len(result.applied) == 7  # the six existing ones, then the new one
+    assert len(result.applied) == 11  # the ten existing ones, then the new one
     (created,) = result.created
     assert created.chain == "auth" and created.name == "add_nickname"
     expected = migrations / "versions" / "auth" / f"{created.revision}_add_nickname.py"
@@ -62,7 +62,7 @@ def test_index_change_goes_to_payments(empty_db: DbFixture, migrations: Path) ->
 def test_no_change_creates_nothing(migrated_db: DbFixture, migrations: Path) -> None:
     result = autogen.dev(migrated_db.target(), migrations, "nothing_new")
     assert result.created == [] and result.files == []
-    assert len(all_steps(migrations, migrated_db.target().chains)) == 6
+    assert len(all_steps(migrations, migrated_db.target().chains)) == 10
 
 
 def test_drifted_database_is_refused(migrated_db: DbFixture, migrations: Path) -> None:
@@ -84,4 +84,4 @@ def test_bad_names_are_refused(migrated_db: DbFixture, migrations: Path, name: s
                                rule: str) -> None:
     with pytest.raises(MigrationError, match=rule):
         autogen.dev(migrated_db.target(), migrations, name, _models_with("nickname"))
-    assert len(all_steps(migrations, migrated_db.target().chains)) == 6
+    assert len(all_steps(migrations, migrated_db.target().chains)) == 10

@@ -157,7 +157,7 @@ def test_plain_login_role_gets_unknowns_with_the_grants(migrated_db: DbFixture,
     extensions = checks["extensions"]
     if "is available" in extensions.detail:  # the server has pg_stat_statements
         assert extensions.status == "unknown"
-        assert extensions.fix == f"GRANT pg_read_all_settings TO {role}"
+        assert extensions.fix == f'GRANT pg_read_all_settings TO "{role}"'
     with psycopg.connect(migrated_db.url, autocommit=True) as conn:  # the fixes, as given
         conn.execute(migrations.fix)
         if extensions.status == "unknown":
@@ -232,4 +232,5 @@ def test_role_without_connect_right(migrated_db: DbFixture,
         conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(database))
     check = _run(_as(migrated_db, role))["connection"]
     assert check.status == "fail" and ": not permitted to connect (" in check.detail
-    assert check.fix == f"GRANT CONNECT ON DATABASE {migrated_db.connection.database} TO {role}"
+    assert check.fix == (f'GRANT CONNECT ON DATABASE "{migrated_db.connection.database}" '
+                         f'TO "{role}"')

@@ -26,14 +26,14 @@ from tests.conftest import DbFixture
 SLOW = '''"""slow: a table, then a wait long enough to be interrupted.
 
 Chain: admin
-Revision: 20260104000000
-Revises: 20260101000000
+Revision: 20261202000000
+Revises: 20261201000000
 """
 
 from alembic import op
 
-revision = "20260104000000"
-down_revision = "20260101000000"
+revision = "20261202000000"
+down_revision = "20261201000000"
 branch_labels = None
 depends_on = None
 
@@ -53,7 +53,7 @@ def downgrade() -> None:
 def migrations(tmp_path: Path) -> Path:
     folder = tmp_path / "migrations"
     shutil.copytree(PACKAGE_MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions/admin/20260104000000_slow.py").write_text(SLOW)
+    (folder / "versions/admin/20261202000000_slow.py").write_text(SLOW)
     return folder
 
 
@@ -88,7 +88,7 @@ def test_deploy_killed_mid_migration(migrated_db: DbFixture, migrations: Path,
     deploy.send_signal(signal.SIGKILL)
     deploy.wait(10)
     assert _status(migrated_db.url, migrations, monkeypatch) == 1
-    assert "admin:20260104000000_slow" in capsys.readouterr().out  # pending, truthfully
+    assert "admin:20261202000000_slow" in capsys.readouterr().out  # pending, truthfully
     assert "half_done" not in snapshot(migrated_db.url)["tables"]  # rolled back
     with psycopg.connect(migrated_db.url, autocommit=True) as conn:
         conn.execute("DELETE FROM system_config WHERE key = 'slow'")
@@ -118,7 +118,7 @@ def test_server_killed_mid_migration(tmp_path: Path, migrations: Path,
     try:
         settings = load_settings({"DATABASE_URL": url, "SHARED_DB_MIGRATIONS_DIR": str(migrations)})
         target = resolve_targets(settings)[0]
-        assert len(migrate.deploy(target, migrations, limit=6).steps) == 6
+        assert len(migrate.deploy(target, migrations, limit=10).steps) == 10
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("INSERT INTO system_config (key, value) VALUES ('slow', 'true')")
         env = {**os.environ, "DATABASE_URL": url, "SHARED_DB_MIGRATIONS_DIR": str(migrations)}
@@ -133,10 +133,10 @@ def test_server_killed_mid_migration(tmp_path: Path, migrations: Path,
         assert devserver.start(home) == url  # crash recovery, same data and port
         assert _status(url, migrations, monkeypatch) == 1
         doc = capsys.readouterr().out
-        assert "admin:20260104000000_slow" in doc and "half_done" not in snapshot(url)["tables"]
+        assert "admin:20261202000000_slow" in doc and "half_done" not in snapshot(url)["tables"]
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("DELETE FROM system_config WHERE key = 'slow'")
         assert [s.label for s in migrate.deploy(target, migrations).steps] == [
-            "admin:20260104000000_slow"]
+            "admin:20261202000000_slow"]
     finally:
         devserver.stop(home)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from psycopg import sql
 from psycopg.errors import InsufficientPrivilege
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import ProgrammingError
@@ -22,7 +23,7 @@ from shared_db.engine import connect_timeout, connect_to
 from shared_db.errors import DatabaseUnavailableError, SharedDbError
 from shared_db.errors_db import first_line
 from shared_db.ops.chains import tables_of, version_table
-from shared_db.ops.doctor_connection import ident, why_unreachable
+from shared_db.ops.doctor_connection import grant, why_unreachable
 from shared_db.ops.history import all_steps
 from shared_db.ops.status import status
 from shared_db.ops.targets import Target
@@ -87,7 +88,7 @@ def _server(target: Target) -> list[Check]:
         checks.append(Check(target.name, "extensions", "unknown",
                             f"{stat} is available; whether shared_preload_libraries loads it "
                             f"is not visible to role {role}",
-                            f"GRANT pg_read_all_settings TO {ident(role)}"))
+                            grant(sql.SQL("pg_read_all_settings"), role)))
     elif stat not in str(preloaded):
         checks.append(Check(target.name, "extensions", "warn",
                             f"{stat} is available but not in shared_preload_libraries",
@@ -133,7 +134,8 @@ def _migrations(target: Target, migrations_dir: Path) -> Check:
     if unreadable:
         return Check(target.name, "migrations", "unknown",
                      f"role {role} may not read {', '.join(unreadable)}",
-                     f"GRANT SELECT ON {', '.join(unreadable)} TO {ident(role)}")
+                     grant(sql.SQL("SELECT ON {}").format(
+                         sql.SQL(", ").join(map(sql.Identifier, unreadable))), role))
     try:
         all_steps(migrations_dir, target.chains)
         result = status(target, migrations_dir)

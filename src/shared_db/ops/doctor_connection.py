@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from psycopg import sql
 
 from shared_db.engine import connect_timeout
 from shared_db.errors import DatabaseUnavailableError
@@ -18,14 +18,18 @@ from shared_db.errors_db import (
 from shared_db.url import ConnectionSettings
 
 
-def ident(name: str | None) -> str:
-    """``name`` as SQL would need it in a GRANT: quoted unless a plain lower-case word."""
-    name = name or "<role>"
-    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
+def shown(statement: sql.Composed) -> str:
+    """A statement for the reader to run, its identifiers quoted as the server needs them."""
+    return statement.as_string(None)
+
+
+def grant(what: sql.Composable, role: str | None) -> str:
+    return shown(sql.SQL("GRANT {} TO {}").format(what, sql.Identifier(role or "<role>")))
 
 
 def _fixes(conn: ConnectionSettings) -> dict[str, str]:
     host, port, user = conn.url.host or "localhost", conn.url.port or 5432, conn.url.username
+    create = shown(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(conn.database)))
     return {
         REFUSED: f"nothing listens on {host}:{port}: start the server (with DATABASE_URL "
                  "unset, `shared-db db start` starts the embedded one) or fix the port",
@@ -34,9 +38,10 @@ def _fixes(conn: ConnectionSettings) -> dict[str, str]:
                    "?connect_timeout=60) on a slow network (guide 12.1, connection timeout)",
         AUTH_FAILED: f"check the user ({user}) and password in the URL, and the server's "
                      "pg_hba.conf",
-        NO_DATABASE: f"create it (CREATE DATABASE {conn.database}) or fix the URL's database",
+        NO_DATABASE: f"create it ({create}) or fix the URL's database",
         UNKNOWN_HOST: f"fix the host name ({host}) in the URL, or its DNS entry",
-        NOT_PERMITTED: f"GRANT CONNECT ON DATABASE {ident(conn.database)} TO {ident(user)}",
+        NOT_PERMITTED: grant(sql.SQL("CONNECT ON DATABASE {}").format(
+            sql.Identifier(conn.database)), user),
     }
 
 
