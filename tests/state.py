@@ -12,6 +12,7 @@ TABLES = ("users", "refresh_tokens", "devices", "sessions", "payments", "payment
 def digest(url: str) -> dict[str, tuple[int, str | None]]:
     """Row count and an md5 of all rows, per table (of those this database holds)."""
     with psycopg.connect(url) as conn:
+        conn.execute("SET TimeZone = 'UTC'")  # the same rows read the same on any server
         present = {name for (name,) in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
         return {

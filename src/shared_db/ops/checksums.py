@@ -81,13 +81,19 @@ def manifest_path(backup: Path) -> Path:
     return backup.with_name(f"{stem}.manifest.json")
 
 
+def table_checksum(conn: psycopg.Connection[Any], table: sql.Composable) -> tuple[int, str]:
+    """Rows and checksum of one table, read in the connection's transaction (which this pins
+    to UTC and ISO output, so the same rows give the same sum on any server)."""
+    conn.execute(SESSION)
+    rows, checksum = conn.execute(sql.SQL(CHECKSUM).format(table)).fetchone() or (0, "0")
+    return int(rows), str(checksum)
+
+
 def table_checksums(conn: psycopg.Connection[Any], schema: str) -> dict[str, dict[str, Any]]:
     """Rows and checksum of every table in ``schema``, read in the connection's transaction."""
-    conn.execute(SESSION)
     found: dict[str, dict[str, Any]] = {}
     for (table,) in conn.execute(TABLES, (schema,)).fetchall():
-        query = sql.SQL(CHECKSUM).format(sql.Identifier(schema, table))
-        rows, checksum = conn.execute(query).fetchone() or (0, "0")
+        rows, checksum = table_checksum(conn, sql.Identifier(schema, table))
         found[table] = {"rows": rows, "checksum": checksum}
     return found
 

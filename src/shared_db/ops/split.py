@@ -28,15 +28,12 @@ from shared_db.engine import connect_direct
 from shared_db.errors import ConfigError, MigrationError
 from shared_db.ops import migrate
 from shared_db.ops.chains import is_cross_service, tables_of
+from shared_db.ops.checksums import table_checksum
 from shared_db.ops.targets import Target
 from shared_db.url import ConnectionSettings
 
 Progress = Callable[[str, str, int, int], None]
 """Called after each batch: service, table, rows done, rows in the source."""
-
-_CHECKSUM = sql.SQL("SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))"
-                    "::bit(60)::bigint), 0) FROM {} t")
-
 
 @dataclass(frozen=True)
 class Reference:
@@ -178,13 +175,12 @@ def _copy_table(src: psycopg.Connection[tuple[object, ...]],
 
 def _verify(src: psycopg.Connection[tuple[object, ...]],
             dst: psycopg.Connection[tuple[object, ...]], item: TablePlan) -> None:
-    query = _CHECKSUM.format(sql.Identifier(item.table))
-    source, target = src.execute(query).fetchone(), dst.execute(query).fetchone()
+    table = sql.Identifier(item.table)
+    source, target = table_checksum(src, table), table_checksum(dst, table)
     dst.rollback()
     if source != target:
         raise MigrationError(
             f"split: {item.service}.{item.table} differs after copying: source has "
-            f"{source[0] if source else '?'} rows, target {target[0] if target else '?'} "
-            "(or their checksums differ); was the source written to, or the target "
-            "changed by hand?")
+            f"{source[0]} rows, target {target[0]} (or their checksums differ); was the "
+            "source written to, or the target changed by hand?")
     item.verified = True
