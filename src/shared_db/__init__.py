@@ -17,6 +17,7 @@ from shared_db.models import (
     UserProfile,
     UserSession,
 )
+from shared_db.profile.service import create_user_with_profile
 
 __all__ = [
     "ActorContext",
@@ -38,5 +39,6 @@ __all__ = [
     "UserRole",
     "UserSession",
     "acting_as",
+    "create_user_with_profile",
     "load_settings",
 ]

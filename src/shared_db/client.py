@@ -51,6 +51,7 @@ from shared_db.validation import seconds as check_seconds
 T = TypeVar("T")
 Isolation = Literal["read committed", "repeatable read", "serializable"]
 ENUMS = (UserRole, PaymentStatus, PaymentType)
+MAX_AGE = 86_400.0 * 3650
 
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
@@ -137,8 +138,9 @@ class Database(Repositories):
         """Settle the two-phase transactions a crashed process left prepared (all or nothing;
         see ``shared_db.twophase``). Only parts older than ``older_than`` seconds are touched.
         """
-        if older_than < 0:
-            raise ValidationError("older_than", "must be a number of seconds >= 0")
+        if not 0 <= older_than <= MAX_AGE:
+            raise ValidationError("older_than", f"must be a number of seconds from 0 to "
+                                  f"{MAX_AGE:g}")
         async with AsyncExitStack() as stack:
             conns = [await stack.enter_async_context(pool.connection())
                      for pool in self._distinct_pools()]

@@ -15,9 +15,10 @@ import uuid
 from datetime import datetime
 
 from shared_db.errors import ValidationError
-from shared_db.validation import positive_int, shown
+from shared_db.validation import positive_int
 
 MAX_PAGE = 1000
+MAX_PAGE_NUMBER = 1_000_000  # the offset stays a bigint
 MAX_CURSOR = 200  # an encoded position is about 110 characters
 _ALPHABET = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -47,11 +48,9 @@ def decode_cursor(cursor: object) -> tuple[datetime, uuid.UUID]:
     return position
 
 
-def page_size(limit: object) -> int:
-    return positive_int("limit", limit, maximum=MAX_PAGE)
+def page_size(limit: object, field: str = "limit") -> int:
+    return positive_int(field, limit, maximum=MAX_PAGE)
 
 
 def page_number(page: object) -> int:
-    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-        raise ValidationError("page", f"must be an integer >= 1, got {shown(page)}")
-    return page
+    return positive_int("page", page, maximum=MAX_PAGE_NUMBER)

@@ -119,9 +119,13 @@ def _union(members: list[tuple[object, Check | None]]) -> Check | None:
         for (kind, _), refusal in zip(members, failures, strict=True):
             if isinstance(kind, type) and isinstance(value, kind):
                 raise refusal
-        names = " or ".join("None" if k is type(None) else _type_name(k) for k, _ in members)
+        names = " or ".join(_WORDS.get(k, _type_name(k)) for k, _ in members)
         raise ValidationError(field, f"must be {names}, got {type(value).__name__}")
     return run
+
+
+_WORDS: dict[object, str] = {type(None): "None", float: "a number", int: "an int", str: "a str",
+                             bool: "a bool", uuid.UUID: "a uuid.UUID"}
 
 
 def _all(checks: list[Check | None]) -> Check:
@@ -133,11 +137,13 @@ def _all(checks: list[Check | None]) -> Check:
 
 
 def _flag(field: str, value: object) -> None:
-    check.flag(field, value)
+    if value is not True and value is not False:
+        check.flag(field, value)
 
 
 def _identifier(field: str, value: object) -> None:
-    check.identifier(field, value)
+    if type(value) is not uuid.UUID:
+        check.identifier(field, value)
 
 
 def _aware(field: str, value: object) -> None:
@@ -195,6 +201,7 @@ class _Plan:
         self.required: list[tuple[int, str]] = []
         self.rest: tuple[str, Check | None] | None = None
         self.extra_keywords = False
+        self.place: dict[str, int] = {}
         for index, (name, parameter) in enumerate(signature.parameters.items()):
             test = checker(hints[name]) if name in hints else None
             if parameter.kind is parameter.VAR_POSITIONAL:
@@ -203,33 +210,39 @@ class _Plan:
                 self.extra_keywords = True
             else:
                 if parameter.kind is not parameter.KEYWORD_ONLY:
+                    self.place[name] = len(self.positional)
                     self.positional.append((name, test))
                 if parameter.kind is not parameter.POSITIONAL_ONLY:
                     self.keyword[name] = test
                 if parameter.default is parameter.empty and name not in ("self", "cls"):
-                    self.required.append((index if self.rest is None else -1, name))
+                    self.required.append((index if self.rest is None else 1 << 30, name))
 
     def check(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        for index, value in enumerate(args):
-            if index < len(self.positional):
-                name, test = self.positional[index]
-            elif self.rest is not None:
-                name, test = self.rest
-            else:
-                raise ValidationError(f"{self.name}()", f"takes at most {len(self.positional)}"
-                                      f" positional arguments, got {len(args)}")
+        positional = self.positional
+        if len(args) > len(positional) and self.rest is None:
+            raise ValidationError(f"{self.name}()", f"takes at most {len(positional)} "
+                                  f"positional arguments, got {len(args)}")
+        for (name, test), value in zip(positional, args, strict=False):
             if test is not None:
                 test(name, value)
+        if self.rest is not None and self.rest[1] is not None:
+            for value in args[len(positional):]:
+                self.rest[1](self.rest[0], value)
         for name, value in kwargs.items():
-            if name in self.keyword:
-                test = self.keyword[name]
-                if test is not None:
-                    test(name, value)
-            elif not self.extra_keywords:
-                raise ValidationError(name, f"is not a parameter of {self.name}()")
+            found: Any = self.keyword.get(name, _UNKNOWN)
+            if found is _UNKNOWN:
+                if not self.extra_keywords:
+                    raise ValidationError(name, f"is not a parameter of {self.name}()")
+            elif self.place.get(name, len(args)) < len(args):
+                raise ValidationError(name, f"is given twice to {self.name}()")
+            elif found is not None:
+                found(name, value)
         for index, name in self.required:
-            if not (0 <= index < len(args)) and name not in kwargs:
+            if index >= len(args) and name not in kwargs:
                 raise ValidationError(name, f"is required by {self.name}()")
+
+
+_UNKNOWN = object()
 
 
 def checked(fn: F) -> F:

@@ -18,6 +18,7 @@ from shared_db.sql import Query, columns
 _DEVICE = columns(DeviceRecord, Device)
 _SESSION = columns(SessionRecord, UserSession)
 DEFAULT_SESSION_TTL = timedelta(days=30)
+MAX_SESSION_TTL = timedelta(days=3650)
 
 _register = insert(Device).from_select(
     ["id", "user_id", "device_id", "device_name", "device_type"],
@@ -110,7 +111,7 @@ class SessionRepository(Repository):
         params = {"user_id": user_id, "device": device, "refresh_token_id": refresh_token_id,
                   "ip_address": check.optional_text("ip_address", ip_address, max_length=100),
                   "user_agent": check.optional_text("user_agent", user_agent, max_length=1000),
-                  "ttl": check.positive_duration("ttl", ttl)}
+                  "ttl": check.positive_duration("ttl", ttl, maximum=MAX_SESSION_TTL)}
         async with self._write() as ex:
             session = await ex.one(OPEN, params, SessionRecord)
         if session is None:

@@ -95,6 +95,7 @@ class RefreshTokenRepository(Repository):
         even though the call fails.
         """
         check.text("token", token, max_length=512)
+        check.positive_duration("ttl", ttl, maximum=MAX_TTL)
         async with self._source.unit() as tx, tx.executor(self.service) as ex:
             old = await ex.one(CONSUME, {"hash": token_hash(token)}, RefreshTokenRecord)
             if old is not None:

@@ -142,7 +142,7 @@ class PaymentRepository(Repository):
                         status: PaymentStatus | str | None = None, page: int = 1,
                         per_page: int = 20, with_total: bool = False) -> Page[PaymentRecord]:
         """Offset pagination (the guide's ``skip: (page - 1) * 20, take: 20``), newest first."""
-        size, number, wanted = page_size(per_page), page_number(page), _status(status)
+        size, number, wanted = page_size(per_page, "per_page"), page_number(page), _status(status)
         key = (user_id is not None, wanted is not None)
         params = {"user_id": user_id, "status": wanted, "offset": (number - 1) * size}
         async with self._read() as ex:

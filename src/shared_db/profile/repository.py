@@ -43,17 +43,21 @@ def _update_query(names: tuple[str, ...]) -> Query:
         updated_at=func.now(), **{n: bindparam(n) for n in names}).returning(*_PROFILE))
 
 
-def profile_values(changes: dict[str, Any]) -> dict[str, Any]:
-    """Validated profile fields, JSON wrapped for psycopg."""
+def profile_values(changes: dict[str, Any], where: str, prefix: str = "") -> dict[str, Any]:
+    """Validated profile fields, JSON wrapped for psycopg. Errors name ``prefix`` + the field,
+    or ``where`` (the parameter holding them) for a name that is no field."""
     values: dict[str, Any] = {}
     for name, value in changes.items():
+        if not isinstance(name, str):
+            raise ValidationError(where, "keys must be field names")
         if name == "preferences":
-            prefs = check.json_object("preferences", value)
+            prefs = check.json_object(prefix + name, value)
             values[name] = None if prefs is None else Jsonb(prefs)
         elif name in LIMITS:
-            values[name] = check.optional_text(name, value, max_length=LIMITS[name])
+            values[name] = check.optional_text(prefix + name, value, max_length=LIMITS[name])
         else:
-            raise ValidationError(name, f"is not a profile field; choose from {', '.join(FIELDS)}")
+            raise ValidationError(where, f"{check.shown(name)} is not a profile field; choose "
+                                  f"from {', '.join(FIELDS)}")
     return values
 
 
@@ -67,7 +71,8 @@ class ProfileRepository(Repository):
             NotFoundError: the user does not exist or is deleted.
             DuplicateError: the user has a profile already (field ``user_id``).
         """
-        params = {name: None for name in FIELDS} | profile_values(fields) | {"user_id": user_id}
+        params = {name: None for name in FIELDS} | profile_values(fields, "fields") | {
+            "user_id": user_id}
         async with self._source.unit() as tx:
             if tx.same_database("auth", self.service):
                 async with tx.executor(self.service) as ex:
@@ -88,7 +93,7 @@ class ProfileRepository(Repository):
         """Change only the named fields; ``preferences`` is replaced as a whole."""
         if not changes:
             raise ValidationError("changes", "name at least one field to change")
-        values = profile_values(changes)
+        values = profile_values(changes, "changes")
         async with self._write() as ex:
             profile = await ex.one(_update_query(tuple(sorted(values))),
                                    values | {"user_id": user_id}, ProfileRecord)

@@ -33,7 +33,7 @@ async def create_user_with_profile(source: Source, *, email: str, name: str,
     params = await UserRepository(source)._new_user(
         email=email, name=name, role=role, password=password, password_hash=password_hash,
         email_verified=email_verified)
-    values = {n: None for n in FIELDS} | profile_values(profile or {}) | {
+    values = {n: None for n in FIELDS} | profile_values(profile or {}, "profile", "profile.") | {
         "user_id": params["id"]}
     fields = profile or {}
     if idempotency_key is None:
