@@ -19,8 +19,9 @@ from bench import data, runner
 from bench.orm import SqlAlchemyOrm
 from bench.ours import SharedDb
 from bench.raw import Asyncpg, Psycopg
+from shared_db import devserver
 from shared_db.config import load_settings
-from shared_db.ops import devserver, migrate
+from shared_db.ops import migrate
 from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.targets import resolve_targets
 from shared_db.url import parse_database_url

@@ -28,9 +28,8 @@ from pathlib import Path
 
 import psycopg
 
-from shared_db import Database
+from shared_db import Database, devserver
 from shared_db.errors import DatabaseUnavailableError, PoolTimeoutError
-from shared_db.ops import devserver
 from shared_db.profile.service import create_user_with_profile
 from shared_db.url import ConnectionSettings, parse_database_url
 

@@ -28,10 +28,10 @@ from typing import Any
 
 import psycopg
 
-from shared_db import Database, load_settings
+from shared_db import Database, devserver, load_settings
 from shared_db.base import SERVICES
 from shared_db.config import PACKAGE_MIGRATIONS
-from shared_db.ops import devserver, migrate
+from shared_db.ops import migrate
 from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.targets import Target
 from shared_db.passwords import hash_password

@@ -16,8 +16,9 @@ import psycopg
 import pytest
 
 from bench.faults import Server, server_for, system_cluster, wait_for
+from shared_db import devserver
 from shared_db.config import PACKAGE_MIGRATIONS
-from shared_db.ops import devserver, migrate
+from shared_db.ops import migrate
 from shared_db.ops.chains import CHAINS
 from shared_db.ops.scratch import create_database
 from shared_db.ops.targets import Target

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from shared_db.ops import devserver
+from shared_db import devserver
 
 PASSWORD = "right-horse-battery"
 HBA = ("local all all trust\n"

@@ -11,10 +11,11 @@ import psycopg
 import pytest
 from sqlalchemy import bindparam, func, select
 
+from shared_db import devserver
 from shared_db.client import Database
 from shared_db.config import load_settings
 from shared_db.errors import DatabaseUnavailableError, PoolTimeoutError
-from shared_db.ops import devserver, migrate
+from shared_db.ops import migrate
 from shared_db.ops.targets import resolve_targets
 from shared_db.sql import Query
 

@@ -26,6 +26,7 @@ from shared_db.base import SERVICES, Service
 from shared_db.calls import ReadCall, WriteCall
 from shared_db.config import Settings
 from shared_db.context import ActorContext, current_actor
+from shared_db.devserver import shared_url
 from shared_db.engine import async_engine, connect_args, reach
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.errors import (
@@ -39,7 +40,6 @@ from shared_db.errors import (
 )
 from shared_db.errors_db import translate
 from shared_db.observe import QueryLog, QueryLogSettings
-from shared_db.ops.targets import shared_url
 from shared_db.repositories import Repositories
 from shared_db.sql import Executor, QueryHooks
 from shared_db.transaction import ISOLATION_LEVELS, Transaction

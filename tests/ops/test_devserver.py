@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from shared_db import devserver
 from shared_db.cli import main
-from shared_db.ops import devserver
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ import psutil
 import psycopg
 import pytest
 
+from shared_db import devserver
 from shared_db.cli import main
 from shared_db.config import PACKAGE_MIGRATIONS, load_settings
-from shared_db.ops import devserver, migrate
+from shared_db.ops import migrate
 from shared_db.ops.targets import resolve_targets
 from tests.catalog import snapshot
 from tests.conftest import DbFixture

@@ -7,10 +7,11 @@ import asyncio
 
 import typer
 
+from shared_db import devserver
 from shared_db.cli.common import console, settings, targets
 from shared_db.client import Database
 from shared_db.errors import ConfigError
-from shared_db.ops import devserver, seeding
+from shared_db.ops import seeding
 
 app = typer.Typer(no_args_is_help=True, help="The embedded server and the seed data.")
 

@@ -25,11 +25,11 @@ from typing import Literal
 import psycopg
 from psycopg import sql
 
+from shared_db.devserver import bin_dir, tool_env
 from shared_db.engine import connect_direct
 from shared_db.errors import BackupError
 from shared_db.ops.chains import version_table
 from shared_db.ops.checksums import Manifest, file_sha256, manifest_path, table_checksums
-from shared_db.ops.devserver import bin_dir, tool_env
 from shared_db.ops.restore import restore
 from shared_db.ops.scratch import scratch_database
 from shared_db.ops.targets import Target

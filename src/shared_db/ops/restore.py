@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from shared_db.devserver import bin_dir, tool_env
 from shared_db.engine import connect_direct
 from shared_db.errors import BackupError, ConfirmationRequired
 from shared_db.ops.checksums import (
@@ -28,7 +29,6 @@ from shared_db.ops.checksums import (
     manifest_path,
     psql_variables,
 )
-from shared_db.ops.devserver import bin_dir, tool_env
 from shared_db.url import ConnectionSettings
 
 Progress = Callable[[str], None]

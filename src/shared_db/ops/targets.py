@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from shared_db.base import SERVICES
 from shared_db.config import Settings
-from shared_db.ops import devserver
+from shared_db.devserver import shared_url
 from shared_db.ops.chains import CHAINS
 from shared_db.url import ConnectionSettings
 
@@ -19,16 +19,6 @@ class Target:
     name: str
     connection: ConnectionSettings
     chains: tuple[str, ...]
-
-
-def shared_url(settings: Settings, notice: Callable[[str], None] = lambda _: None) -> str:
-    """``DATABASE_URL``, or the embedded server's URL (started if needed) when it is unset."""
-    if settings.database_url:
-        return settings.database_url
-    url = devserver.start(settings.home)
-    notice(f"Using the embedded PostgreSQL at {url} (data in {settings.home.resolve()}); "
-           "stop it with `shared-db db stop`.")
-    return url
 
 
 def resolve_targets(settings: Settings,

@@ -20,7 +20,7 @@ import os
 import pwd
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from shared_db.config import Settings
 from shared_db.engine import DEFAULT_CONNECT_TIMEOUT
 from shared_db.errors import EmbeddedServerError
 from shared_db.url import ConnectionSettings
@@ -259,3 +260,13 @@ def start_replica(primary_url: str, home: Path) -> str:
                   str(home / "postgres.log"), "-o", f"-p {port}", "-w", "-t", "60", "start"],
                  home)
     return url_for(port, str(primary.get("dbname", DATABASE)))
+
+
+def shared_url(settings: Settings, notice: Callable[[str], None] = lambda _: None) -> str:
+    """``DATABASE_URL``, or the embedded server's URL (started if needed) when it is unset."""
+    if settings.database_url:
+        return settings.database_url
+    url = start(settings.home)
+    notice(f"Using the embedded PostgreSQL at {url} (data in {settings.home.resolve()}); "
+           "stop it with `shared-db db stop`.")
+    return url
