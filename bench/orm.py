@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-from sqlalchemy.orm import selectinload
 
 from shared_db.models import Payment, User, UserProfile
 
@@ -41,8 +40,9 @@ class SqlAlchemyOrm:
 
     async def w2(self, user_id: uuid.UUID) -> Any:
         async with self.sessions() as session:
-            user = (await session.scalars(select(User).options(selectinload(User.profile))
-                                          .where(User.id == user_id))).one()
+            # No relationship crosses services: the profile is joined by its key column.
+            user = (await session.execute(select(User, UserProfile).outerjoin(
+                UserProfile, UserProfile.user_id == User.id).where(User.id == user_id))).one()
             payments = (await session.scalars(select(Payment).where(
                 Payment.user_id == user_id).order_by(*NEWEST).limit(10))).all()
             return user, payments

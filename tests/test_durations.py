@@ -109,4 +109,4 @@ def test_environment_durations_and_counts_must_be_finite(variable: str, value: s
     with pytest.raises(ConfigError) as caught:
         load_settings({variable: value})
     assert caught.value.field == variable
-    assert load_settings({"SHARED_DB_SLOW_QUERY_MS": "1"}).slow_query_ms == 1.0
+    assert load_settings({"SHARED_DB_SLOW_QUERY_MS": "1"}).log.slow_ms == 1.0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import select
 from contextlib import AsyncExitStack, suppress
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import AsyncConnection
@@ -27,9 +27,6 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from shared_db.errors import OutcomeUnknownError
 from shared_db.errors_db import first_line, translate, translate_error
 from shared_db.sql import Executor, QueryHooks
-
-if TYPE_CHECKING:
-    from shared_db.transaction import Transaction
 
 _POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
 
@@ -157,12 +154,18 @@ class Fresh:
             await self._pool.putconn(self._conn)
 
 
+class Joinable(Protocol):
+    """A unit of work that keeps one begun connection per database (a Transaction)."""
+
+    async def _executor_for(self, service: str) -> Executor: ...
+
+
 class Joined:
     """A statement inside a Transaction: its connection, taken on first use."""
 
     __slots__ = ("_service", "_tx")
 
-    def __init__(self, tx: Transaction, service: str) -> None:
+    def __init__(self, tx: Joinable, service: str) -> None:
         self._tx, self._service = tx, service
 
     async def __aenter__(self) -> Executor:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from shared_db import idempotency, twophase
 from shared_db.base import SERVICES, Service
 from shared_db.calls import ReadCall, WriteCall
-from shared_db.config import Settings
+from shared_db.config import QueryLogSettings, Settings
 from shared_db.context import ActorContext, current_actor
 from shared_db.devserver import shared_url
 from shared_db.engine import async_engine, connect_args, reach
@@ -39,7 +39,7 @@ from shared_db.errors import (
     ValidationError,
 )
 from shared_db.errors_db import translate
-from shared_db.observe import QueryLog, QueryLogSettings
+from shared_db.observe import QueryLog
 from shared_db.repositories import Repositories
 from shared_db.sql import Executor, QueryHooks
 from shared_db.transaction import ISOLATION_LEVELS, Transaction

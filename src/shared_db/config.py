@@ -29,12 +29,32 @@ from typing import Literal
 
 from shared_db.base import SERVICES
 from shared_db.errors import ConfigError
-from shared_db.observe import QueryLogSettings
 from shared_db.redact import redact_url
 from shared_db.url import ConnectionSettings, parse_database_url
 
 Topology = Literal["shared", "per-service"]
 PACKAGE_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+LEVELS = {"development": frozenset({"query", "warn", "error"}),
+          "production": frozenset({"error"})}
+
+
+@dataclass(frozen=True)
+class QueryLogSettings:
+    """The query log's settings: what it logs (by environment), the slow-query threshold,
+    whether values are shown, and the N+1 threshold (raising when ``strict``)."""
+
+    levels: frozenset[str] = LEVELS["development"]
+    slow_ms: float = 1000.0
+    log_params: bool = False
+    n_plus_one: int = 10
+    strict: bool = False
+
+    @classmethod
+    def for_environment(cls, environment: str, **overrides: object) -> QueryLogSettings:
+        levels = LEVELS.get(environment, LEVELS["production"])
+        return cls(levels=levels, **overrides)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -46,11 +66,7 @@ class Settings:
     """Service -> replica URL for reads outside transactions (all four share one when shared)."""
     home: Path = Path(".shared-db")
     migrations_dir: Path = PACKAGE_MIGRATIONS
-    environment: str = "development"
-    slow_query_ms: float = 1000.0
-    log_params: bool = False
-    n_plus_one: int = 10
-    n_plus_one_strict: bool = False
+    log: QueryLogSettings = field(default_factory=QueryLogSettings)
 
     def __repr__(self) -> str:
         # The URLs stay as given (connections need them); only what is shown hides passwords.
@@ -65,9 +81,7 @@ class Settings:
 
     def query_log(self) -> QueryLogSettings:
         """Query-log settings for this environment."""
-        return QueryLogSettings.for_environment(
-            self.environment, slow_ms=self.slow_query_ms, log_params=self.log_params,
-            n_plus_one=self.n_plus_one, strict=self.n_plus_one_strict)
+        return self.log
 
     def connection(self, url: str | None = None, field_name: str = "DATABASE_URL",
                    ) -> ConnectionSettings:
@@ -110,11 +124,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         read_urls=_read_urls(env, topology),
         home=Path(env.get("SHARED_DB_HOME") or ".shared-db"),
         migrations_dir=Path(env.get("SHARED_DB_MIGRATIONS_DIR") or PACKAGE_MIGRATIONS),
-        environment=_choice(env, "SHARED_DB_ENV", ("development", "production")),
-        slow_query_ms=_number(env, "SHARED_DB_SLOW_QUERY_MS", 1000.0, minimum=1.0),
-        log_params=_flag(env, "SHARED_DB_LOG_PARAMS"),
-        n_plus_one=int(_number(env, "SHARED_DB_N_PLUS_ONE", 10)),
-        n_plus_one_strict=_flag(env, "SHARED_DB_N_PLUS_ONE_STRICT"),
+        log=QueryLogSettings.for_environment(
+            _choice(env, "SHARED_DB_ENV", ("development", "production")),
+            slow_ms=_number(env, "SHARED_DB_SLOW_QUERY_MS", 1000.0, minimum=1.0),
+            log_params=_flag(env, "SHARED_DB_LOG_PARAMS"),
+            n_plus_one=int(_number(env, "SHARED_DB_N_PLUS_ONE", 10)),
+            strict=_flag(env, "SHARED_DB_N_PLUS_ONE_STRICT")),
     )
 
 

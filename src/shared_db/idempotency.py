@@ -49,8 +49,12 @@ from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import enums, records
 from shared_db import validation as check
+from shared_db.admin.models import AdminIdempotencyKey
+from shared_db.auth.models import AuthIdempotencyKey
 from shared_db.base import SERVICES, Base
 from shared_db.errors import IdempotencyKeyReusedError, ValidationError
+from shared_db.payments.models import PaymentsIdempotencyKey
+from shared_db.profile.models import ProfileIdempotencyKey
 from shared_db.repository import Repository
 from shared_db.sql import Query
 
@@ -59,8 +63,13 @@ KEY_TTL = timedelta(hours=24)
 MAX_KEY = 255
 
 
+_KEY_MODELS: dict[str, type[Base]] = {
+    "auth": AuthIdempotencyKey, "admin": AdminIdempotencyKey, "profile": ProfileIdempotencyKey,
+    "payments": PaymentsIdempotencyKey}
+
+
 def _table(service: str) -> Table:
-    table = Base.metadata.tables[f"{service}_idempotency_keys"]
+    table = _KEY_MODELS[service].__table__
     assert isinstance(table, Table)
     return table
 

@@ -21,31 +21,16 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from shared_db.config import QueryLogSettings
 from shared_db.errors import DataAccessError
 from shared_db.errors_db import REFUSALS
 from shared_db.sql import QueryEvent, QueryHooks
 
 logger = logging.getLogger("shared_db.query")
-LEVELS = {"development": frozenset({"query", "warn", "error"}),
-          "production": frozenset({"error"})}
 
 
 class NPlusOneError(DataAccessError):
     """The same statement ran too often in one unit of work (strict N+1 detection)."""
-
-
-@dataclass
-class QueryLogSettings:
-    levels: frozenset[str] = LEVELS["development"]
-    slow_ms: float = 1000.0
-    log_params: bool = False
-    n_plus_one: int = 10
-    strict: bool = False
-
-    @classmethod
-    def for_environment(cls, environment: str, **overrides: object) -> QueryLogSettings:
-        levels = LEVELS.get(environment, LEVELS["production"])
-        return cls(levels=levels, **overrides)  # type: ignore[arg-type]
 
 
 _unit: ContextVar[Counter[str] | None] = ContextVar("shared_db_unit_of_work", default=None)

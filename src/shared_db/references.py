@@ -16,7 +16,6 @@ The errors are the shared topology's: ``NotFoundError`` for a missing or soft-de
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, delete, literal_column, select
 
@@ -24,10 +23,8 @@ from shared_db.auth.models import User
 from shared_db.errors import ForeignKeyError, NotFoundError
 from shared_db.payments.models import Payment
 from shared_db.profile.models import UserProfile
+from shared_db.repository import Source
 from shared_db.sql import Query
-
-if TYPE_CHECKING:
-    from shared_db.transaction import Transaction
 
 _ID = User.id == bindparam("user_id")
 LOCK_LIVE_USER = Query.build("references.lock_live_user", select(User.id).where(
@@ -41,7 +38,7 @@ DELETE_PROFILE = Query.build("references.delete_profile", delete(UserProfile).wh
 DELETE_USER = Query.build("references.delete_user", delete(User).where(_ID))
 
 
-async def lock_live_user(tx: Transaction, user_id: uuid.UUID) -> None:
+async def lock_live_user(tx: Source, user_id: uuid.UUID) -> None:
     """Hold the user against deletion until ``tx`` ends.
 
     Raises:
@@ -52,7 +49,7 @@ async def lock_live_user(tx: Transaction, user_id: uuid.UUID) -> None:
             raise NotFoundError(f"user {user_id} does not exist or is deleted")
 
 
-async def delete_user(tx: Transaction, user_id: uuid.UUID) -> None:
+async def delete_user(tx: Source, user_id: uuid.UUID) -> None:
     """``DELETE FROM users`` with the shared foreign keys' effects, across databases.
 
     Raises:

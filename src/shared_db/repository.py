@@ -2,20 +2,18 @@
 
 A repository is bound to a *source*: the ``Database`` (each call borrows a pooled connection;
 a write method runs in a transaction of its own) or a ``Transaction`` (every call joins it).
-Repositories never commit; the source does.
+Repositories never commit; the source does. A repository that needs another builds it on its
+own source (``AuditRepository(tx)``), so nothing here knows the concrete client.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from shared_db.context import ActorContext
 from shared_db.sql import Executor
 from shared_db.typed import check_public_methods
-
-if TYPE_CHECKING:
-    from shared_db.client import Transaction
 
 
 @runtime_checkable
@@ -27,7 +25,10 @@ class Source(Protocol):
 
     def same_database(self, a: str, b: str) -> bool: ...
 
-    def unit(self) -> AbstractAsyncContextManager[Transaction]: ...
+    def unit(self) -> AbstractAsyncContextManager[Source]:
+        """A unit of work: a new transaction on the Database, the transaction itself inside
+        one."""
+        ...
 
 
 class Repository:

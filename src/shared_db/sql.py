@@ -22,7 +22,6 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import ClauseElement
 
-from shared_db import models  # noqa: F401  (every mapper registered before a query compiles)
 from shared_db.errors import OutcomeUnknownError
 from shared_db.errors_db import event_error, first_line, translate, translate_error
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+from psycopg_pool import AsyncConnectionPool
 
 from shared_db import twophase
 from shared_db import validation as check
@@ -19,10 +21,20 @@ from shared_db.errors import ValidationError
 from shared_db.errors_db import translate
 from shared_db.observe import detect_n_plus_one
 from shared_db.repositories import Repositories
-from shared_db.sql import Executor
+from shared_db.sql import Executor, QueryHooks
+from shared_db.url import ConnectionSettings
 
-if TYPE_CHECKING:
-    from shared_db.client import Database
+
+class Pools(Protocol):
+    """What a transaction needs of its client: a pool per service, and how to use it."""
+
+    hooks: QueryHooks
+
+    def pool(self, service: str) -> AsyncConnectionPool[Any]: ...
+
+    def same_database(self, a: str, b: str) -> bool: ...
+
+    def connection_settings(self, service: str) -> ConnectionSettings: ...
 
 ISOLATION_LEVELS: tuple[str, ...] = ("read committed", "repeatable read", "serializable")
 
@@ -56,7 +68,7 @@ def _setup_statements(isolation: str | None, statement_timeout: float | None,
 class Transaction(Repositories):
     """One unit of work; per database, a connection is taken on first use and kept to the end."""
 
-    def __init__(self, db: Database, isolation: str | None, statement_timeout: float | None,
+    def __init__(self, db: Pools, isolation: str | None, statement_timeout: float | None,
                  lock_timeout: float | None, actor: ActorContext | None) -> None:
         self.db = db
         self._setup = _setup_statements(isolation, statement_timeout, lock_timeout)

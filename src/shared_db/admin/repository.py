@@ -154,7 +154,7 @@ class ConfigRepository(Repository):
                 old = await ex.scalar(CONFIG_OLD, {"key": params["key"]})
                 record = await ex.one(CONFIG_SET, params, ConfigRecord)
             assert record is not None
-            await tx.audit.record("config.changed", resource_type="system_config",
+            await AuditRepository(tx).record("config.changed", resource_type="system_config",
                                   resource_id=key, details={"old": old, "new": value})
         return record
 
@@ -166,5 +166,5 @@ class ConfigRepository(Repository):
                 old = await ex.scalar(CONFIG_OLD, {"key": key})
                 if not await ex.execute(CONFIG_DELETE, {"key": key}):
                     raise NotFoundError(f"system_config {key!r} does not exist")
-            await tx.audit.record("config.deleted", resource_type="system_config",
+            await AuditRepository(tx).record("config.deleted", resource_type="system_config",
                                   resource_id=key, details={"old": old})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from shared_db.admin.repository import AuditRepository, ConfigRepository
 from shared_db.records import AuditRecord, ConfigRecord
 from shared_db.repository import Source
 from shared_db.typed import checked
@@ -17,8 +18,9 @@ async def record_audit_event(source: Source, action: str, *, resource_type: str 
                              user_id: uuid.UUID | None = None) -> AuditRecord:
     """The guide's 11.2 ``auditLog.create``; actor, IP and user agent come from ``acting_as``."""
     async with source.unit() as tx:
-        return await tx.audit.record(action, resource_type=resource_type,
-                                     resource_id=resource_id, details=details, user_id=user_id)
+        return await AuditRepository(tx).record(action, resource_type=resource_type,
+                                                resource_id=resource_id, details=details,
+                                                user_id=user_id)
 
 
 @checked
@@ -26,4 +28,4 @@ async def set_system_config(source: Source, key: str, value: Any, *,
                             description: str | None = None) -> ConfigRecord:
     """Create or replace a config value; audited as ``config.changed`` in the same transaction."""
     async with source.unit() as tx:
-        return await tx.config.set(key, value, description=description)
+        return await ConfigRepository(tx).set(key, value, description=description)

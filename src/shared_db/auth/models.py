@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import DateTime, ForeignKey, Index, Text, UniqueConstraint, false, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -18,11 +17,6 @@ from shared_db.base import (
     owned_by,
 )
 from shared_db.enums import UserRole, pg_enum
-
-if TYPE_CHECKING:
-    from shared_db.payments.models import Payment
-    from shared_db.profile.models import UserProfile
-
 
 
 def _cascade(column: str) -> ForeignKey:
@@ -53,8 +47,6 @@ class User(UUIDPrimaryKey, CreatedAt, UpdatedAt, Base):
     refresh_tokens: Mapped[list[RefreshToken]] = relationship(
         back_populates="user", passive_deletes=True
     )
-    profile: Mapped[UserProfile | None] = relationship(back_populates="user", passive_deletes=True)
-    payments: Mapped[list[Payment]] = relationship(back_populates="user")
     sessions: Mapped[list[UserSession]] = relationship(back_populates="user", passive_deletes=True)
     devices: Mapped[list[Device]] = relationship(back_populates="user", passive_deletes=True)
 

@@ -19,6 +19,7 @@ from sqlalchemy import Interval, Text, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import validation as check
+from shared_db.admin.repository import AuditRepository
 from shared_db.auth.models import RefreshToken, User, UserSession
 from shared_db.errors import NotFoundError, TokenReusedError
 from shared_db.records import IssuedToken, RefreshTokenRecord
@@ -99,7 +100,7 @@ class RefreshTokenRepository(Repository):
         async with self._source.unit() as tx, tx.executor(self.service) as ex:
             old = await ex.one(CONSUME, {"hash": token_hash(token)}, RefreshTokenRecord)
             if old is not None:
-                new = await tx.tokens.issue(old.user_id, ttl)
+                new = await RefreshTokenRepository(tx).issue(old.user_id, ttl)
                 await ex.execute(MOVE_SESSIONS, {"old": old.id, "new": new.record.id})
                 return new
             replayed_by = await ex.scalar(USED, {"hash": token_hash(token)})
@@ -108,8 +109,9 @@ class RefreshTokenRepository(Repository):
                 # the user) and end the user's sessions; this transaction commits that.
                 await ex.execute(REVOKE_ALL, {"user_id": replayed_by})
                 await ex.execute(END_USER_SESSIONS, {"user_id": replayed_by})
-                await tx.audit.append("auth.refresh_token_reused", resource_type="user",
-                                      resource_id=replayed_by, user_id=replayed_by)
+                await AuditRepository(tx).append("auth.refresh_token_reused",
+                                                 resource_type="user",
+                                                 resource_id=replayed_by, user_id=replayed_by)
         if replayed_by is not None:
             raise TokenReusedError("refresh token was already used: every token and session "
                                    "of its user has been revoked")

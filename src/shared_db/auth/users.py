@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     bindparam,
@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from shared_db import references
 from shared_db import validation as check
 from shared_db.admin.repository import APPEND as AUDIT_APPEND
+from shared_db.admin.repository import AuditRepository
 from shared_db.auth.batch import (
     NewUser,
     audit_created,
@@ -41,11 +42,8 @@ from shared_db.errors import DataAccessError, NotFoundError, ValidationError
 from shared_db.idempotency import key, once
 from shared_db.passwords import hash_password, verify_password
 from shared_db.records import UserRecord, UserWithRelations
-from shared_db.repository import Repository
+from shared_db.repository import Repository, Source
 from shared_db.sql import Query, columns, pipelined
-
-if TYPE_CHECKING:
-    from shared_db.client import Transaction
 
 _USER = columns(UserRecord, User)
 _LIVE = User.deleted_at.is_(None)
@@ -162,7 +160,7 @@ class UserRepository(Repository):
                                      password_hash=password_hash, email_verified=email_verified)
         if idempotency_key is not None:
             return await once(self._source.unit, self.service, key(idempotency_key), "users.create",
-                              user_request(params), lambda tx: tx.users._insert(params))
+                              user_request(params), lambda tx: UserRepository(tx)._insert(params))
         return await self._insert(params)
 
     async def _insert(self, params: dict[str, Any]) -> UserRecord:
@@ -200,9 +198,9 @@ class UserRepository(Repository):
                 hash_password, check.password(password))
         return params
 
-    def _created_audit(self, tx: Transaction, params: dict[str, Any]) -> dict[str, Any]:
+    def _created_audit(self, tx: Source, params: dict[str, Any]) -> dict[str, Any]:
         """The audit row of a new user (the acting user, else the new user itself)."""
-        return tx.audit._params("user.created", **_about_user(
+        return AuditRepository(tx)._params("user.created", **_about_user(
             tx, params["id"], {"email": params["email"], "role": params["role"].value}))
 
     async def soft_delete(self, user_id: uuid.UUID) -> UserRecord:
@@ -298,16 +296,16 @@ class UserRepository(Repository):
             return await load_with_relations(ex, distinct, payments)
 
 
-def _about_user(tx: Transaction, subject: uuid.UUID,
+def _about_user(tx: Source, subject: uuid.UUID,
                 details: dict[str, Any] | None = None) -> dict[str, Any]:
     # Without an acting user (self-registration, scripts) the row names the user it is about.
     return {"resource_type": "user", "resource_id": subject, "details": details,
             "user_id": tx.actor().actor_id or subject}
 
 
-async def _audit(tx: Transaction, action: str, subject: uuid.UUID,
+async def _audit(tx: Source, action: str, subject: uuid.UUID,
                  details: dict[str, Any] | None = None) -> None:
-    await tx.audit.append(action, **_about_user(tx, subject, details))
+    await AuditRepository(tx).append(action, **_about_user(tx, subject, details))
 
 
 def user_request(params: dict[str, Any]) -> dict[str, Any]:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shared_db.cli.common import confirm, console, console_err, settings, targets
+from shared_db.cli.common import confirm, console, console_err, lazy, settings, targets
 from shared_db.errors import ConfigError
-from shared_db.ops import backup as backups
-from shared_db.ops.restore import restore as run_restore
+
+if TYPE_CHECKING:
+    from shared_db.ops import backup as backups
+    from shared_db.ops import restore as restores
+else:
+    backups = lazy("shared_db.ops.backup")
+    restores = lazy("shared_db.ops.restore")
 
 
 def _doc(result: backups.BackupResult) -> dict[str, Any]:
@@ -69,6 +74,6 @@ def restore(file: Annotated[Path, typer.Argument(help="A backup made by shared-d
     if force:
         confirm(f"Replace everything in {target.connection.safe_url()} with {file.name}?", True)
     with console_err.status("restoring") as status:
-        manifest = run_restore(target.connection, file, force=force, progress=status.update)
+        manifest = restores.restore(target.connection, file, force=force, progress=status.update)
     console.print(f"Restored {file} into {target.connection.safe_url()}: "
                   f"{len(manifest.tables)} tables match the manifest.")

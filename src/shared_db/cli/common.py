@@ -1,26 +1,51 @@
-"""What the command modules share: consoles, settings from the environment, targets."""
+"""What the command modules share: consoles, settings from the environment, targets, and
+``lazy``, which lets a command module name the operations it calls without loading them: the
+command line starts (and ``--help`` answers) without SQLAlchemy, psycopg or the pools."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from shared_db.config import Settings, load_settings
 from shared_db.errors import ConfirmationRequired
-from shared_db.ops.targets import Target, resolve_targets
+
+if TYPE_CHECKING:
+    from shared_db.config import Settings
+    from shared_db.ops.targets import Target
 
 console = Console(highlight=False)
 console_err = Console(stderr=True, highlight=False)
 
 
+def lazy(name: str) -> ModuleType:
+    """Module ``name``, executed on first attribute access."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None, name
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
 def settings() -> Settings:
+    from shared_db.config import load_settings
+
     return load_settings()
 
 
 def targets(current: Settings) -> list[Target]:
     """The configured databases, telling stderr when the embedded server is used."""
+    from shared_db.ops.targets import resolve_targets
+
     return resolve_targets(current, notice=lambda text: console_err.print(
         text, style="dim", soft_wrap=True))
 

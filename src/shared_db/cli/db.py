@@ -4,14 +4,20 @@ the settling of two-phase transactions a crashed process left behind."""
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import typer
 
-from shared_db import devserver
-from shared_db.cli.common import console, settings, targets
-from shared_db.client import Database
+from shared_db.cli.common import console, lazy, settings, targets
 from shared_db.errors import ConfigError
-from shared_db.ops import seeding
+
+if TYPE_CHECKING:
+    from shared_db import client, devserver
+    from shared_db.ops import seeding
+else:
+    client = lazy("shared_db.client")
+    devserver = lazy("shared_db.devserver")
+    seeding = lazy("shared_db.ops.seeding")
 
 app = typer.Typer(no_args_is_help=True, help="The embedded server and the seed data.")
 
@@ -67,7 +73,7 @@ def recover(older_than: float = typer.Option(
     current = settings()
 
     async def run() -> list[str]:
-        async with Database(current) as db:
+        async with client.Database(current) as db:
             return [f"{s.global_id}: {s.outcome} ({s.parts} part(s))"
                     for s in await db.recover(older_than)]
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from shared_db.cli.common import console, targets
-from shared_db.config import load_settings
+from shared_db.cli.common import console, lazy, targets
 from shared_db.errors import ConfigError, DatabaseUnavailableError
-from shared_db.ops.doctor import Check, diagnose
+
+if TYPE_CHECKING:
+    from shared_db import config
+    from shared_db.ops import doctor as doctor_ops
+    from shared_db.ops.doctor import Check
+else:
+    config = lazy("shared_db.config")
+    doctor_ops = lazy("shared_db.ops.doctor")
 
 MARKS = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]",
          "unknown": "[dim]unknown[/]"}
@@ -20,15 +26,15 @@ MARKS = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"
 
 def _checks() -> list[Check]:
     try:
-        current = load_settings()
+        current = config.load_settings()
     except ConfigError as error:
-        return [Check("settings", error.field, "fail", error.rule,
+        return [doctor_ops.Check("settings", error.field, "fail", error.rule,
                       "fix the variable; `shared-db --help` lists them, the README explains")]
     try:
         found = targets(current)
     except ConfigError as error:
-        return [Check("settings", error.field, "fail", error.rule, "fix the variable")]
-    return diagnose(current, found)
+        return [doctor_ops.Check("settings", error.field, "fail", error.rule, "fix the variable")]
+    return doctor_ops.diagnose(current, found)
 
 
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

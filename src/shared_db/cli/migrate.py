@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.syntax import Syntax
 
 from shared_db.cli import render
-from shared_db.cli.common import confirm, console, console_err, settings, targets
+from shared_db.cli.common import confirm, console, console_err, lazy, settings, targets
 from shared_db.errors import MigrationError
-from shared_db.ops import autogen, migrate, seeding
-from shared_db.ops import status as status_ops
-from shared_db.ops.history import Step
+
+if TYPE_CHECKING:
+    from shared_db.ops import autogen, migrate, seeding
+    from shared_db.ops import status as status_ops
+    from shared_db.ops.history import Step
+else:
+    autogen = lazy("shared_db.ops.autogen")
+    migrate = lazy("shared_db.ops.migrate")
+    seeding = lazy("shared_db.ops.seeding")
+    status_ops = lazy("shared_db.ops.status")
 
 app = typer.Typer(no_args_is_help=True, help="Create, apply, inspect and roll back migrations.")
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from shared_db.ops.status import TargetStatus
+if TYPE_CHECKING:
+    from shared_db.ops.status import TargetStatus
 
 
 def status_json(statuses: list[TargetStatus]) -> str:

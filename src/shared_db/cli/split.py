@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from shared_db.cli.common import console, console_err, settings
-from shared_db.ops import split as splitting
+from shared_db.cli.common import console, console_err, lazy, settings
+
+if TYPE_CHECKING:
+    from shared_db.ops import split as splitting
+else:
+    splitting = lazy("shared_db.ops.split")
 
 
 def split(

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from shared_db.cli.common import console, settings, targets
-from shared_db.ops import monitoring
+from shared_db.cli.common import console, lazy, settings, targets
+
+if TYPE_CHECKING:
+    from shared_db.ops import monitoring
+else:
+    monitoring = lazy("shared_db.ops.monitoring")
 
 
 def _table(title: str, headers: list[str], rows: list[list[object]]) -> Table:

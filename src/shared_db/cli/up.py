@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from shared_db.cli import render
-from shared_db.cli.common import console, console_err, settings, targets
-from shared_db.ops import migrate, monitoring, seeding
-from shared_db.ops import status as status_ops
+from shared_db.cli.common import console, console_err, lazy, settings, targets
+
+if TYPE_CHECKING:
+    from shared_db.ops import migrate, monitoring, seeding
+    from shared_db.ops import status as status_ops
+else:
+    migrate = lazy("shared_db.ops.migrate")
+    monitoring = lazy("shared_db.ops.monitoring")
+    seeding = lazy("shared_db.ops.seeding")
+    status_ops = lazy("shared_db.ops.status")
 
 
 def up() -> None:

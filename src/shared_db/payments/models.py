@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Numeric, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -19,9 +19,6 @@ from shared_db.base import (
     owned_by,
 )
 from shared_db.enums import PaymentStatus, PaymentType, pg_enum
-
-if TYPE_CHECKING:
-    from shared_db.auth.models import User
 
 
 class Payment(UUIDPrimaryKey, CreatedAt, UpdatedAt, Base):
@@ -48,7 +45,6 @@ class Payment(UUIDPrimaryKey, CreatedAt, UpdatedAt, Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
     """Free-form JSON from the payment provider or caller."""
 
-    user: Mapped[User] = relationship(back_populates="payments")
     transactions: Mapped[list[PaymentTransaction]] = relationship(
         back_populates="payment", passive_deletes=True
     )

@@ -113,7 +113,8 @@ class PaymentRepository(Repository):
                        "currency": currency, "type": params["type"],
                        "description": params["description"], "metadata": meta}
             return await once(self._source.unit, self.service, key(idempotency_key),
-                              "payments.create", request, lambda tx: tx.payments._insert(params))
+                              "payments.create", request,
+                              lambda tx: PaymentRepository(tx)._insert(params))
         return await self._insert(params)
 
     async def _insert(self, params: dict[str, Any]) -> PaymentRecord:

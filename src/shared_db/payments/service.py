@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import bindparam, func, insert, select, update
 
 from shared_db import validation as check
+from shared_db.admin.repository import AuditRepository
 from shared_db.enums import PaymentStatus
 from shared_db.errors import ConflictError, InvalidTransitionError, NotFoundError
 from shared_db.idempotency import key, once
@@ -85,7 +86,8 @@ class PaymentStatusService(Repository):
                        "metadata": meta}
             return await once(self._source.unit, self.service, key(idempotency_key),
                               "payment_status.transition", request,
-                              lambda tx: tx.payment_status._apply(payment_id, target, seen, meta))
+                              lambda tx: PaymentStatusService(tx)._apply(payment_id, target,
+                                                                         seen, meta))
         return await self._apply(payment_id, target, seen, meta)
 
     async def _apply(self, payment_id: uuid.UUID, target: PaymentStatus,
@@ -110,7 +112,7 @@ class PaymentStatusService(Repository):
                     "payment_id": payment_id, "transaction_type": f"status.{target.value}",
                     "amount": payment.amount, "status": target.value,
                     "metadata": Jsonb(details)}, PaymentTransactionRecord)
-            await tx.audit.append("payment.status_changed", resource_type="payment",
+            await AuditRepository(tx).append("payment.status_changed", resource_type="payment",
                                   resource_id=payment_id,
                                   details={"from": current.value, "to": target.value},
                                   user_id=tx.actor().actor_id or payment.user_id)

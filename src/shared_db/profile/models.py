@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from shared_db.base import (
     Base,
@@ -17,9 +17,6 @@ from shared_db.base import (
     UUIDPrimaryKey,
     owned_by,
 )
-
-if TYPE_CHECKING:
-    from shared_db.auth.models import User
 
 
 class UserProfile(UUIDPrimaryKey, CreatedAt, UpdatedAt, Base):
@@ -35,8 +32,6 @@ class UserProfile(UUIDPrimaryKey, CreatedAt, UpdatedAt, Base):
     address: Mapped[str | None] = mapped_column(Text)
     bio: Mapped[str | None] = mapped_column(Text)
     preferences: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-
-    user: Mapped[User] = relationship(back_populates="profile")
 
 
 class ProfileIdempotencyKey(IdempotencyKeyColumns, Base):

@@ -9,7 +9,12 @@ from shared_db.auth.users import CREATE as CREATE_USER
 from shared_db.auth.users import UserRepository, user_request
 from shared_db.enums import UserRole
 from shared_db.idempotency import key, once
-from shared_db.profile.repository import CREATE_FOR_LIVE_USER, FIELDS, profile_values
+from shared_db.profile.repository import (
+    CREATE_FOR_LIVE_USER,
+    FIELDS,
+    ProfileRepository,
+    profile_values,
+)
 from shared_db.records import ProfileRecord, UserRecord
 from shared_db.repository import Source
 from shared_db.sql import pipelined
@@ -47,9 +52,9 @@ async def _create(source: Source, params: dict[str, Any], values: dict[str, Any]
                   fields: dict[str, Any]) -> tuple[UserRecord, ProfileRecord]:
     async with source.unit() as tx:
         if not (tx.same_database("auth", "admin") and tx.same_database("auth", "profile")):
-            user = await tx.users._insert(params)
-            return user, await tx.profiles.create(user.id, **fields)
-        audit = tx.users._created_audit(tx, params)
+            user = await UserRepository(tx)._insert(params)
+            return user, await ProfileRepository(tx).create(user.id, **fields)
+        audit = UserRepository(tx)._created_audit(tx, params)
         async with tx.executor("auth") as ex, pipelined(ex):
             users = await ex.cursor(CREATE_USER, params, UserRecord)
             await ex.cursor(AUDIT_APPEND, audit)
