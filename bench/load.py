@@ -25,7 +25,7 @@ from shared_db import Database, NewUser, load_settings
 from shared_db.enums import PaymentStatus
 from shared_db.errors import ConflictError, InvalidTransitionError
 from shared_db.passwords import hash_password
-from shared_db.payments.service import TRANSITIONS
+from shared_db.payments.status import TRANSITIONS
 
 PASSWORD = "load-password"
 EXPECTED = (ConflictError, InvalidTransitionError)

@@ -176,32 +176,44 @@ class Joined:
 
 
 class ReadCall:
-    """Borrow a pooled autocommit connection for one statement.
+    """Borrow a pooled autocommit connection for one read; a read lost with its connection is
+    sent once more on a fresh one (reading again changes nothing)."""
 
-    ``write``: the statement writes (a single-statement write on the primary), so a connection
-    lost while it ran is ``OutcomeUnknownError`` and it is never sent again; a read is.
-    """
+    __slots__ = ("_conn", "_hooks", "_pool", "_prepare")
 
-    __slots__ = ("_conn", "_hooks", "_pool", "_prepare", "_write")
-
-    def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool,
-                 write: bool = False) -> None:
-        self._pool, self._hooks, self._prepare, self._write = pool, hooks, prepare, write
+    def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool) -> None:
+        self._pool, self._hooks, self._prepare = pool, hooks, prepare
         self._conn: AsyncConnection[Any] | None = None
 
     async def __aenter__(self) -> Executor:
         self._conn = await checkout(self._pool)
-        if self._write:
-            return Executor(self._conn, self._hooks, self._prepare, unknown_if_lost=True)
         return Executor(self._conn, self._hooks, self._prepare, self._replace)
 
     async def _replace(self) -> AsyncConnection[Any]:
-        # The read was lost with its connection; reading again changes nothing.
         if self._conn is not None:
             await self._pool.putconn(self._conn)
         self._conn = None
         self._conn = await checkout(self._pool)
         return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            await self._pool.putconn(self._conn)
+
+
+class AutocommitWrite:
+    """Borrow a pooled autocommit connection for one single-statement write: it commits on its
+    own, so a connection lost while it runs is ``OutcomeUnknownError``, never a second send."""
+
+    __slots__ = ("_conn", "_hooks", "_pool", "_prepare")
+
+    def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool) -> None:
+        self._pool, self._hooks, self._prepare = pool, hooks, prepare
+        self._conn: AsyncConnection[Any] | None = None
+
+    async def __aenter__(self) -> Executor:
+        self._conn = await checkout(self._pool)
+        return Executor(self._conn, self._hooks, self._prepare, unknown_if_lost=True)
 
     async def __aexit__(self, *exc: object) -> None:
         if self._conn is not None:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared_db import idempotency, twophase
 from shared_db.base import SERVICES, Service
-from shared_db.calls import ReadCall, WriteCall
+from shared_db.calls import AutocommitWrite, ReadCall, WriteCall
 from shared_db.config import QueryLogSettings, Settings
 from shared_db.context import ActorContext, current_actor
 from shared_db.devserver import shared_url
@@ -222,8 +222,11 @@ class Database(Repositories):
         if replica is not None:
             prepare = not self._replica_settings[service].pgbouncer
             return ReadCall(replica, self.hooks, prepare)
-        return ReadCall(self.pool(service), self.hooks, not self._connections[service].pgbouncer,
-                        write=primary)
+        pool = self.pool(service)  # first: a closed client says so by name
+        prepare = not self._connections[service].pgbouncer
+        if primary:
+            return AutocommitWrite(pool, self.hooks, prepare)
+        return ReadCall(pool, self.hooks, prepare)
 
     @checked
     def same_database(self, a: Service, b: Service) -> bool:

@@ -16,6 +16,8 @@ The errors are the shared topology's: ``NotFoundError`` for a missing or soft-de
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, literal_column, select
 
@@ -26,6 +28,7 @@ from shared_db.profile.models import UserProfile
 from shared_db.repository import Source
 from shared_db.sql import Query
 
+T = TypeVar("T")
 _ID = User.id == bindparam("user_id")
 LOCK_LIVE_USER = Query.build("references.lock_live_user", select(User.id).where(
     _ID, User.deleted_at.is_(None)).with_for_update(key_share=True))
@@ -47,6 +50,30 @@ async def lock_live_user(tx: Source, user_id: uuid.UUID) -> None:
     async with tx.executor("auth") as auth:
         if await auth.scalar(LOCK_LIVE_USER, {"user_id": user_id}) is None:
             raise NotFoundError(f"user {user_id} does not exist or is deleted")
+
+
+async def insert_for_live_user(source: Source, service: str, joined: Query, plain: Query,
+                               params: Mapping[str, Any], record: type[T]) -> T:
+    """Insert the row of ``joined`` / ``plain`` that names ``params["user_id"]``, a live user.
+
+    Where users shares the database, ``joined`` is one ``INSERT ... SELECT FROM users`` (its
+    foreign-key check locks the user) and runs on its own; elsewhere the user is locked in auth
+    first and ``plain`` inserts, in one (two-phase) transaction.
+
+    Raises:
+        NotFoundError: no such user, or it is soft-deleted.
+    """
+    if source.same_database("auth", service):
+        async with source.executor(service, primary=True) as ex:
+            row = await ex.one(joined, params, record)
+    else:
+        async with source.unit() as tx:
+            await lock_live_user(tx, params["user_id"])
+            async with tx.executor(service) as ex:
+                row = await ex.one(plain, params, record)
+    if row is None:
+        raise NotFoundError(f"user {params['user_id']} does not exist or is deleted")
+    return row
 
 
 async def delete_user(tx: Source, user_id: uuid.UUID) -> None:

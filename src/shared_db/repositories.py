@@ -13,7 +13,7 @@ from shared_db.auth.repository import (
 )
 from shared_db.idempotency import IdempotencyRepository
 from shared_db.payments.repository import PaymentRepository
-from shared_db.payments.service import PaymentStatusService
+from shared_db.payments.status import PaymentStatusService
 from shared_db.profile.repository import ProfileRepository
 from shared_db.reporting.views import ReportRepository
 from shared_db.repository import Source

@@ -50,7 +50,3 @@ class Repository:
 
     def _write(self) -> AbstractAsyncContextManager[Executor]:
         return self._source.executor(self.service, write=True)
-
-    def _autocommit(self) -> AbstractAsyncContextManager[Executor]:
-        """One autocommit statement on the primary: a write that needs no transaction."""
-        return self._source.executor(self.service, primary=True)

@@ -20,7 +20,7 @@ from shared_db.errors import (
     NotFoundError,
     ValidationError,
 )
-from shared_db.payments.service import TRANSITIONS
+from shared_db.payments.status import TRANSITIONS
 from tests.conftest import Stores
 
 ALLOWED = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}

@@ -13,13 +13,13 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from shared_db import validation as check
 from shared_db.auth.models import User
 from shared_db.enums import PaymentStatus, PaymentType, pg_enum
-from shared_db.errors import NotFoundError, ValidationError
+from shared_db.errors import ValidationError
 from shared_db.idempotency import key, once
 from shared_db.pagination import decode_cursor, encode_cursor, page_number, page_size
 from shared_db.payments.currencies import ISO_4217
 from shared_db.payments.models import Payment, PaymentTransaction
 from shared_db.records import Page, PaymentRecord, PaymentTransactionRecord
-from shared_db.references import lock_live_user
+from shared_db.references import insert_for_live_user
 from shared_db.repository import Repository
 from shared_db.sql import Query, columns
 
@@ -118,17 +118,8 @@ class PaymentRepository(Repository):
         return await self._insert(params)
 
     async def _insert(self, params: dict[str, Any]) -> PaymentRecord:
-        if self._source.same_database("auth", self.service):
-            async with self._autocommit() as ex:  # one INSERT ... SELECT FROM users
-                payment = await ex.one(CREATE, params, PaymentRecord)
-        else:
-            async with self._source.unit() as tx:
-                await lock_live_user(tx, params["user_id"])
-                async with tx.executor(self.service) as ex:
-                    payment = await ex.one(INSERT, params, PaymentRecord)
-        if payment is None:
-            raise NotFoundError(f"user {params['user_id']} does not exist or is deleted")
-        return payment
+        return await insert_for_live_user(self._source, self.service, CREATE, INSERT, params,
+                                          PaymentRecord)
 
     async def get(self, payment_id: uuid.UUID) -> PaymentRecord | None:
         async with self._read() as ex:

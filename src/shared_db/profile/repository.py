@@ -15,7 +15,7 @@ from shared_db.auth.models import User
 from shared_db.errors import NotFoundError, ValidationError
 from shared_db.profile.models import UserProfile
 from shared_db.records import ProfileRecord
-from shared_db.references import lock_live_user
+from shared_db.references import insert_for_live_user
 from shared_db.repository import Repository
 from shared_db.sql import Query, columns
 
@@ -73,17 +73,8 @@ class ProfileRepository(Repository):
         """
         params = {name: None for name in FIELDS} | profile_values(fields, "fields") | {
             "user_id": user_id}
-        async with self._source.unit() as tx:
-            if tx.same_database("auth", self.service):
-                async with tx.executor(self.service) as ex:
-                    profile = await ex.one(CREATE_FOR_LIVE_USER, params, ProfileRecord)
-            else:  # the user lives in the auth service's own database
-                await lock_live_user(tx, user_id)
-                async with tx.executor(self.service) as ex:
-                    profile = await ex.one(CREATE, params, ProfileRecord)
-        if profile is None:
-            raise NotFoundError(f"user {user_id} does not exist or is deleted")
-        return profile
+        return await insert_for_live_user(self._source, self.service, CREATE_FOR_LIVE_USER,
+                                          CREATE, params, ProfileRecord)
 
     async def get(self, user_id: uuid.UUID) -> ProfileRecord | None:
         async with self._read() as ex:
