@@ -70,7 +70,7 @@ async def test_shared_topology_roles(migrated_db: DbFixture, prefix: str) -> Non
         await payments.payments.create(user.id, Decimal("5.00"), type="payment")
         (report,) = await payments.reports.payment_reports()
         assert report.total_payments == 1
-        with pytest.raises(DataAccessError, match="permission denied"):
+        with pytest.raises(DataAccessError, match="InsufficientPrivilege"):
             await payments.users.get(user.id)  # a whole user row is not the payments' to read
     _refused(payments_url, "SELECT password_hash FROM users")
     _refused(payments_url, "SELECT * FROM user_profiles")
@@ -105,7 +105,7 @@ async def test_per_service_roles(private_stores: Stores, prefix: str) -> None:
         assert [r.total_payments for r in reports] == [0, 1]
     async with service("profile") as profile:
         await profile.profiles.update(user.id, bio="mine")
-        with pytest.raises(DataAccessError, match="permission denied"):
+        with pytest.raises(DataAccessError, match="InsufficientPrivilege"):
             await profile.payments.create(user.id, Decimal("1.00"), type="payment")
     async with service("auth") as auth:
         with pytest.raises(ForeignKeyError):
