@@ -175,15 +175,25 @@ class Joined:
         return None
 
 
-class ReadCall:
-    """Borrow a pooled autocommit connection for one read; a read lost with its connection is
-    sent once more on a fresh one (reading again changes nothing)."""
+class _Borrowed:
+    """One pooled autocommit connection for one statement, handed back on exit."""
 
     __slots__ = ("_conn", "_hooks", "_pool", "_prepare")
 
     def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool) -> None:
         self._pool, self._hooks, self._prepare = pool, hooks, prepare
         self._conn: AsyncConnection[Any] | None = None
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            await self._pool.putconn(self._conn)
+
+
+class ReadCall(_Borrowed):
+    """One read; a read lost with its connection is sent once more on a fresh one (reading
+    again changes nothing)."""
+
+    __slots__ = ()
 
     async def __aenter__(self) -> Executor:
         self._conn = await checkout(self._pool)
@@ -196,28 +206,16 @@ class ReadCall:
         self._conn = await checkout(self._pool)
         return self._conn
 
-    async def __aexit__(self, *exc: object) -> None:
-        if self._conn is not None:
-            await self._pool.putconn(self._conn)
 
+class AutocommitWrite(_Borrowed):
+    """One single-statement write: it commits on its own, so a connection lost while it runs
+    is ``OutcomeUnknownError``, never a second send."""
 
-class AutocommitWrite:
-    """Borrow a pooled autocommit connection for one single-statement write: it commits on its
-    own, so a connection lost while it runs is ``OutcomeUnknownError``, never a second send."""
-
-    __slots__ = ("_conn", "_hooks", "_pool", "_prepare")
-
-    def __init__(self, pool: AsyncConnectionPool[Any], hooks: QueryHooks, prepare: bool) -> None:
-        self._pool, self._hooks, self._prepare = pool, hooks, prepare
-        self._conn: AsyncConnection[Any] | None = None
+    __slots__ = ()
 
     async def __aenter__(self) -> Executor:
         self._conn = await checkout(self._pool)
         return Executor(self._conn, self._hooks, self._prepare, unknown_if_lost=True)
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._conn is not None:
-            await self._pool.putconn(self._conn)
 
 
 class WriteCall:
