@@ -9,11 +9,9 @@ from shared_db.auth.repository import NewUser
 from shared_db.client import Database
 from shared_db.context import acting_as
 from shared_db.errors import DuplicateError, ValidationError
-from shared_db.passwords import hash_password
 from shared_db.sql import QueryEvent
 from tests.conftest import Stores
-
-HASH = hash_password("password1")
+from tests.factories import PASSWORD_HASH as HASH
 
 
 def _users(start: int, stop: int) -> list[NewUser]:

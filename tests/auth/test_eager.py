@@ -11,12 +11,12 @@ from shared_db.client import Database
 from shared_db.records import UserWithRelations
 from shared_db.sql import QueryEvent
 from tests.conftest import Stores
+from tests.factories import make_user
 
 
 async def _users_with_payments(db: Database, stores: Stores, count: int,
                                payments: int) -> list:
-    users = [await db.users.create(email=f"u{i}@example.com", password="password1",
-                                   name=f"U{i}", role="CUSTOMER") for i in range(count)]
+    users = [await make_user(db, f"u{i}@example.com", name=f"U{i}") for i in range(count)]
     with (psycopg.connect(stores.url("profile"), autocommit=True) as profiles,
           psycopg.connect(stores.url("payments"), autocommit=True) as conn):
         for user in users:
@@ -55,8 +55,7 @@ async def test_many_users_take_the_same_two_statements(
 
 
 async def test_users_without_profile_or_payments(db: Database) -> None:
-    user = await db.users.create(email="bare@example.com", password="password1", name="B",
-                                 role="VENDOR")
+    user = await make_user(db, "bare@example.com", name="B", role="VENDOR")
     loaded = await db.users.eager(user.id)
     assert loaded is not None and loaded.profile is None and loaded.payments == ()
     assert await db.users.eager_many([]) == []

@@ -11,12 +11,12 @@ import pytest
 from shared_db.client import Database
 from shared_db.errors import ConflictError, NotFoundError
 from tests.conftest import Stores
+from tests.factories import make_user
 
 
 @pytest.fixture
 async def users(db: Database):
-    return [await db.users.create(email=f"s{i}@example.com", password="password1", name="S",
-                                  role="CUSTOMER") for i in range(2)]
+    return [await make_user(db, f"s{i}@example.com", name="S") for i in range(2)]
 
 
 async def test_register_then_touch_a_device(db: Database, users) -> None:

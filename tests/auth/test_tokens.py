@@ -12,12 +12,12 @@ import pytest
 from shared_db.client import Database
 from shared_db.errors import NotFoundError, TokenReusedError, ValidationError
 from tests.conftest import Stores
+from tests.factories import make_user
 
 
 @pytest.fixture
 async def user(db: Database):
-    return await db.users.create(email="t@example.com", password="password1", name="T",
-                                 role="CUSTOMER")
+    return await make_user(db, "t@example.com", name="T")
 
 
 async def test_the_table_holds_a_hash_never_the_token(db: Database, user,

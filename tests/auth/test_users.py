@@ -15,15 +15,17 @@ from shared_db.enums import UserRole
 from shared_db.errors import DuplicateError, ForeignKeyError, NotFoundError, ValidationError
 from shared_db.records import UserRecord
 from tests.conftest import Stores
+from tests.factories import CORRECT_HORSE_HASH, make_user
 
 
 async def _user(db: Database, email: str = "Jane@Example.COM", role: str = "CUSTOMER"):
-    return await db.users.create(email=email, password="correct horse", name="Jane", role=role)
+    return await make_user(db, email, name="Jane", role=role, password_hash=CORRECT_HORSE_HASH)
 
 
 async def test_create_normalises_email_and_hashes_with_cost_10(db: Database,
                                                              stores: Stores) -> None:
-    user = await _user(db)
+    user = await db.users.create(email="Jane@Example.COM", password="correct horse", name="Jane",
+                                 role="CUSTOMER")
     assert user.email == "jane@example.com" and user.role is UserRole.CUSTOMER
     assert not user.email_verified and user.deleted_at is None
     with psycopg.connect(stores.url("auth")) as conn:

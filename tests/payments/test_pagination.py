@@ -9,12 +9,12 @@ from shared_db.client import Database
 from shared_db.errors import ValidationError
 from shared_db.pagination import encode_cursor
 from tests.conftest import Stores
+from tests.factories import make_user
 
 
 @pytest.fixture
 async def user(db: Database, stores: Stores):
-    user = await db.users.create(email="pg@example.com", password="password1", name="P",
-                                 role="CUSTOMER")
+    user = await make_user(db, "pg@example.com", name="P")
     with psycopg.connect(stores.url("payments"), autocommit=True) as conn:
         # 45 payments on 9 distinct timestamps: 5 rows share each timestamp.
         conn.execute(

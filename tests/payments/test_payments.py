@@ -22,14 +22,14 @@ from shared_db.errors import (
 )
 from shared_db.payments.status import TRANSITIONS
 from tests.conftest import Stores
+from tests.factories import make_user
 
 ALLOWED = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
 
 
 @pytest.fixture
 async def user(db: Database):
-    return await db.users.create(email="p@example.com", password="password1", name="P",
-                                 role="CUSTOMER")
+    return await make_user(db, "p@example.com", name="P")
 
 
 async def test_create_with_defaults(db: Database, user) -> None:

@@ -10,15 +10,13 @@ from shared_db.client import Database
 from shared_db.enums import UserRole
 from shared_db.errors import ValidationError
 from shared_db.records import PaymentReport
+from tests.factories import make_user
 
 
 async def test_reports_by_role(db: Database) -> None:
-    buyer = await db.users.create(email="buyer@example.com", password="password1", name="B",
-                                  role="CUSTOMER")
-    idle = await db.users.create(email="idle@example.com", password="password1", name="I",
-                                 role="CUSTOMER")
-    seller = await db.users.create(email="seller@example.com", password="password1", name="S",
-                                   role="VENDOR")
+    buyer = await make_user(db, "buyer@example.com", name="B")
+    idle = await make_user(db, "idle@example.com", name="I")
+    seller = await make_user(db, "seller@example.com", name="S", role="VENDOR")
     for amount in ("10.00", "20.00", "30.50"):
         await db.payments.create(buyer.id, amount, type="payment")
     await db.payments.create(seller.id, "5.00", type="initiate")
