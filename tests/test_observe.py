@@ -9,10 +9,11 @@ from sqlalchemy import bindparam, func, select
 
 from shared_db.client import Database
 from shared_db.config import load_settings
-from shared_db.errors import ConfigError
+from shared_db.errors import ConfigError, QueryTimeoutError
 from shared_db.observe import NPlusOneError, QueryLogSettings, detect_n_plus_one
 from shared_db.sql import Query, QueryEvent
 from tests.conftest import DbFixture
+from tests.factories import PASSWORD_HASH
 
 SLEEP = Query.build("test.sleep", select(func.pg_sleep(bindparam("seconds"))))
 
@@ -52,7 +53,7 @@ async def test_production_logs_errors_only(migrated_db: DbFixture,
     settings = load_settings({"DATABASE_URL": migrated_db.url, "SHARED_DB_ENV": "production"})
     async with Database(settings) as db:
         await db.config.list()
-        with pytest.raises(Exception, match="statement timeout"):
+        with pytest.raises(QueryTimeoutError, match="statement timeout"):
             async with db.transaction(statement_timeout=0.05) as tx, tx.executor("auth") as ex:
                 await ex.scalar(SLEEP, {"seconds": 1})
     assert [r.levelno for r in caplog.records] == [logging.ERROR]
@@ -62,7 +63,7 @@ async def test_production_logs_errors_only(migrated_db: DbFixture,
 async def test_n_plus_one_in_a_transaction_warns(migrated_db: DbFixture,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     async with _db(migrated_db, n_plus_one=5) as db:
-        ids = [(await db.users.create(email=f"n{i}@example.com", password="password1",
+        ids = [(await db.users.create(email=f"n{i}@example.com", password_hash=PASSWORD_HASH,
                                       name="N", role="CUSTOMER")).id for i in range(6)]
         async with db.transaction() as tx:
             for user_id in ids:  # the N+1 pattern: one query per user
