@@ -28,6 +28,7 @@ from shared_db.errors import (
     ValidationError,
 )
 from tests.conftest import Stores
+from tests.factories import PASSWORD_HASH
 
 MEGABYTE = "x" * 1_048_576
 NUL = "a\x00b"
@@ -37,19 +38,19 @@ Call = Callable[[Database, uuid.UUID], Awaitable[object]]
 
 CASES: list[tuple[str, Call, str]] = [
     ("megabyte email", lambda db, u: db.users.create(
-        email=MEGABYTE + "@x.io", password="password1", name="N", role="ADMIN"), "email"),
+        email=MEGABYTE + "@x.io", password_hash=PASSWORD_HASH, name="N", role="ADMIN"), "email"),
     ("NUL in email", lambda db, u: db.users.create(
-        email="a\x00@x.io", password="password1", name="N", role="ADMIN"), "email"),
+        email="a\x00@x.io", password_hash=PASSWORD_HASH, name="N", role="ADMIN"), "email"),
     ("NUL in name", lambda db, u: db.users.create(
-        email="n@x.io", password="password1", name=NUL, role="ADMIN"), "name"),
+        email="n@x.io", password_hash=PASSWORD_HASH, name=NUL, role="ADMIN"), "name"),
     ("megabyte name", lambda db, u: db.users.create(
-        email="n@x.io", password="password1", name=MEGABYTE, role="ADMIN"), "name"),
+        email="n@x.io", password_hash=PASSWORD_HASH, name=MEGABYTE, role="ADMIN"), "name"),
     ("password over 72 bytes", lambda db, u: db.users.create(
         email="n@x.io", password="é" * 40, name="N", role="ADMIN"), "password"),
     ("unknown role", lambda db, u: db.users.create(
-        email="n@x.io", password="password1", name="N", role=SQL), "role"),
+        email="n@x.io", password_hash=PASSWORD_HASH, name="N", role=SQL), "role"),
     ("role of another enum", lambda db, u: db.users.create(
-        email="n@x.io", password="password1", name="N", role="pending"), "role"),
+        email="n@x.io", password_hash=PASSWORD_HASH, name="N", role="pending"), "role"),
     ("NUL in device id", lambda db, u: db.devices.register(u, NUL), "device_id"),
     ("megabyte user agent", lambda db, u: db.sessions.open(
         u, uuid.uuid4(), user_agent=MEGABYTE), "user_agent"),
@@ -68,11 +69,11 @@ CASES: list[tuple[str, Call, str]] = [
     ("unknown column by name", lambda db, u: db.users.get_fields(u, SQL), "fields"),
     ("eager with 0 payments", lambda db, u: db.users.eager(u, payments=0), "payments"),
     ("lone surrogate in name", lambda db, u: db.users.create(
-        email="s@x.io", password="password1", name="\ud800", role="ADMIN"), "name"),
+        email="s@x.io", password_hash=PASSWORD_HASH, name="\ud800", role="ADMIN"), "name"),
     ("lone surrogate in email", lambda db, u: db.users.create(
-        email="\udfff@x.io", password="password1", name="N", role="ADMIN"), "email"),
+        email="\udfff@x.io", password_hash=PASSWORD_HASH, name="N", role="ADMIN"), "email"),
     ("lone surrogate in create_many", lambda db, u: db.users.create_many([NewUser(
-        email="b@x.io", name="a\ud800", role="ADMIN", password="password1")]),
+        email="b@x.io", name="a\ud800", role="ADMIN", password_hash=PASSWORD_HASH)]),
      "users[0].name"),
     ("lone surrogate in a description", lambda db, u: db.payments.create(
         u, Decimal(1), type="payment", description="\ud800"), "description"),
@@ -93,10 +94,10 @@ CASES: list[tuple[str, Call, str]] = [
     ("login password not a str", lambda db, u: db.users.verify_password(
         "owner@example.com", 12345678), "password"),  # type: ignore[arg-type]
     ("flag as a string", lambda db, u: db.users.create(
-        email="f@x.io", password="password1", name="N", role="ADMIN",
+        email="f@x.io", password_hash=PASSWORD_HASH, name="N", role="ADMIN",
         email_verified="false"), "email_verified"),  # type: ignore[arg-type]
     ("NewUser flag as a string", lambda db, u: db.users.create_many([NewUser(
-        email="f@x.io", name="N", role="ADMIN", password="password1",
+        email="f@x.io", name="N", role="ADMIN", password_hash=PASSWORD_HASH,
         email_verified="false")]), "users[0].email_verified"),  # type: ignore[arg-type]
     ("id that is no UUID", lambda db, u: db.users.get("not-a-uuid"), "user_id"),  # type: ignore[arg-type]
     ("id as an int", lambda db, u: db.payments.get(7), "payment_id"),  # type: ignore[arg-type]
@@ -157,7 +158,7 @@ async def test_any_text_as_email_and_name(db: Database, stores: Stores, email: s
                                           name: str) -> None:
     before = stores.digest()
     try:
-        user = await db.users.create(email=email, password="password1", name=name,
+        user = await db.users.create(email=email, password_hash=PASSWORD_HASH, name=name,
                                      role="VENDOR")
     except DataAccessError as error:
         assert isinstance(error, ValidationError) or "already exists" in str(error)

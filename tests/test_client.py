@@ -17,6 +17,7 @@ from shared_db.errors import (
 )
 from shared_db.sql import Query
 from tests.conftest import DbFixture, Stores
+from tests.factories import PASSWORD_HASH
 
 SLEEP = Query.build("test.sleep", select(func.pg_sleep(bindparam("seconds"))))
 
@@ -147,7 +148,7 @@ async def test_orm_sessions_see_what_repositories_wrote(db: Database) -> None:
 
     from shared_db.models import User, UserProfile
 
-    user = await db.users.create(email="orm@example.com", password="password1", name="O",
+    user = await db.users.create(email="orm@example.com", password_hash=PASSWORD_HASH, name="O",
                                  role="ADMIN")
     async with db.session("auth") as session:
         loaded = await session.get(User, user.id)

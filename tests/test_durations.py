@@ -16,6 +16,7 @@ from shared_db.sql import Query
 from shared_db.url import parse_database_url
 from shared_db.validation import positive_duration
 from tests.conftest import Stores
+from tests.factories import PASSWORD_HASH
 
 TIMEOUTS = Query.build("test.timeouts", select(func.concat_ws(
     literal_column("' '"), func.current_setting(literal_column("'statement_timeout'")),
@@ -69,7 +70,7 @@ def test_ttls_under_a_millisecond_are_refused(ttl: object) -> None:
 
 @pytest.mark.shared_only
 async def test_a_token_ttl_under_a_millisecond_is_refused(db: Database, stores: Stores) -> None:
-    user = await db.users.create(email="ttl@example.com", password="password1", name="T",
+    user = await db.users.create(email="ttl@example.com", password_hash=PASSWORD_HASH, name="T",
                                  role="CUSTOMER")
     with pytest.raises(ValidationError) as caught:
         await db.tokens.issue(user.id, ttl=timedelta(microseconds=500))

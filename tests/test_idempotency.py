@@ -19,12 +19,12 @@ from shared_db.idempotency import decode, encode
 from shared_db.profile.service import create_user_with_profile
 from shared_db.records import PaymentRecord, UserWithRelations
 from tests.conftest import Stores
+from tests.factories import make_user
 
 
 @pytest.fixture
 async def user(db: Database):
-    return await db.users.create(email="k@example.com", password="password1", name="K",
-                                 role="CUSTOMER")
+    return await make_user(db, "k@example.com", name="K")
 
 
 def _count(stores: Stores, service: str, table: str) -> int:

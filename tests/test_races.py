@@ -11,16 +11,16 @@ import pytest
 from shared_db.auth.repository import NewUser
 from shared_db.client import Database
 from shared_db.errors import DuplicateError
-from shared_db.passwords import hash_password
 from tests.conftest import Stores
+from tests.factories import PASSWORD_HASH
 
 
 async def test_same_email_registered_twice_at_once(db: Database, stores: Stores) -> None:
     for n in range(5):
         results = await asyncio.gather(
-            db.users.create(email=f"Race{n}@Example.com", password="password1", name="A",
+            db.users.create(email=f"Race{n}@Example.com", password_hash=PASSWORD_HASH, name="A",
                             role="CUSTOMER"),
-            db.users.create(email=f"race{n}@example.COM", password="password1", name="B",
+            db.users.create(email=f"race{n}@example.COM", password_hash=PASSWORD_HASH, name="B",
                             role="CUSTOMER"), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         assert len(errors) == 1 and isinstance(errors[0], DuplicateError), results
@@ -35,11 +35,9 @@ async def test_same_email_registered_twice_at_once(db: Database, stores: Stores)
 
 async def test_concurrent_overlapping_batches_skip_duplicates(db: Database,
                                                               stores: Stores) -> None:
-    hashed = hash_password("password1")
-
     def batch(start: int, stop: int) -> list[NewUser]:
         return [NewUser(email=f"b{i}@example.com", name="B", role="VENDOR",
-                        password_hash=hashed) for i in range(start, stop)]
+                        password_hash=PASSWORD_HASH) for i in range(start, stop)]
 
     counts = await asyncio.gather(db.users.create_many(batch(0, 3000)),
                                   db.users.create_many(batch(1000, 4000)),

@@ -16,6 +16,7 @@ import pytest
 from shared_db.client import Database
 from shared_db.errors import ForeignKeyError, NotFoundError
 from tests.conftest import Stores
+from tests.factories import PASSWORD_HASH
 
 CREATORS: dict[str, Callable[[Database, uuid.UUID], Awaitable[Any]]] = {
     "payment": lambda db, uid: db.payments.create(uid, Decimal("1.00"), type="payment"),
@@ -28,7 +29,7 @@ CREATORS: dict[str, Callable[[Database, uuid.UUID], Awaitable[Any]]] = {
 @pytest.mark.parametrize("kind", CREATORS)
 async def test_rows_for_missing_or_deleted_users_are_refused(db: Database, stores: Stores,
                                                              kind: str) -> None:
-    gone = await db.users.create(email="gone@example.com", password="password1", name="G",
+    gone = await db.users.create(email="gone@example.com", password_hash=PASSWORD_HASH, name="G",
                                  role="CUSTOMER")
     await db.users.soft_delete(gone.id)
     before = stores.digest()
@@ -39,7 +40,7 @@ async def test_rows_for_missing_or_deleted_users_are_refused(db: Database, store
 
 
 async def test_hard_delete_does_what_the_foreign_keys_did(db: Database, stores: Stores) -> None:
-    user = await db.users.create(email="u@example.com", password="password1", name="U",
+    user = await db.users.create(email="u@example.com", password_hash=PASSWORD_HASH, name="U",
                                  role="CUSTOMER")
     await db.profiles.create(user.id, bio="hi")
     device = await db.devices.register(user.id, "phone")
