@@ -19,13 +19,14 @@ from shared_db.ops.checksums import Manifest, file_sha256, manifest_path
 from shared_db.ops.restore import restore
 from tests.catalog import snapshot
 from tests.conftest import DbFixture
+from tests.factories import PASSWORD_HASH
 from tests.state import digest
 
 
 @pytest.fixture
 async def filled(migrated_db: DbFixture) -> DbFixture:
     async with Database(migrated_db.settings()) as db:
-        user = await db.users.create(email="b@example.com", password="password1", name="Bé",
+        user = await db.users.create(email="b@example.com", password_hash=PASSWORD_HASH, name="Bé",
                                      role="CUSTOMER")
         await db.profiles.create(user.id, preferences={"emoji": "💸", "nested": {"a": [1, 2]}})
         payment = await db.payments.create(user.id, Decimal("12.34"), type="payment",

@@ -23,6 +23,7 @@ from shared_db.ops.targets import Target
 from shared_db.profile.service import create_user_with_profile
 from shared_db.url import ConnectionSettings, parse_database_url
 from tests.conftest import DbFixture, Stores
+from tests.factories import PASSWORD_HASH
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ async def test_shared_topology_roles(migrated_db: DbFixture, prefix: str) -> Non
     url = migrated_db.url
     async with Database(load_settings({"DATABASE_URL": _as(url, prefix + "auth")})) as auth:
         user, _ = await create_user_with_profile(auth, email="r@example.com", name="R",
-                                                 role="CUSTOMER", password="password1")
+                                                 role="CUSTOMER", password_hash=PASSWORD_HASH)
     payments_url = _as(url, prefix + "payments")
     async with Database(load_settings({"DATABASE_URL": payments_url})) as payments:
         await payments.payments.create(user.id, Decimal("5.00"), type="payment")
@@ -96,9 +97,9 @@ async def test_per_service_roles(private_stores: Stores, prefix: str) -> None:
 
     async with service("auth") as auth:
         user, _ = await create_user_with_profile(auth, email="r@example.com", name="R",
-                                                 role="CUSTOMER", password="password1")
+                                                 role="CUSTOMER", password_hash=PASSWORD_HASH)
         other, _ = await create_user_with_profile(auth, email="o@example.com", name="O",
-                                                  role="VENDOR", password="password1")
+                                                  role="VENDOR", password_hash=PASSWORD_HASH)
     async with service("payments") as payments:
         await payments.payments.create(user.id, Decimal("5.00"), type="payment")
         reports = await payments.reports.payment_reports()

@@ -17,11 +17,11 @@ from shared_db.errors import ConfigError, MigrationError
 from shared_db.ops import split as splitting
 from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.seeding import run_seed
-from shared_db.passwords import hash_password
 from shared_db.url import ConnectionSettings
 from tests.catalog import snapshot
 from tests.cli.test_migrate_cli import cli
 from tests.conftest import DbFixture
+from tests.factories import PASSWORD_HASH
 from tests.state import digest
 
 OWNED = {service: tables | {f"{service}_idempotency_keys"} for service, tables in {
@@ -32,9 +32,8 @@ OWNED = {service: tables | {f"{service}_idempotency_keys"} for service, tables i
 
 async def _fill(url: str) -> None:
     async with Database(load_settings({"DATABASE_URL": url})) as db:
-        hashed = hash_password("password1")
         await db.users.create_many([NewUser(email=f"bulk{i}@example.com", name=f"B{i}",
-                                            role="CUSTOMER", password_hash=hashed)
+                                            role="CUSTOMER", password_hash=PASSWORD_HASH)
                                     for i in range(700)])
         customer = await db.users.get_by_email("customer@test.com")
         assert customer is not None

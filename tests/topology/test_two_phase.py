@@ -24,6 +24,7 @@ from shared_db.profile.service import create_user_with_profile
 from shared_db.sql import QueryEvent
 from tests.cli.test_migrate_cli import cli
 from tests.conftest import Stores
+from tests.factories import PASSWORD_HASH
 
 
 def _prepared(stores: Stores) -> dict[str, int]:
@@ -55,7 +56,7 @@ async def test_commit_is_two_phase_with_auth_last(private_stores: Stores) -> Non
     async with Database(private_stores.settings()) as db:
         db.hooks.listeners.append(seen.append)
         user, profile = await create_user_with_profile(
-            db, email="whole@example.com", name="W", role="CUSTOMER", password="password1",
+            db, email="whole@example.com", name="W", role="CUSTOMER", password_hash=PASSWORD_HASH,
             profile={"bio": "b"})
         assert profile.user_id == user.id
     steps = [e.sql for e in seen if e.name.startswith("twophase.")]
@@ -74,7 +75,7 @@ async def test_a_failure_between_the_databases_undoes_every_part(private_stores:
         db.hooks.listeners.append(fail_after_first_prepare)
         with pytest.raises(RuntimeError, match="fault injected"):
             await create_user_with_profile(db, email="half@example.com", name="H",
-                                           role="CUSTOMER", password="password1")
+                                           role="CUSTOMER", password_hash=PASSWORD_HASH)
         db.hooks.listeners.clear()
         assert await db.users.get_by_email("half@example.com") is None
     assert _rows(private_stores) == NOTHING and _prepared(private_stores) == NOTHING
@@ -94,7 +95,7 @@ async def test_a_participant_killed_before_its_prepare(private_stores: Stores) -
         db.hooks.listeners.append(kill_profile_backend)
         with pytest.raises(DatabaseUnavailableError):
             await create_user_with_profile(db, email="half@example.com", name="H",
-                                           role="CUSTOMER", password="password1")
+                                           role="CUSTOMER", password_hash=PASSWORD_HASH)
         assert victims == [True]
     assert _rows(private_stores) == NOTHING and _prepared(private_stores) == NOTHING
 

@@ -16,6 +16,7 @@ from shared_db.errors import DatabaseUnavailableError
 from shared_db.profile.service import create_user_with_profile
 from shared_db.sql import QueryEvent
 from tests.conftest import Stores
+from tests.factories import PASSWORD_HASH
 from tests.topology.test_two_phase import NOTHING, WHOLE, _prepared, _rows
 
 
@@ -50,7 +51,7 @@ async def test_a_part_whose_connection_dies_before_its_commit_is_committed_anew(
     async with Database(private_stores.settings()) as db:
         db.hooks.listeners.append(kill_part_zero)
         user, _ = await create_user_with_profile(db, email="anew@example.com", name="A",
-                                                 role="CUSTOMER", password="password1")
+                                                 role="CUSTOMER", password_hash=PASSWORD_HASH)
         assert done == [True]
         assert await db.users.get(user.id) == user
     assert _rows(private_stores) == WHOLE and _prepared(private_stores) == NOTHING
@@ -91,7 +92,7 @@ async def test_a_prepare_lost_after_it_took_effect_is_rolled_back_at_once(
         try:
             with pytest.raises(DatabaseUnavailableError) as caught:
                 await create_user_with_profile(db, email="lost@example.com", name="L",
-                                               role="CUSTOMER", password="password1")
+                                               role="CUSTOMER", password_hash=PASSWORD_HASH)
         finally:
             cutter.join()
             standby(None)

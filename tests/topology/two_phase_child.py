@@ -12,6 +12,7 @@ from shared_db.client import Database
 from shared_db.config import load_settings
 from shared_db.profile.service import create_user_with_profile
 from shared_db.sql import QueryEvent
+from tests.factories import PASSWORD_HASH
 
 
 async def main(name: str, nth: int) -> None:
@@ -27,7 +28,7 @@ async def main(name: str, nth: int) -> None:
     async with Database(load_settings()) as db:
         db.hooks.listeners.append(die_at)
         await create_user_with_profile(db, email="half@example.com", name="Half",
-                                       role="CUSTOMER", password="password1",
+                                       role="CUSTOMER", password_hash=PASSWORD_HASH,
                                        profile={"bio": "all or nothing"})
 
 
