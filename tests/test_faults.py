@@ -24,6 +24,7 @@ from shared_db.config import load_settings
 from shared_db.errors import DatabaseUnavailableError, OutcomeUnknownError
 from shared_db.url import ConnectionSettings
 from tests.conftest import DbFixture
+from tests.factories import make_user
 from tests.faults import Server, migrated_database, restartable
 
 __all__ = ["restartable"]  # the fixture, imported for this module's tests
@@ -95,8 +96,7 @@ async def _unanswered(server: ConnectionSettings, db: DbFixture, call: object) -
 
 async def test_a_lost_commit_reply_is_outcome_unknown_and_never_resent(
         server: ConnectionSettings, migrated_db: DbFixture, synced: Database) -> None:
-    user = await synced.users.create(email="lost@example.com", password="password1", name="L",
-                                     role="CUSTOMER")
+    user = await make_user(synced, "lost@example.com", name="L")
     error = await _unanswered(server, migrated_db, synced.payments.create(
         user.id, Decimal("10.00"), type="payment"))
     assert isinstance(error, OutcomeUnknownError)
@@ -112,8 +112,7 @@ async def test_a_lost_commit_reply_is_outcome_unknown_and_never_resent(
 
 async def test_the_retry_with_the_same_key_returns_the_one_row(
         server: ConnectionSettings, migrated_db: DbFixture, synced: Database) -> None:
-    user = await synced.users.create(email="key@example.com", password="password1", name="K",
-                                     role="CUSTOMER")
+    user = await make_user(synced, "key@example.com", name="K")
 
     def create() -> object:
         return synced.payments.create(user.id, Decimal("25.00"), type="payment",
@@ -137,8 +136,7 @@ async def test_the_retry_with_the_same_key_returns_the_one_row(
 async def test_a_write_blocked_on_a_lock_whose_backend_dies_is_not_resent(
         server: ConnectionSettings, migrated_db: DbFixture) -> None:
     async with Database(migrated_db.settings()) as db:
-        user = await db.users.create(email="blocked@example.com", password="password1",
-                                     name="B", role="CUSTOMER")
+        user = await make_user(db, "blocked@example.com", name="B")
         with psycopg.connect(migrated_db.url) as holder:
             holder.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (user.id,))
             # An autocommit write: it may have run, so its outcome is unknown.
@@ -174,8 +172,7 @@ async def test_an_idle_pool_serves_the_very_next_calls_after_a_restart(
     url = migrated_database(restartable)
     settings = load_settings({"DATABASE_URL": url + "?connection_limit=8"})
     async with Database(settings) as db:
-        user = await db.users.create(email="idle@example.com", password="password1",
-                                     name="I", role="CUSTOMER")
+        user = await make_user(db, "idle@example.com", name="I")
         await _warm(db, 8)
         assert db.pool("auth").get_stats()["pool_available"] == 8
         await asyncio.to_thread(restartable.restart, mode)
@@ -203,6 +200,5 @@ async def test_connections_the_server_ended_for_idleness_are_replaced(
     async with Database(migrated_db.settings()) as db:
         await _warm(db, 4)
         await asyncio.sleep(0.8)  # every idle session is ended by the server
-        user = await db.users.create(email="idle2@example.com", password="password1",
-                                     name="I", role="CUSTOMER")
+        user = await make_user(db, "idle2@example.com", name="I")
         assert await db.users.get(user.id) == user

@@ -18,6 +18,7 @@ from shared_db.errors import DatabaseUnavailableError, PoolTimeoutError
 from shared_db.ops import migrate
 from shared_db.ops.targets import resolve_targets
 from shared_db.sql import Query
+from tests.factories import PASSWORD_HASH
 
 SLEEP = Query.build("test.sleep", select(func.pg_sleep(bindparam("seconds"))))
 
@@ -35,7 +36,7 @@ def server(tmp_path: Path):
 async def test_the_client_survives_a_restart(server) -> None:
     home, settings = server
     async with Database(settings) as db:
-        user = await db.users.create(email="r@example.com", password="password1", name="R",
+        user = await db.users.create(email="r@example.com", password_hash=PASSWORD_HASH, name="R",
                                      role="CUSTOMER")
         before = [await db.payments.create(user.id, Decimal(n), type="payment")
                   for n in range(1, 6)]

@@ -23,6 +23,7 @@ from shared_db.ops import migrate
 from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.targets import Target, resolve_targets
 from shared_db.url import parse_database_url
+from tests.factories import PASSWORD_HASH
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +65,13 @@ async def test_reads_go_to_the_replica_and_writes_to_the_primary(
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
     settings = load_settings({"DATABASE_URL": primary, "DATABASE_READ_URL": replica})
     async with Database(settings) as db:
-        first = await db.users.create(email="seen@example.com", password="password1",
+        first = await db.users.create(email="seen@example.com", password_hash=PASSWORD_HASH,
                                       name="S", role="CUSTOMER")
         _caught_up(primary, replica)
         assert await db.users.get(first.id) is not None
         _replay(replica, paused=True)
         try:
-            late = await db.users.create(email="late@example.com", password="password1",
+            late = await db.users.create(email="late@example.com", password_hash=PASSWORD_HASH,
                                          name="L", role="CUSTOMER")
             # A write called on the Database needs the primary even without a transaction.
             payment = await db.payments.create(late.id, Decimal("3.00"), type="payment")
@@ -113,7 +114,7 @@ async def test_per_service_read_urls(primary_and_replica: tuple[str, str]) -> No
            "PAYMENTS_READ_URL": replica_server.with_database("replicated_payments").libpq_url(),
            **{f"{s.upper()}_DATABASE_URL": c.libpq_url() for s, c in urls.items()}}
     async with Database(load_settings(env)) as db:
-        user = await db.users.create(email="p@example.com", password="password1", name="P",
+        user = await db.users.create(email="p@example.com", password_hash=PASSWORD_HASH, name="P",
                                      role="CUSTOMER")
         _caught_up(primary, replica)
         _replay(replica, paused=True)
