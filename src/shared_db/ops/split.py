@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from shared_db.base import SERVICES, Base
+from shared_db.base import SERVICES
 from shared_db.config import Settings
 from shared_db.engine import connect_direct
 from shared_db.errors import ConfigError, MigrationError
+from shared_db.models import Base  # every table registered: the plan reads them all
 from shared_db.ops import migrate
 from shared_db.ops.chains import is_cross_service, tables_of
 from shared_db.ops.checksums import table_checksum
