@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bench.faults import Server, server_for, system_cluster, wait_for
 from shared_db import devserver
@@ -48,3 +51,45 @@ def migrated_database(server: Server) -> str:
     made = create_database(admin, f"sdbfault_{secrets.token_hex(5)}")
     migrate.deploy(Target("shared", made, CHAINS), PACKAGE_MIGRATIONS)
     return made.libpq_url()
+
+
+ABSENT_STANDBY = "shared_db_absent_standby"
+
+
+def standby_wanted(url: str, wanted: bool) -> None:
+    """Make every commit on ``url``'s server wait for a synchronous standby that does not exist
+    (durable locally, its reply held back), or stop that."""
+    admin = make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if wanted:
+            conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{ABSENT_STANDBY}'")
+        else:
+            conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
+        conn.execute("SELECT pg_reload_conf()")
+    time.sleep(0.3)  # every process reads the new setting on its next loop
+
+
+@contextmanager
+def commits_unanswered(url: str) -> Iterator[None]:
+    """While inside, a commit (with ``synchronous_commit`` on) gets no reply."""
+    standby_wanted(url, True)
+    try:
+        yield
+    finally:
+        standby_wanted(url, False)
+
+
+def terminate(url: str, event: str | None = None) -> int:
+    """End the sessions of ``url``'s database that wait on ``event`` (or the idle ones), once
+    there are any; how many."""
+    database = str(conninfo_to_dict(url)["dbname"])
+    condition = "wait_event = %s" if event else "state = 'idle' AND pid <> pg_backend_pid()"
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(400):
+            found = conn.execute(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                f"AND {condition}", (database, *([event] if event else []))).fetchall()
+            if found:
+                return len(found)
+            time.sleep(0.025)
+    return 0

@@ -11,9 +11,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import psycopg
@@ -22,51 +20,17 @@ import pytest
 from shared_db.client import Database
 from shared_db.config import load_settings
 from shared_db.errors import DatabaseUnavailableError, OutcomeUnknownError
-from shared_db.url import ConnectionSettings
 from tests.conftest import DbFixture
 from tests.factories import make_user
-from tests.faults import Server, migrated_database, restartable
+from tests.faults import (
+    Server,
+    commits_unanswered,
+    migrated_database,
+    restartable,
+    terminate,
+)
 
 __all__ = ["restartable"]  # the fixture, imported for this module's tests
-
-ABSENT_STANDBY = "shared_db_absent_standby"
-
-
-def _admin(server: ConnectionSettings) -> str:
-    return server.with_database("postgres").libpq_url()
-
-
-@contextmanager
-def commits_unanswered(server: ConnectionSettings) -> Iterator[None]:
-    """While inside, a commit waits for a synchronous standby that does not exist."""
-    with psycopg.connect(_admin(server), autocommit=True) as conn:
-        conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{ABSENT_STANDBY}'")
-        conn.execute("SELECT pg_reload_conf()")
-    time.sleep(0.3)  # every process reads the new setting on its next loop
-    try:
-        yield
-    finally:
-        with psycopg.connect(_admin(server), autocommit=True) as conn:
-            conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
-            conn.execute("SELECT pg_reload_conf()")
-        time.sleep(0.3)
-
-
-async def _terminate_waiting(server: ConnectionSettings, database: str, event: str) -> None:
-    """Terminate the one backend of ``database`` that waits on ``event``, once it does."""
-    async with await psycopg.AsyncConnection.connect(_admin(server), autocommit=True) as conn:
-        for _ in range(400):
-            cursor = await conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND wait_event = %s",
-                (database, event))
-            found = await cursor.fetchall()
-            if found:
-                assert len(found) == 1
-                await conn.execute("SELECT pg_terminate_backend(%s)", found[0])
-                return
-            await asyncio.sleep(0.025)
-    raise AssertionError(f"no backend of {database} waited on {event}")
-
 
 @pytest.fixture
 async def synced(migrated_db: DbFixture) -> AsyncIterator[Database]:
@@ -84,20 +48,20 @@ def _payments(db: DbFixture) -> list[tuple[object, ...]]:
         return conn.execute("SELECT id, amount FROM payments").fetchall()
 
 
-async def _unanswered(server: ConnectionSettings, db: DbFixture, call: object) -> BaseException:
+async def _unanswered(db: DbFixture, call: object) -> BaseException:
     """Run ``call`` while commits go unanswered, terminate it at its commit, return its error."""
-    with commits_unanswered(server):
+    with commits_unanswered(db.url):
         task = asyncio.ensure_future(call)  # type: ignore[arg-type]
-        await _terminate_waiting(server, db.connection.database, "SyncRep")
+        assert await asyncio.to_thread(terminate, db.url, "SyncRep") == 1
         with pytest.raises(DatabaseUnavailableError) as caught:
             await asyncio.wait_for(task, 20)
     return caught.value
 
 
 async def test_a_lost_commit_reply_is_outcome_unknown_and_never_resent(
-        server: ConnectionSettings, migrated_db: DbFixture, synced: Database) -> None:
+        migrated_db: DbFixture, synced: Database) -> None:
     user = await make_user(synced, "lost@example.com", name="L")
-    error = await _unanswered(server, migrated_db, synced.payments.create(
+    error = await _unanswered(migrated_db, synced.payments.create(
         user.id, Decimal("10.00"), type="payment"))
     assert isinstance(error, OutcomeUnknownError)
     assert len(_payments(migrated_db)) == 1  # committed once, and not sent a second time
@@ -105,19 +69,19 @@ async def test_a_lost_commit_reply_is_outcome_unknown_and_never_resent(
     async def transfer() -> None:
         async with synced.transaction() as tx:
             await tx.config.set("limits.daily", 500)
-    error = await _unanswered(server, migrated_db, transfer())
+    error = await _unanswered(migrated_db, transfer())
     assert isinstance(error, OutcomeUnknownError)
     assert await synced.config.value("limits.daily") == 500
 
 
 async def test_the_retry_with_the_same_key_returns_the_one_row(
-        server: ConnectionSettings, migrated_db: DbFixture, synced: Database) -> None:
+        migrated_db: DbFixture, synced: Database) -> None:
     user = await make_user(synced, "key@example.com", name="K")
 
     def create() -> object:
         return synced.payments.create(user.id, Decimal("25.00"), type="payment",
                                       idempotency_key="checkout-1")
-    error = await _unanswered(server, migrated_db, create())
+    error = await _unanswered(migrated_db, create())
     assert isinstance(error, OutcomeUnknownError)
     (stored,) = _payments(migrated_db)
     again = await create()
@@ -127,14 +91,14 @@ async def test_the_retry_with_the_same_key_returns_the_one_row(
     def register() -> object:
         return synced.users.create(email="new@example.com", password="password1", name="N",
                                    role="VENDOR", idempotency_key="signup-9")
-    error = await _unanswered(server, migrated_db, register())
+    error = await _unanswered(migrated_db, register())
     assert isinstance(error, OutcomeUnknownError)
     created = await register()
     assert (await synced.users.get_by_email("new@example.com")) == created
 
 
 async def test_a_write_blocked_on_a_lock_whose_backend_dies_is_not_resent(
-        server: ConnectionSettings, migrated_db: DbFixture) -> None:
+        migrated_db: DbFixture) -> None:
     async with Database(migrated_db.settings()) as db:
         user = await make_user(db, "blocked@example.com", name="B")
         with psycopg.connect(migrated_db.url) as holder:
@@ -142,12 +106,12 @@ async def test_a_write_blocked_on_a_lock_whose_backend_dies_is_not_resent(
             # An autocommit write: it may have run, so its outcome is unknown.
             task = asyncio.ensure_future(db.payments.create(user.id, Decimal("1.00"),
                                                             type="payment"))
-            await _terminate_waiting(server, migrated_db.connection.database, "transactionid")
+            assert await asyncio.to_thread(terminate, migrated_db.url, "transactionid") == 1
             with pytest.raises(OutcomeUnknownError):
                 await asyncio.wait_for(task, 20)
             # A write inside a transaction whose COMMIT was never sent: plainly not done.
             task = asyncio.ensure_future(db.users.set_role(user.id, "ADMIN"))
-            await _terminate_waiting(server, migrated_db.connection.database, "transactionid")
+            assert await asyncio.to_thread(terminate, migrated_db.url, "transactionid") == 1
             with pytest.raises(DatabaseUnavailableError) as caught:
                 await asyncio.wait_for(task, 20)
             assert type(caught.value) is DatabaseUnavailableError

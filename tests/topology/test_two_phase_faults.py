@@ -17,25 +17,12 @@ from shared_db.profile.service import create_user_with_profile
 from shared_db.sql import QueryEvent
 from tests.conftest import Stores
 from tests.factories import PASSWORD_HASH
+from tests.faults import standby_wanted, terminate
 from tests.topology.test_two_phase import NOTHING, WHOLE, _prepared, _rows
 
 
 def _name(url: str) -> str:
     return str(conninfo_to_dict(url)["dbname"])
-
-
-def _terminate(url: str, event: str | None) -> bool:
-    """End the session of ``url``'s database (the one waiting on ``event``, or the idle one)."""
-    condition = "wait_event = %s" if event else "state = 'idle' AND pid <> pg_backend_pid()"
-    with psycopg.connect(url, autocommit=True) as conn:
-        for _ in range(400):
-            found = conn.execute(
-                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                f"AND {condition}", (_name(url), *([event] if event else []))).fetchall()
-            if found:
-                return True
-            time.sleep(0.025)
-    return False
 
 
 async def test_a_part_whose_connection_dies_before_its_commit_is_committed_anew(
@@ -46,7 +33,7 @@ async def test_a_part_whose_connection_dies_before_its_commit_is_committed_anew(
 
     def kill_part_zero(event: QueryEvent) -> None:
         if event.name == "twophase.prepare" and event.sql.endswith(":2:3'"):
-            done.append(_terminate(private_stores.url("admin"), None))
+            done.append(terminate(private_stores.url("admin")) > 0)
 
     async with Database(private_stores.settings()) as db:
         db.hooks.listeners.append(kill_part_zero)
@@ -67,26 +54,15 @@ async def test_a_prepare_lost_after_it_took_effect_is_rolled_back_at_once(
         url = private_stores.url(service)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{_name(url)}" SET synchronous_commit = {mode}')
-    admin = conninfo_to_dict(auth) | {"dbname": "postgres"}
-    admin_url = psycopg.conninfo.make_conninfo(**admin)
-
-    def standby(names: str | None) -> None:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            if names is None:
-                conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
-            else:
-                conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{names}'")
-            conn.execute("SELECT pg_reload_conf()")
 
     def cut_the_reply() -> None:
         try:
-            assert _terminate(auth, "SyncRep")
+            assert terminate(auth, "SyncRep")
         finally:
-            standby(None)  # the rollback on a new connection must not wait either
+            standby_wanted(auth, False)  # the rollback on a new connection must not wait either
 
     async with Database(private_stores.settings()) as db:
-        standby("shared_db_absent_standby")
-        time.sleep(0.3)
+        standby_wanted(auth, True)
         cutter = threading.Thread(target=cut_the_reply)
         cutter.start()
         try:
@@ -95,7 +71,7 @@ async def test_a_prepare_lost_after_it_took_effect_is_rolled_back_at_once(
                                                role="CUSTOMER", password_hash=PASSWORD_HASH)
         finally:
             cutter.join()
-            standby(None)
+            standby_wanted(auth, False)
         assert type(caught.value) is DatabaseUnavailableError  # nothing committed: plain
     time.sleep(0.3)
     assert _rows(private_stores) == NOTHING and _prepared(private_stores) == NOTHING
