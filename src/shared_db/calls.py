@@ -36,7 +36,7 @@ def _quiet(conn: AsyncConnection[Any]) -> bool:
 
     An idle session receives nothing unless the server ends it (the FATAL message of a shutdown
     or a terminated backend, or the end of the stream); a NOTIFY is the harmless exception,
-    which ``_alive`` tells apart.
+    which ``_death`` tells apart.
     """
     pgconn = conn.pgconn
     if pgconn.status != ConnStatus.OK:
@@ -88,21 +88,18 @@ async def checkout(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
 
 
 async def _begin(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
-    conn = await checkout(pool)
-    try:
-        await conn.execute("BEGIN")
-    except psycopg.Error as exc:
-        await pool.putconn(conn)
-        # BEGIN writes nothing: on a connection that died after the poll, one more try.
-        if not conn.broken:
-            raise translate_error(exc) from exc
+    # BEGIN writes nothing: on a connection that died after the poll, one more try.
+    for attempt in (1, 2):
         conn = await checkout(pool)
         try:
             await conn.execute("BEGIN")
-        except psycopg.Error as again:
+        except psycopg.Error as exc:
             await pool.putconn(conn)
-            raise translate_error(again) from again
-    return conn
+            if attempt == 2 or not conn.broken:
+                raise translate_error(exc) from exc
+            continue
+        return conn
+    raise AssertionError("unreachable")
 
 
 async def begin(stack: AsyncExitStack, pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:

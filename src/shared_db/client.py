@@ -274,16 +274,18 @@ class Database(Repositories):
         backoff = check_seconds("backoff", backoff, maximum=60)
         keyed = None if idempotency_key is None else (idempotency.key(idempotency_key),
                                                       idempotency.service_of(service))
+        operation = f"run:{getattr(work, '__module__', '')}." \
+                    f"{getattr(work, '__qualname__', type(work).__name__)}"
+
+        def unit() -> Transaction:
+            return self.transaction(isolation=isolation, lock_timeout=lock_timeout,
+                                    statement_timeout=statement_timeout)
+
         for attempt in range(retries + 1):
             try:
-                def unit() -> Transaction:
-                    return self.transaction(isolation=isolation, lock_timeout=lock_timeout,
-                                            statement_timeout=statement_timeout)
                 if keyed is None:
                     async with unit() as tx:
                         return await work(tx)
-                operation = f"run:{getattr(work, '__module__', '')}." \
-                            f"{getattr(work, '__qualname__', type(work).__name__)}"
                 return await idempotency.once(unit, keyed[1], keyed[0], operation, {}, work)
             except TransientConflictError as exc:
                 if attempt == retries:

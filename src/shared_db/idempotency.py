@@ -205,10 +205,8 @@ def encode(value: Any, field: str) -> Any:
 
 
 def decode(value: Any) -> Any:
-    if not isinstance(value, (dict, list)):
+    if not isinstance(value, dict):  # encode tags every list and dict
         return value
-    if isinstance(value, list):  # untagged JSON arrays only come from older results
-        return [decode(v) for v in value]
     tag: str = value["$"]
     inner: Any = value["v"]
     if tag == "dict":
