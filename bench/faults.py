@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 import psycopg
 
@@ -33,7 +34,7 @@ from shared_db.errors import DatabaseUnavailableError, PoolTimeoutError
 from shared_db.profile.service import create_user_with_profile
 from shared_db.url import ConnectionSettings, parse_database_url
 
-FAULTS = ("fast", "immediate")
+FAULTS: tuple[Literal["fast", "immediate"], ...] = ("fast", "immediate")
 
 
 @dataclass
@@ -45,13 +46,10 @@ class Server:
     home: Path | None = None
     cluster: tuple[str, str] | None = None
 
-    def stop(self, mode: str) -> None:
+    def stop(self, mode: Literal["fast", "immediate"]) -> None:
         """``fast`` (a restart: sessions are told and closed) or ``immediate`` (a crash)."""
         if self.home is not None:
-            user = devserver.SERVER_USER if os.geteuid() == 0 else None
-            subprocess.run([str(devserver.bin_dir() / "pg_ctl"), "-D",
-                            str(self.home / "pgdata"), "-m", mode, "-w", "stop"],
-                           check=True, capture_output=True, user=user, cwd=self.home)
+            devserver.stop(self.home, mode)
         else:
             assert self.cluster is not None
             subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *self.cluster, "stop",
@@ -66,7 +64,7 @@ class Server:
                             "start"], check=True, capture_output=True)
         wait_for(self.url)
 
-    def restart(self, mode: str = "fast") -> None:
+    def restart(self, mode: Literal["fast", "immediate"] = "fast") -> None:
         self.stop(mode)
         self.start()
 

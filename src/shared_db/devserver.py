@@ -23,6 +23,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import psycopg
 from psycopg import sql
@@ -222,16 +223,17 @@ def start(home: Path) -> str:
         return url_for(port)
 
 
-def stop(home: Path) -> bool:
-    """Stop the embedded server on ``home``; False when it was not running."""
+def stop(home: Path, mode: Literal["fast", "immediate"] = "fast") -> bool:
+    """Stop the embedded server on ``home``; False when it was not running. ``immediate``
+    ends it the way a crash would (recovery runs at the next start)."""
     home = home.resolve()
     if not home.exists():
         return False
     with _locked(home):
         if running_port(home) is None:
             return False
-        _run([str(bin_dir() / "pg_ctl"), "-D", str(home / "pgdata"), "-m", "fast", "-w",
-              "stop"], home)
+        _run([str(bin_dir() / "pg_ctl"), "-D", str(home / "pgdata"), "-m", mode, "-w", "stop"],
+             home)
         return True
 
 
