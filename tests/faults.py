@@ -46,9 +46,16 @@ def restartable(tmp_path: Path) -> Iterator[Server]:
 
 
 def migrated_database(server: Server) -> str:
-    """A new database on ``server`` with every migration applied; its URL."""
+    """A new database on ``server`` with every migration applied; its URL.
+
+    Its commits are durable before they are acknowledged (``synchronous_commit=on``): the
+    embedded server's default lets a crash lose the last acknowledged commits by design, and
+    what survives a crash is what these tests check.
+    """
     admin = parse_database_url(server.url)
     made = create_database(admin, f"sdbfault_{secrets.token_hex(5)}")
+    with psycopg.connect(made.libpq_url(), autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{made.database}" SET synchronous_commit = on')
     migrate.deploy(Target("shared", made, CHAINS), PACKAGE_MIGRATIONS)
     return made.libpq_url()
 
