@@ -16,6 +16,8 @@ Variables:
 * ``SHARED_DB_LOG_PARAMS``: ``true`` to show query parameters in logs and events (default off).
 * ``SHARED_DB_N_PLUS_ONE``: how often one statement may run in a unit of work before it is
   reported as N+1 (default 10); ``SHARED_DB_N_PLUS_ONE_STRICT=true`` raises instead (tests).
+* ``SHARED_DB_LOCK_TIMEOUT``: seconds a migration step may wait for a table lock before it gives
+  up and tries again (default 5); ``SHARED_DB_LOCK_RETRIES``: how often it tries again (default 5).
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ class Settings:
     home: Path = Path(".shared-db")
     migrations_dir: Path = PACKAGE_MIGRATIONS
     log: QueryLogSettings = field(default_factory=QueryLogSettings)
+    lock_timeout: float = 5.0
+    """Seconds a migration step waits for a lock (``lock_timeout``) before backing off."""
+    lock_retries: int = 5
+    """How often ``deploy`` tries a step again after its lock wait timed out."""
 
     def __repr__(self) -> str:
         # The URLs stay as given (connections need them); only what is shown hides passwords.
@@ -130,6 +136,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             log_params=_flag(env, "SHARED_DB_LOG_PARAMS"),
             n_plus_one=int(_number(env, "SHARED_DB_N_PLUS_ONE", 10)),
             strict=_flag(env, "SHARED_DB_N_PLUS_ONE_STRICT")),
+        lock_timeout=_number(env, "SHARED_DB_LOCK_TIMEOUT", 5.0, minimum=0.001),
+        lock_retries=_whole(env, "SHARED_DB_LOCK_RETRIES", 5),
     )
 
 
@@ -169,6 +177,16 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float | 
     if not (math.isfinite(value) and value > 0 and (minimum is None or value >= minimum)):
         raise ConfigError(name, f"must be {rule}, got {raw!r}")
     return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number from 0."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(name, f"must be a whole number from 0, got {raw!r}")
+    return int(raw)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
