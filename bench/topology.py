@@ -29,13 +29,13 @@ from typing import Any
 import psycopg
 
 from shared_db import Database, devserver, load_settings
-from shared_db.base import SERVICES
 from shared_db.config import PACKAGE_MIGRATIONS
 from shared_db.ops import migrate
 from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.targets import Target
 from shared_db.passwords import hash_password
 from shared_db.profile.service import create_user_with_profile
+from shared_db.services import SERVICES
 from shared_db.url import parse_database_url
 
 HASH = hash_password("bench-password")

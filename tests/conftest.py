@@ -24,12 +24,12 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from shared_db import devserver
-from shared_db.base import SERVICES
 from shared_db.client import Database
 from shared_db.config import PACKAGE_MIGRATIONS, Settings, load_settings
 from shared_db.ops import migrate
 from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.targets import Target, resolve_targets
+from shared_db.services import SERVICES
 from shared_db.sql import QueryEvent
 from shared_db.url import ConnectionSettings, parse_database_url
 from tests.bouncer import pgbouncer

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import quote
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from psycopg.conninfo import conninfo_to_dict
 
 from shared_db.config import Settings, load_settings
 from shared_db.errors import ConfigError, DatabaseUnavailableError, FieldRuleError
@@ -24,8 +26,9 @@ def test_guide_parameters_map_onto_pool_and_libpq() -> None:
     assert (conn.pool_size, conn.pool_timeout, conn.pgbouncer, conn.schema) == (
         10, 20.0, True, "tenant")
     assert conn.libpq == {"connect_timeout": "60", "sslmode": "require"}
-    assert conn.url.drivername == "postgresql+psycopg"
-    assert dict(conn.url.query) == {"connect_timeout": "60", "sslmode": "require"}
+    assert conn.url.query == {"connect_timeout": "60", "sslmode": "require"}
+    assert conn.libpq_url() == ("postgresql://user:secret@db.local:5432/app"
+                                "?connect_timeout=60&sslmode=require")
     assert "secret" not in conn.safe_url() and "***" in conn.safe_url()
     assert "secret" in conn.libpq_url()
 
@@ -161,3 +164,53 @@ def test_malformed_urls_are_config_errors_that_never_show_the_password(
     else:
         assert "Z" not in _shown(conn) + conn.safe_url()
         assert conn.url.password == secret
+
+
+def test_multi_host_urls_reach_libpq_as_written() -> None:
+    raw = (f"postgresql://app:{SECRET}@db1.local:5432,db2.local:5433,[::1]:5434/app"
+           "?target_session_attrs=read-write&load_balance_hosts=random&connection_limit=4")
+    conn = parse_database_url(raw)
+    assert conn.url.hosts == (("db1.local", 5432), ("db2.local", 5433), ("::1", 5434))
+    assert (conn.url.host, conn.url.port, conn.pool_size) == ("db1.local", 5432, 4)
+    parsed = conninfo_to_dict(conn.libpq_url())
+    assert (parsed["host"], parsed["port"]) == ("db1.local,db2.local,::1", "5432,5433,5434")
+    assert parsed["target_session_attrs"] == "read-write"
+    assert parsed["load_balance_hosts"] == "random" and parsed["password"] == SECRET
+    assert SECRET not in _shown(conn) and "db1.local:5432,db2.local:5433" in conn.safe_url()
+
+
+@pytest.mark.parametrize(("url", "field", "rule"), [
+    ("postgresql://h1,,h2/app", "DATABASE_URL", "every host of a multi-host URL needs a name"),
+    ("postgresql://h1:5432,h2:x/app", "DATABASE_URL", "port must be a number"),
+    ("postgresql://h1,h2/app?target_session_attrs=master", "target_session_attrs",
+     "must be one of any, read-write, read-only, primary, standby, prefer-standby"),
+    ("postgresql://h1,h2/app?load_balance_hosts=yes", "load_balance_hosts",
+     "must be one of disable, random"),
+])
+def test_bad_multi_host_urls_name_the_rule(url: str, field: str, rule: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_database_url(url)
+    assert caught.value.field == field and rule in caught.value.rule
+
+
+_LIBPQ_PARTS = ("host", "port", "user", "password", "dbname", "sslmode", "application_name")
+
+
+@given(user=st.text(st.sampled_from("ab_Z9%@:/?é"), max_size=6),
+       password=st.text(st.sampled_from("pq!$&'()*+,;=:@/?#[]% é"), max_size=8),
+       hosts=st.lists(st.sampled_from(["db.local", "10.0.0.7", "[::1]", "h-2"]), min_size=1,
+                      max_size=3),
+       ports=st.lists(st.integers(1, 65535), min_size=3, max_size=3),
+       database=st.text(st.sampled_from("app_é%2 "), min_size=1, max_size=6))
+def test_libpq_reads_the_rendered_url_as_it_reads_the_original(
+        user: str, password: str, hosts: list[str], ports: list[int], database: str) -> None:
+    def enc(text: str) -> str:
+        return quote(text, safe="")
+    netloc = ",".join(f"{h}:{p}" for h, p in zip(hosts, ports, strict=False))
+    raw = (f"postgresql://{enc(user)}:{enc(password)}@{netloc}/{enc(database)}"
+           "?sslmode=disable&application_name=a%20b+c&connection_limit=3")
+    conn = parse_database_url(raw)
+    original = conninfo_to_dict(raw.replace("&connection_limit=3", ""))
+    rendered = conninfo_to_dict(conn.libpq_url())
+    assert {k: original.get(k) for k in _LIBPQ_PARTS} == {
+        k: rendered.get(k) for k in _LIBPQ_PARTS}

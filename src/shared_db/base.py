@@ -15,10 +15,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared_db.errors import ValidationError
+from shared_db.services import SERVICES as SERVICES  # re-exported for the models' callers
 from shared_db.validation import shown
-
-SERVICES: tuple[str, ...] = ("auth", "admin", "profile", "payments")
-"""The four services, in the order their first migrations are dated."""
 
 
 def known_service(field: str, value: object) -> None:

@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared_db import idempotency, twophase
-from shared_db.base import SERVICES, Service
+from shared_db.base import Service
 from shared_db.calls import AutocommitWrite, ReadCall, WriteCall
 from shared_db.config import QueryLogSettings, Settings
 from shared_db.context import ActorContext, current_actor
@@ -41,6 +41,7 @@ from shared_db.errors import (
 from shared_db.errors_db import translate
 from shared_db.observe import QueryLog
 from shared_db.repositories import Repositories
+from shared_db.services import SERVICES
 from shared_db.sql import Executor, QueryHooks
 from shared_db.transaction import ISOLATION_LEVELS, Transaction
 from shared_db.twophase import Settled

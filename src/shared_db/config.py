@@ -29,9 +29,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-from shared_db.base import SERVICES
 from shared_db.errors import ConfigError
 from shared_db.redact import redact_url
+from shared_db.services import SERVICES
 from shared_db.url import ConnectionSettings, parse_database_url
 
 Topology = Literal["shared", "per-service"]

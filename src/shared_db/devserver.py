@@ -30,9 +30,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from shared_db.config import Settings
-from shared_db.engine import DEFAULT_CONNECT_TIMEOUT
 from shared_db.errors import EmbeddedServerError
-from shared_db.url import ConnectionSettings
+from shared_db.url import DEFAULT_CONNECT_TIMEOUT, ConnectionSettings
 
 DATABASE = "shared_db"
 SERVER_USER = "embedded_postgres"
@@ -66,8 +65,7 @@ def tool_env(conn: ConnectionSettings) -> tuple[str, dict[str, str]]:
         env["PGCONNECT_TIMEOUT"] = str(DEFAULT_CONNECT_TIMEOUT)
     if conn.url.password:
         env["PGPASSWORD"] = str(conn.url.password)
-    url = conn.url.set(drivername="postgresql", password=None)
-    return url.render_as_string(hide_password=False), env
+    return conn.url.set(password=None).render(hide_password=False), env
 
 
 def _as_root() -> bool:

@@ -15,11 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from shared_db.errors import DatabaseUnavailableError
 from shared_db.errors_db import unreachable
-from shared_db.url import ConnectionSettings
-
-DEFAULT_CONNECT_TIMEOUT = 5
-"""Seconds libpq waits for a server when the URL sets no ``connect_timeout``: without one it
-waits for the operating system to give up on TCP, minutes for a server that never answers."""
+from shared_db.url import DEFAULT_CONNECT_TIMEOUT, ConnectionSettings
 
 
 def connect_timeout(conn: ConnectionSettings) -> int:
@@ -47,20 +43,32 @@ def connect_args(conn: ConnectionSettings) -> dict[str, Any]:
     return args
 
 
+# The engines connect through libpq with the URL as the user wrote it (several hosts,
+# target_session_attrs and all), which SQLAlchemy's one-host URL cannot carry.
+_DIALECT = "postgresql+psycopg://"
+
+
 def sync_engine(conn: ConnectionSettings) -> Engine:
     """An engine for migrations and operations: no pool, one connection per command."""
-    return create_engine(conn.url, poolclass=NullPool, connect_args=connect_args(conn))
+    url, args = conn.libpq_url(), connect_args(conn)
+    return create_engine(_DIALECT, poolclass=NullPool,
+                         creator=lambda: psycopg.connect(url, **args))
 
 
 def async_engine(conn: ConnectionSettings) -> AsyncEngine:
     """The pooled async engine service code uses, sized from the URL."""
+    url, args = conn.libpq_url(), connect_args(conn)
+
+    async def connect() -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(url, **args)
+
     return create_async_engine(
-        conn.url,
+        _DIALECT,
         pool_size=conn.pool_size,
         max_overflow=0,
         pool_timeout=conn.pool_timeout,
         pool_pre_ping=False,
-        connect_args=connect_args(conn),
+        async_creator=connect,
     )
 
 

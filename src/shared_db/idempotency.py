@@ -51,11 +51,12 @@ from shared_db import enums, records
 from shared_db import validation as check
 from shared_db.admin.models import AdminIdempotencyKey
 from shared_db.auth.models import AuthIdempotencyKey
-from shared_db.base import SERVICES, Base
+from shared_db.base import Base
 from shared_db.errors import IdempotencyKeyReusedError, ValidationError
 from shared_db.payments.models import PaymentsIdempotencyKey
 from shared_db.profile.models import ProfileIdempotencyKey
 from shared_db.repository import Repository
+from shared_db.services import SERVICES
 from shared_db.sql import Query
 
 T = TypeVar("T")

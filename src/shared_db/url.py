@@ -14,6 +14,12 @@ that libpq or the pool would read as "no limit" or round down to nothing: ``0``,
 ``inf``, ``nan``, and fractions of the whole-number libpq keywords (``connect_timeout``,
 ``keepalives_idle``, ``keepalives_interval`` in seconds, ``tcp_user_timeout`` in ms).
 
+Several hosts are libpq's multi-host form, ``postgresql://h1:5432,h2:5433/db``, with
+``target_session_attrs`` (any, read-write, read-only, primary, standby, prefer-standby) and
+``load_balance_hosts`` (disable, random) choosing among them; the URL reaches libpq as written.
+The URL is parsed here rather than by SQLAlchemy, whose URL has one host, and so that reading the
+settings (every CLI command does) loads no SQLAlchemy.
+
 ``repr`` and ``str`` of the settings hide the password (also ``sslpassword``); only
 ``libpq_url()`` carries it.
 """
@@ -24,11 +30,9 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
-
-from sqlalchemy.engine import URL, make_url
 
 from shared_db.errors import ConfigError
+from shared_db.pgurl import PgUrl, query_params, split_url
 from shared_db.redact import hide_secrets, redact_url
 from shared_db.validation import MIN_SECONDS
 
@@ -46,6 +50,12 @@ WHOLE_NUMBER_DURATIONS = {"connect_timeout": "seconds", "keepalives_idle": "seco
                           "keepalives_interval": "seconds", "tcp_user_timeout": "milliseconds"}
 """libpq keywords holding durations: libpq reads each as a decimal integer, and 0 as no limit
 (or the system default)."""
+CHOICES = {
+    "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby",
+                             "prefer-standby"),
+    "load_balance_hosts": ("disable", "random"),
+}
+"""libpq keywords with a fixed set of values: a typo would otherwise surface only at connect."""
 INT_MAX = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]+")
 _PLAIN = re.compile(r"[\w.+\-]{0,40}")
@@ -58,6 +68,11 @@ def _got(raw: str) -> str:
     return repr(raw) if _PLAIN.fullmatch(raw) else "a value with other characters"
 
 
+DEFAULT_CONNECT_TIMEOUT = 5
+"""Seconds libpq waits for a server when the URL sets no ``connect_timeout``: without one it
+waits for the operating system to give up on TCP, minutes for a server that never answers."""
+
+
 def default_pool_size() -> int:
     """The guide's default: number of cores x 2 + 1."""
     return (os.cpu_count() or 1) * 2 + 1
@@ -67,8 +82,8 @@ def default_pool_size() -> int:
 class ConnectionSettings:
     """What one database URL means for the engine, the pool and libpq."""
 
-    url: URL
-    """SQLAlchemy URL for psycopg, with only libpq keywords left in its query."""
+    url: PgUrl
+    """The URL for libpq, with only libpq keywords left in its query."""
     pool_size: int
     pool_timeout: float
     pgbouncer: bool = False
@@ -76,7 +91,7 @@ class ConnectionSettings:
     libpq: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        return (f"ConnectionSettings(url={self.safe_url(driver=True)!r}, "
+        return (f"ConnectionSettings(url={self.safe_url()!r}, "
                 f"pool_size={self.pool_size!r}, pool_timeout={self.pool_timeout!r}, "
                 f"pgbouncer={self.pgbouncer!r}, schema={self.schema!r}, "
                 f"libpq={hide_secrets(self.libpq)!r})")
@@ -89,13 +104,12 @@ class ConnectionSettings:
 
     def libpq_url(self) -> str:
         """A ``postgresql://`` URL that libpq tools (psql, pg_dump) accept."""
-        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return self.url.render(hide_password=False)
 
-    def safe_url(self, *, driver: bool = False) -> str:
+    def safe_url(self) -> str:
         """The URL with its passwords (the user's, ``sslpassword``) hidden, for logs and
-        messages; ``driver``: with the SQLAlchemy driver name the engine uses."""
-        url = self.url if driver else self.url.set(drivername="postgresql")
-        return redact_url(url.render_as_string(hide_password=True))
+        messages."""
+        return redact_url(self.url.render(hide_password=True))
 
     def with_database(self, name: str) -> ConnectionSettings:
         return ConnectionSettings(self.url.set(database=name), self.pool_size, self.pool_timeout,
@@ -151,10 +165,10 @@ def parse_database_url(raw: str, *, field_name: str = "DATABASE_URL") -> Connect
         shown = repr(scheme) if scheme.isascii() and scheme.replace("+", "").isalnum() else (
             "no postgresql:// scheme")
         raise ConfigError(field_name, f"must start with postgresql://, got {shown}")
-    url = _split(raw, field_name)
+    url = split_url(raw, field_name)
     if not url.database:
         raise ConfigError(field_name, "must name a database, e.g. postgresql://host:5432/app")
-    params = dict(parse_qsl(urlsplit(raw).query, keep_blank_values=True))
+    params = query_params(raw)
     unknown = sorted(set(params) - ACCEPTED_PARAMETERS)
     if unknown:
         accepted = ", ".join([*sorted(PRISMA_PARAMETERS), "sslmode", "and libpq keywords"])
@@ -173,34 +187,9 @@ def parse_database_url(raw: str, *, field_name: str = "DATABASE_URL") -> Connect
             _whole_number(name, params[name], unit)
     pgbouncer = _flag("pgbouncer", params.pop("pgbouncer")) if "pgbouncer" in params else False
     schema = params.pop("schema", None) or None
-    engine_url = url.set(drivername="postgresql+psycopg", query=params)
-    return ConnectionSettings(engine_url, pool_size, pool_timeout, pgbouncer, schema, params)
-
-
-def _split(raw: str, field_name: str) -> URL:
-    """``raw`` parsed, or a ConfigError whose text shows no part of the URL: an unencoded
-    character in a password moves the boundaries, so any quoted piece could be part of it."""
-    def invalid(rule: str) -> ConfigError:
-        return ConfigError(field_name, f"is not a valid URL: {rule}")
-
-    try:
-        parts = urlsplit(raw)
-        host, port, user, password = parts.hostname, parts.port, parts.username, parts.password
-    except ValueError as exc:
-        if "IPv6" in str(exc) or "IPv4" in str(exc):
-            raise invalid("the host in [ ] must be an IPv6 address with both brackets, "
-                          "e.g. postgresql://[::1]:5432/app") from None
-        raise invalid("the port must be a number from 0 to 65535 (percent-encode any '/', "
-                      "'?', '#' or '@' in the user or password, e.g. %40 for @)") from None
-    try:
-        url = make_url(raw)
-    except Exception:  # SQLAlchemy's text quotes the whole URL, password included
-        raise invalid("it cannot be parsed (expected postgresql://user@host:5432/db)") from None
-    # urllib and SQLAlchemy (and libpq) disagree only on characters that must be encoded.
-    same = (url.host or "").lower() == (host or "").lower() and url.port == port and (
-        url.username == (unquote(user) if user is not None else None)) and (
-        url.password == (unquote(password) if password is not None else None))
-    if not same or parts.fragment or any(c in parts.path[1:] for c in "/@"):
-        raise invalid("percent-encode any '/', '?', '#' or '@' in the user, password or "
-                      "database name (e.g. %40 for @)")
-    return url
+    for name, allowed in CHOICES.items():
+        if name in params and params[name] not in allowed:
+            raise ConfigError(name, f"must be one of {', '.join(allowed)}, "
+                              f"got {_got(params[name])}")
+    return ConnectionSettings(url.set(query=params), pool_size, pool_timeout, pgbouncer, schema,
+                              params)

@@ -17,12 +17,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from shared_db.base import SERVICES
 from shared_db.cli import main
 from shared_db.config import PACKAGE_MIGRATIONS, load_settings
 from shared_db.ops import roles as role_ops
 from shared_db.ops.doctor import diagnose
 from shared_db.ops.targets import resolve_targets
+from shared_db.services import SERVICES
 from tests.conftest import DbFixture
 from tests.password_server import PASSWORD, password_server
 
@@ -141,8 +141,7 @@ def _drop_roles(url: str, roles: list[str]) -> None:
 
 
 def _as(db: DbFixture, role: str) -> str:
-    return db.connection.url.set(drivername="postgresql", username=role).render_as_string(
-        hide_password=False)
+    return db.connection.url.set(username=role).render(hide_password=False)
 
 
 def test_plain_login_role_gets_unknowns_with_the_grants(migrated_db: DbFixture,

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from shared_db.base import SERVICES
 from shared_db.config import PACKAGE_MIGRATIONS, load_settings
 from shared_db.ops import migrate, status
 from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.targets import resolve_targets
+from shared_db.services import SERVICES
 from shared_db.url import ConnectionSettings
 from tests.catalog import snapshot
 from tests.cli.test_migrate_cli import cli

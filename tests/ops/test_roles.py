@@ -14,13 +14,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from shared_db.base import SERVICES
 from shared_db.client import Database
 from shared_db.config import load_settings
 from shared_db.errors import DataAccessError, ForeignKeyError
 from shared_db.ops import roles
 from shared_db.ops.targets import Target
 from shared_db.profile.service import create_user_with_profile
+from shared_db.services import SERVICES
 from shared_db.url import ConnectionSettings, parse_database_url
 from tests.conftest import DbFixture, Stores
 from tests.factories import PASSWORD_HASH
@@ -49,8 +49,7 @@ def prefix(server: ConnectionSettings) -> Iterator[str]:
 
 
 def _as(url: str, role: str) -> str:
-    return parse_database_url(url).url.set(drivername="postgresql", username=role).render_as_string(
-        hide_password=False)
+    return parse_database_url(url).url.set(username=role).render(hide_password=False)
 
 
 def _refused(url: str, statement: str) -> None:

@@ -10,13 +10,13 @@ import psycopg
 import pytest
 
 from shared_db.auth.batch import NewUser
-from shared_db.base import SERVICES
 from shared_db.client import Database
 from shared_db.config import Settings, load_settings
 from shared_db.errors import ConfigError, MigrationError
 from shared_db.ops import split as splitting
 from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.seeding import run_seed
+from shared_db.services import SERVICES
 from shared_db.url import ConnectionSettings
 from tests.catalog import snapshot
 from tests.cli.test_migrate_cli import cli

@@ -15,13 +15,13 @@ import psycopg
 import pytest
 
 from shared_db import devserver
-from shared_db.base import SERVICES
 from shared_db.client import Database
 from shared_db.config import PACKAGE_MIGRATIONS, load_settings
 from shared_db.errors import ConfigError
 from shared_db.ops import migrate
 from shared_db.ops.scratch import create_database, drop_database
 from shared_db.ops.targets import Target, resolve_targets
+from shared_db.services import SERVICES
 from shared_db.url import parse_database_url
 from tests.factories import PASSWORD_HASH
 

@@ -18,7 +18,7 @@ def roles(prefix: str = typer.Option("shared_db_", "--prefix",
                                      help="Role names are PREFIX + service name.")) -> None:
     """Create one login role per service with rights on its own tables (shared topology) or
     its own database (per service), plus the few reads and audit writes the package needs."""
-    from shared_db.base import SERVICES
+    from shared_db.services import SERVICES
 
     done = role_ops.apply(targets(settings()), prefix)
     console.print("\n".join(done), soft_wrap=True)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from sqlalchemy import Enum, ForeignKeyConstraint, MetaData
 
-from shared_db.base import SERVICES
 from shared_db.models import Base  # every table registered: ownership is read off them
+from shared_db.services import SERVICES
 
 LINKS = "links"
 CHAINS: tuple[str, ...] = (*SERVICES, LINKS)

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from shared_db.base import SERVICES
 from shared_db.engine import connect_to
 from shared_db.errors import ConfigError
 from shared_db.ops.chains import tables_of
 from shared_db.ops.targets import Target
+from shared_db.services import SERVICES
 
 OWN = "SELECT, INSERT, UPDATE, DELETE"
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from shared_db.base import SERVICES
 from shared_db.config import Settings
 from shared_db.engine import connect_direct
 from shared_db.errors import ConfigError, MigrationError
@@ -31,6 +30,7 @@ from shared_db.ops import migrate
 from shared_db.ops.chains import is_cross_service, tables_of
 from shared_db.ops.checksums import table_checksum
 from shared_db.ops.targets import Target
+from shared_db.services import SERVICES
 from shared_db.url import ConnectionSettings
 
 Progress = Callable[[str, str, int, int], None]

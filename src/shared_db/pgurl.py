@@ -1,0 +1,131 @@
+"""A ``postgresql://`` URL as libpq reads it: one or several ``host:port``, user, password,
+database and query, split and put back together without changing what libpq will see.
+
+Parse errors never quote the URL: an unencoded character in a password moves the boundaries
+between the parts, so any piece of the text could be a piece of the password.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote, unquote, urlencode, urlsplit
+
+from shared_db.errors import ConfigError
+
+HIDDEN_PASSWORD = "***"
+_HOST = re.compile(r"[A-Za-z0-9._%~\-]*")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+@dataclass(frozen=True)
+class PgUrl:
+    """The parts of a libpq URL; ``hosts`` holds every ``(host, port)`` in the given order."""
+
+    hosts: tuple[tuple[str, int | None], ...] = ()
+    username: str | None = None
+    password: str | None = None
+    database: str | None = None
+    query: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str | None:
+        """The first host (libpq tries them in order unless ``load_balance_hosts=random``)."""
+        return self.hosts[0][0] or None if self.hosts else None
+
+    @property
+    def port(self) -> int | None:
+        return self.hosts[0][1] if self.hosts else None
+
+    def set(self, **changes: object) -> PgUrl:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def render(self, *, hide_password: bool) -> str:
+        """The URL as text; ``hide_password`` puts ``***`` in the password's place."""
+        auth = ""
+        if self.username is not None:
+            auth = quote(self.username, safe="")
+            if self.password is not None:
+                shown = HIDDEN_PASSWORD if hide_password else quote(self.password, safe="")
+                auth += f":{shown}"
+            auth += "@"
+        hosts = ",".join(_host_text(host, port) for host, port in self.hosts)
+        path = f"/{quote(self.database, safe='')}" if self.database is not None else ""
+        # quote, not quote_plus: libpq reads "+" as itself, never as a space.
+        query = f"?{urlencode(self.query, quote_via=quote)}" if self.query else ""
+        return f"postgresql://{auth}{hosts}{path}{query}"
+
+
+def _host_text(host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else quote(host, safe="%")
+    return f"{shown}:{port}" if port is not None else shown
+
+
+_ENCODE = ("percent-encode any '/', '?', '#' or '@' in the user, password or database name "
+           "(e.g. %40 for @)")
+_IPV6 = "the host in [ ] must be an IPv6 address with both brackets, e.g. postgresql://[::1]:5432/app"
+_BAD_PORT = ("the port must be a number from 0 to 65535 (percent-encode any '/', '?', '#' or '@' "
+             "in the user or password, e.g. %40 for @)")
+
+
+def query_params(raw: str) -> dict[str, str]:
+    """The query of URL ``raw`` decoded as libpq decodes it ("+" stays "+"); a repeated key's
+    last value wins, as in libpq."""
+    query = urlsplit(raw).query
+    pairs = (item.partition("=") for item in query.split("&") if item)
+    return {unquote(key): unquote(value) for key, _, value in pairs}
+
+
+def _invalid(field_name: str, rule: str) -> ConfigError:
+    return ConfigError(field_name, f"is not a valid URL: {rule}")
+
+
+def split_url(raw: str, field_name: str) -> PgUrl:
+    """``raw`` (its scheme already checked) split into its parts.
+
+    Raises:
+        ConfigError: a part is malformed, or a character that must be percent-encoded is not.
+    """
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # unbalanced brackets, or something in them that is no address
+        raise _invalid(field_name, _IPV6) from None
+    if parts.fragment or "#" in raw or any(c in parts.path[1:] for c in "/@"):
+        raise _invalid(field_name, _ENCODE)
+    userinfo, at, hostspec = parts.netloc.rpartition("@")
+    if "@" in userinfo:
+        raise _invalid(field_name, _ENCODE)
+    user, colon, password = userinfo.partition(":")
+    hosts = tuple(_host(item, field_name) for item in hostspec.split(",")) if hostspec else ()
+    if len(hosts) > 1 and any(not host for host, _ in hosts):
+        raise _invalid(field_name, "every host of a multi-host URL needs a name, e.g. "
+                       "postgresql://h1:5432,h2:5432/app")
+    return PgUrl(
+        hosts=hosts,
+        username=unquote(user) if at else None,
+        password=unquote(password) if at and colon else None,
+        database=unquote(parts.path[1:]) if parts.path else None,
+    )
+
+
+def _host(item: str, field_name: str) -> tuple[str, int | None]:
+    if item.startswith("[") or "]" in item or item.count(":") > 1:
+        inside, close, rest = item[1:].partition("]")
+        if not item.startswith("[") or not close or (rest and not rest.startswith(":")):
+            raise _invalid(field_name, _IPV6)
+        try:
+            ipaddress.IPv6Address(inside.partition("%")[0])
+        except ValueError:
+            raise _invalid(field_name, _IPV6) from None
+        return inside, _port(rest[1:], field_name) if rest else None
+    host, colon, port = item.partition(":")
+    if not _HOST.fullmatch(host):
+        raise _invalid(field_name, _ENCODE)
+    return unquote(host), _port(port, field_name) if colon else None
+
+
+def _port(raw: str, field_name: str) -> int:
+    if not (_PORT.fullmatch(raw) and int(raw) <= 65535):
+        raise _invalid(field_name, _BAD_PORT)
+    return int(raw)
