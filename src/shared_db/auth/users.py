@@ -35,6 +35,7 @@ from shared_db.auth.batch import (
     insert_rows,
     prepare_rows,
 )
+from shared_db.auth.details import update_details
 from shared_db.auth.eager import load_across, load_with_relations
 from shared_db.auth.models import User
 from shared_db.enums import UserRole
@@ -234,6 +235,11 @@ class UserRepository(Repository):
             await _audit(tx, "user.role_changed", user_id,
                          {"old": UserRole(old).value, "new": new_role.value})
         return user
+
+    async def update(self, user_id: uuid.UUID, *, name: str | None = None,
+                     email_verified: bool | None = None) -> UserRecord:
+        """Change a live user's name or email_verified; audited as ``user.updated``."""
+        return await update_details(self._source, user_id, name, email_verified)
 
     async def delete(self, user_id: uuid.UUID) -> None:
         """Delete for good: profile, tokens, devices and sessions go with it (cascade).

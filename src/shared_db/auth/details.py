@@ -1,0 +1,54 @@
+"""A user's editable details (name, email_verified), changed with their audit row.
+
+Email, role, password and the timestamps have their own rules elsewhere (``set_role``, the
+email's uniqueness); this is only what an operator may correct by hand.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+
+from shared_db import validation as check
+from shared_db.admin.repository import AuditRepository
+from shared_db.auth.models import User
+from shared_db.errors import NotFoundError, ValidationError
+from shared_db.records import UserRecord
+from shared_db.repository import Source
+from shared_db.sql import Query, columns
+
+_BY_ID = User.id == bindparam("id")
+_LIVE = User.deleted_at.is_(None)
+CURRENT = Query.build("users.details_for_update", select(User.name, User.email_verified).where(
+    _BY_ID, _LIVE).with_for_update())
+UPDATE = Query.build("users.update_details", update(User).where(_BY_ID).values(
+    name=bindparam("name"), email_verified=bindparam("email_verified"), updated_at=func.now(),
+).returning(*columns(UserRecord, User)))
+
+
+async def update_details(source: Source, user_id: uuid.UUID, name: str | None,
+                         email_verified: bool | None) -> UserRecord:
+    """Set the given fields of a live user; audited as ``user.updated`` with old and new."""
+    if name is None and email_verified is None:
+        raise ValidationError("name", "give name or email_verified (or both)")
+    new_name = None if name is None else check.text("name", name, max_length=200)
+    verified = None if email_verified is None else check.flag("email_verified", email_verified)
+    async with source.unit() as tx:
+        async with tx.executor("auth") as ex:
+            old = await ex.row(CURRENT, {"id": user_id})
+            if old is None:
+                raise NotFoundError(f"user {user_id} does not exist or is deleted")
+            params = {"id": user_id, "name": old[0] if new_name is None else new_name,
+                      "email_verified": old[1] if verified is None else verified}
+            user = await ex.one(UPDATE, params, UserRecord)
+        assert user is not None
+        changes: dict[str, Any] = {
+            field: {"old": before, "new": params[field]}
+            for field, before in zip(("name", "email_verified"), old, strict=True)
+            if params[field] != before}
+        await AuditRepository(tx).append("user.updated", resource_type="user",
+                                         resource_id=user_id, details=changes or None,
+                                         user_id=tx.actor().actor_id or user_id)
+    return user
