@@ -61,6 +61,16 @@ class DriftError(MigrationError):
     """The database schema differs from what the migrations produce."""
 
 
+class UnsafeMigrationError(MigrationError):
+    """``deploy`` refused a migration the safety lint flags on a table that holds rows, and
+    whose file does not acknowledge that rule; nothing of that migration was applied."""
+
+
+class LockTimeoutError(MigrationError):
+    """A migration step could not take its locks within ``lock_timeout``, after every retry;
+    the database was left at the migration before it."""
+
+
 class ConfirmationRequired(SharedDbError):
     """A destructive command needs an explicit confirmation that was not given."""
 

@@ -2,7 +2,7 @@
 
 Errors of the ``SharedDbError`` family print as one line on stderr with a non-zero exit code:
 2 bad settings, 3 database unreachable, 4 migration problem, 5 confirmation missing,
-6 backup or restore problem, 1 other.
+6 backup or restore problem, 7 a migration step's locks not granted in any try, 1 other.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from shared_db.errors import (
     ConfigError,
     ConfirmationRequired,
     DatabaseUnavailableError,
+    LockTimeoutError,
     MigrationError,
     SharedDbError,
 )
@@ -45,6 +46,7 @@ app.command()(roles)
 EXIT_CODES: list[tuple[type[SharedDbError], int]] = [
     (ConfigError, 2),
     (DatabaseUnavailableError, 3),
+    (LockTimeoutError, 7),
     (MigrationError, 4),
     (ConfirmationRequired, 5),
     (BackupError, 6),

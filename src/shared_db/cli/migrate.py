@@ -1,27 +1,33 @@
-"""``shared-db migrate dev | deploy | status | down | reset`` (the guide's section 3)."""
+"""``shared-db migrate dev | deploy | status | down | reset`` (the guide's section 3), and the
+review commands of ``cli.migrate_review``."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.syntax import Syntax
 
-from shared_db.cli import render
+from shared_db.cli import migrate_review, render, render_review
 from shared_db.cli.common import confirm, console, console_err, lazy, settings, targets
 from shared_db.errors import MigrationError
 
 if TYPE_CHECKING:
-    from shared_db.ops import autogen, migrate, seeding
+    from shared_db.ops import autogen, locks, migrate, review, seeding
     from shared_db.ops import status as status_ops
     from shared_db.ops.history import Step
 else:
     autogen = lazy("shared_db.ops.autogen")
+    locks = lazy("shared_db.ops.locks")
     migrate = lazy("shared_db.ops.migrate")
+    review = lazy("shared_db.ops.review")
     seeding = lazy("shared_db.ops.seeding")
     status_ops = lazy("shared_db.ops.status")
 
 app = typer.Typer(no_args_is_help=True, help="Create, apply, inspect and roll back migrations.")
+app.command("sql")(migrate_review.sql)
+app.command()(migrate_review.lint)
+app.command()(migrate_review.resolve)
+app.command()(migrate_review.baseline)
 
 
 def _applied(step: Step) -> None:
@@ -32,11 +38,23 @@ def _reverted(step: Step) -> None:
     console_err.print(f"  rolled back {step.label}")
 
 
+def _notice(text: str) -> None:
+    console_err.print(text, soft_wrap=True, markup=False)
+
+
 @app.command()
-def deploy() -> None:
-    """Apply every pending migration, without prompts (safe to run concurrently)."""
+def deploy(dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the SQL and lint of what would run; apply nothing.")] = False,
+        ) -> None:
+    """Apply every pending migration, without prompts (safe to run concurrently), each step
+    under lock_timeout with retries; refuses unacknowledged lint findings on tables with rows."""
     current = settings()
-    total = sum(len(migrate.deploy(t, current.migrations_dir, _applied).steps)
+    if dry_run:
+        render_review.print_dry_run(console, review.dry_run(targets(current),
+                                                            current.migrations_dir))
+        return
+    run = migrate.StepRun(locks.LockPolicy.from_settings(current), notice=_notice)
+    total = sum(len(migrate.deploy(t, current.migrations_dir, _applied, run=run).steps)
                 for t in targets(current))
     console.print(f"{total} migration(s) applied." if total else "No pending migrations.")
 
@@ -58,14 +76,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 @app.command()
 def dev(name: Annotated[str, typer.Option("--name", help="snake_case name of the migration")],
-        ) -> None:
-    """Generate a migration from model changes into the owning chain, show its SQL, apply it."""
+        create_only: Annotated[bool, typer.Option(
+            "--create-only", help="Write the migration and print its SQL; apply nothing.")]
+        = False) -> None:
+    """Generate a migration from model changes into the owning chain, show its SQL and lint,
+    apply it (not with --create-only)."""
     current = settings()
     found = targets(current)
     if len(found) != 1:
         raise MigrationError("migrate dev runs on the shared topology (one database); unset "
                              "SHARED_DB_TOPOLOGY to generate migrations")
-    result = autogen.dev(found[0], current.migrations_dir, name)
+    result = autogen.dev(found[0], current.migrations_dir, name, create_only=create_only)
     for step in result.applied:
         _applied(step)
     if not result.created:
@@ -73,7 +94,11 @@ def dev(name: Annotated[str, typer.Option("--name", help="snake_case name of the
         return
     for path in result.files:
         console.print(f"Created {path}")
-    console.print(Syntax(result.sql, "sql", theme="ansi_dark"))
+    render_review.print_sql(console, result.sql)
+    render_review.print_lint(console, result.lints)
+    if create_only:
+        console.print("Nothing was applied: review the file, its SQL and the lint, then "
+                      "`shared-db migrate deploy`.")
 
 
 @app.command()

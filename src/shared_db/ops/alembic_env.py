@@ -30,4 +30,7 @@ def run() -> None:
             context.run_migrations()
         return
     context.configure(connection=connection, **options)
-    context.run_migrations()
+    # A no-op inside the caller's transaction; without one (a step with an autocommit_block),
+    # Alembic's own transaction is what the block commits and reopens.
+    with context.begin_transaction():
+        context.run_migrations()

@@ -4,6 +4,9 @@ Like Prisma's ``migrate dev`` it replays every migration into a shadow database 
 the models with the shadow tells what the new migration must do; comparing them with the real
 database must tell the same. If it does not, the real database has drifted from its migrations
 (someone changed it by hand), and the command refuses rather than offering to wipe it.
+
+With ``create_only`` nothing is applied to the real database: the shadow is compared with it at
+the revisions it has applied, and the new migration is only written (and linted) for review.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from shared_db.engine import connect_to
 from shared_db.errors import DriftError, MigrationError
 from shared_db.models import Base
 from shared_db.ops import migrate
-from shared_db.ops.history import Step, alembic_config, all_steps, chain_steps
+from shared_db.ops.history import Step, alembic_config, all_steps, applied_steps, chain_steps
+from shared_db.ops.lint import StepLint, lint_steps
+from shared_db.ops.offline import step_sql
 from shared_db.ops.scratch import scratch_database
 from shared_db.ops.status import drift
 from shared_db.ops.targets import Target
@@ -34,6 +39,7 @@ class DevResult:
     files: list[Path] = field(default_factory=list)
     sql: str = ""
     applied: list[Step] = field(default_factory=list)
+    lints: list[StepLint] = field(default_factory=list)
 
 
 def check_name(name: str, migrations_dir: Path, chains: tuple[str, ...]) -> None:
@@ -55,9 +61,22 @@ def _new_revision(migrations_dir: Path, chains: tuple[str, ...]) -> str:
     return rev
 
 
+def _applied_prefix(target: Target, migrations_dir: Path) -> int:
+    """How many migrations, in global order, the database has applied (create-only)."""
+    with connect_to(target.connection) as conn:
+        applied, _ = applied_steps(conn, migrations_dir, target.chains)
+        conn.rollback()
+    if all_steps(migrations_dir, target.chains)[:len(applied)] != applied:
+        raise MigrationError("--create-only: the database has applied migrations out of their "
+                             "global order; `shared-db migrate deploy` first")
+    return len(applied)
+
+
 def dev(target: Target, migrations_dir: Path, name: str,
-        metadata: MetaData | None = None) -> DevResult:
+        metadata: MetaData | None = None, create_only: bool = False) -> DevResult:
     """Apply pending migrations, generate one for the model changes, show its SQL, apply it.
+
+    With ``create_only``, write the migration and its SQL only; apply nothing.
 
     Raises:
         MigrationError: bad or duplicate name, or a migration failed to apply.
@@ -65,10 +84,14 @@ def dev(target: Target, migrations_dir: Path, name: str,
     """
     md = metadata or Base.metadata
     check_name(name, migrations_dir, target.chains)
-    result = DevResult(applied=migrate.deploy(target, migrations_dir).steps)
+    dev_run = migrate.StepRun(check_rows=False)
+    result = DevResult()
+    if not create_only:
+        result.applied = migrate.deploy(target, migrations_dir, run=dev_run).steps
     with scratch_database(target.connection, "shadow") as shadow_conn:
         shadow = Target("shadow", shadow_conn, target.chains)
-        migrate.deploy(shadow, migrations_dir)
+        limit = _applied_prefix(target, migrations_dir) if create_only else None
+        migrate.deploy(shadow, migrations_dir, limit=limit, run=dev_run)
         with connect_to(shadow_conn) as conn:
             wanted = drift(conn, target.chains, md)
         with connect_to(target.connection) as conn:
@@ -79,6 +102,10 @@ def dev(target: Target, migrations_dir: Path, name: str,
                 f"the database {target.connection.safe_url()} has drifted from its migrations: "
                 + "; ".join(extra[:5]) + ". Undo the manual change, or `shared-db migrate reset` "
                 "a development database; no migration was created")
+        if create_only:
+            migrate.deploy(shadow, migrations_dir, run=dev_run)
+            with connect_to(shadow_conn) as conn:
+                wanted = drift(conn, target.chains, md)
         if not wanted:
             return result
         changed = [c for c in target.chains if any(w.startswith(f"{c}: ") for w in wanted)]
@@ -89,8 +116,11 @@ def dev(target: Target, migrations_dir: Path, name: str,
     try:
         result.created = [s for c in changed for s in chain_steps(migrations_dir, c)
                           if s.revision == revision]
-        result.sql = "\n".join(_render_sql(migrations_dir, s, md) for s in result.created)
-        result.applied += migrate.deploy(target, migrations_dir).steps
+        result.sql = "\n".join(step_sql(migrations_dir, s) for s in result.created)
+        result.lints = [lint for lint in lint_steps(migrations_dir, target.chains)
+                        if lint.step in result.created]
+        if not create_only:
+            result.applied += migrate.deploy(target, migrations_dir, run=dev_run).steps
     except Exception:
         for path in result.files:
             path.unlink(missing_ok=True)
@@ -109,11 +139,3 @@ def _generate(conn: object, migrations_dir: Path, chain: str, name: str, revisio
     if script is None or isinstance(script, list):
         raise MigrationError(f"could not generate a migration for chain {chain!r}")
     return Path(script.path)
-
-
-def _render_sql(migrations_dir: Path, step: Step, metadata: MetaData) -> str:
-    cfg = alembic_config(migrations_dir, step.chain, metadata=metadata)
-    span = f"{step.down_revision}:{step.revision}" if step.down_revision else step.revision
-    command.upgrade(cfg, span, sql=True)
-    buffer = cfg.output_buffer
-    return buffer.getvalue() if buffer is not None and hasattr(buffer, "getvalue") else ""

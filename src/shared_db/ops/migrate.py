@@ -3,7 +3,11 @@
 Every command holds a PostgreSQL advisory lock for its whole run, so two deploys started at the
 same moment apply each migration once: the second waits, then finds nothing pending. Each
 migration runs in its own transaction (PostgreSQL DDL is transactional), so a failing migration
-leaves the database at the previous one, never half-way.
+leaves the database at the previous one, never half-way. Each step runs under ``lock_timeout``
+and is tried again after a pause when a lock was not granted (``ops.locks``); a step the safety
+lint flags on a table holding rows is refused unless its file acknowledges the rule
+(``ops.lint``). A step with an ``autocommit_block`` (``CREATE INDEX CONCURRENTLY``) runs outside
+a transaction, after dropping any invalid index a killed run of it left (``ops.concurrent``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from sqlalchemy.schema import CreateSchema, DropSchema
 from shared_db.engine import connect_to
 from shared_db.errors import MigrationError
 from shared_db.errors_db import first_line
+from shared_db.ops.concurrent import drop_invalid
 from shared_db.ops.history import Step, alembic_config, all_steps, applied_steps, find_step
+from shared_db.ops.lint import StepLint, lint_down, lint_steps, refuse_unsafe
+from shared_db.ops.locks import LockPolicy, session_lock_timeout, set_lock_timeout, with_retries
 from shared_db.ops.targets import Target
 
 SCHEMA_OWNER = text("SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
@@ -31,6 +38,7 @@ SCHEMA_OWNER = text("SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.o
 CHECK_CLIENT = text("SELECT set_config('client_connection_check_interval', '1000', false)")
 MIGRATION_LOCK = 0x53484442  # "SHDB": one key for every migration command on a database
 Progress = Callable[[Step], None]
+Notice = Callable[[str], None]
 
 
 @dataclass
@@ -62,20 +70,55 @@ def migration_lock(target: Target) -> Iterator[Connection]:
                 conn.commit()
 
 
-def _run_step(conn: Connection, migrations_dir: Path, step: Step, up: bool) -> None:
+@dataclass(frozen=True)
+class StepRun:
+    """How to run steps: the lock policy, whether to refuse flagged steps, where to say so."""
+
+    policy: LockPolicy = field(default_factory=LockPolicy)
+    check_rows: bool = True
+    notice: Notice | None = None
+
+
+def _run_step(conn: Connection, migrations_dir: Path, step: Step, up: bool, lint: StepLint,
+              run: StepRun) -> None:
     cfg = alembic_config(migrations_dir, step.chain, conn)
-    if conn.in_transaction():
-        conn.commit()
-    try:
+
+    def migrate() -> None:
+        if up:
+            if run.check_rows:
+                refuse_unsafe(conn, lint)
+            command.upgrade(cfg, step.revision)
+        else:
+            command.downgrade(cfg, step.down_revision or "base")
+
+    def attempt() -> None:
+        if conn.in_transaction():
+            conn.commit()
+        if lint.non_transactional:
+            for index in drop_invalid(conn, lint.concurrent_indexes):
+                _say(run, f"  dropped invalid index {index} left by an interrupted build")
+            with session_lock_timeout(conn, run.policy):
+                migrate()
+            return
         with conn.begin():
-            if up:
-                command.upgrade(cfg, step.revision)
-            else:
-                command.downgrade(cfg, step.down_revision or "base")
+            set_lock_timeout(conn, run.policy, local=True)
+            migrate()
+
+    def waiting(tries: int, pause: float) -> None:
+        _say(run, f"  {step.label}: lock not granted within {run.policy.timeout:g} s "
+                  f"(try {tries}); trying again in {pause:g} s")
+
+    try:
+        with_retries(attempt, run.policy, step.label, waiting)
     except DBAPIError as exc:
         verb = "apply" if up else "roll back"
         raise MigrationError(f"could not {verb} {step.label}: {first_line(exc)} "
                              "(the database was left at the migration before it)") from exc
+
+
+def _say(run: StepRun, text: str) -> None:
+    if run.notice:
+        run.notice(text)
 
 
 def pending_steps(conn: Connection, migrations_dir: Path, target: Target) -> list[Step]:
@@ -89,12 +132,21 @@ def pending_steps(conn: Connection, migrations_dir: Path, target: Target) -> lis
 
 
 def deploy(target: Target, migrations_dir: Path, progress: Progress | None = None,
-           limit: int | None = None) -> Applied:
-    """Apply pending migrations of ``target``'s chains in global order (all, or ``limit``)."""
+           limit: int | None = None, run: StepRun | None = None) -> Applied:
+    """Apply pending migrations of ``target``'s chains in global order (all, or ``limit``).
+
+    Raises:
+        UnsafeMigrationError: a step is flagged on a table with rows and not acknowledged.
+        LockTimeoutError: a step's locks were not granted in any of its tries.
+        MigrationError: a step failed; the steps before it stay applied.
+    """
     result = Applied(target.name)
     with migration_lock(target) as conn:
-        for step in pending_steps(conn, migrations_dir, target)[:limit]:
-            _run_step(conn, migrations_dir, step, up=True)
+        steps = pending_steps(conn, migrations_dir, target)[:limit]
+        lints = {lint.step: lint for lint in lint_steps(migrations_dir, target.chains)} if (
+            steps) else {}
+        for step in steps:
+            _run_step(conn, migrations_dir, step, True, lints[step], run or StepRun())
             result.steps.append(step)
             if progress:
                 progress(step)
@@ -118,7 +170,7 @@ def steps_to_undo(applied: list[Step], to: str | None) -> list[Step]:
 
 
 def down(targets: list[Target], migrations_dir: Path, to: str | None = None,
-         progress: Progress | None = None) -> list[Applied]:
+         progress: Progress | None = None, run: StepRun | None = None) -> list[Applied]:
     """Roll back the newest migration across ``targets`` (or every one after ``to``)."""
     by_name = {t.name: t for t in targets}
     plan: list[tuple[Step, str]] = []
@@ -133,7 +185,8 @@ def down(targets: list[Target], migrations_dir: Path, to: str | None = None,
     for step in undo:
         target = by_name[owner[step]]
         with migration_lock(target) as conn:
-            _run_step(conn, migrations_dir, step, up=False)
+            _run_step(conn, migrations_dir, step, False, lint_down(migrations_dir, step),
+                      run or StepRun())
         results.setdefault(target.name, Applied(target.name)).steps.append(step)
         if progress:
             progress(step)

@@ -1,0 +1,129 @@
+"""Rich output and JSON documents for the review commands: lint, sql, resolve, baseline."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.syntax import Syntax
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from shared_db.ops.baseline import Baseline
+    from shared_db.ops.lint import StepLint
+    from shared_db.ops.offline import TargetSql
+    from shared_db.ops.resolve import Resolved
+    from shared_db.ops.review import DryRun
+
+
+def print_sql(console: Console, sql: str) -> None:
+    """All of ``sql``: highlighted and wrapped at a terminal, verbatim anywhere else, never
+    cut at the console's width."""
+    if console.is_terminal:
+        console.print(Syntax(sql, "sql", theme="ansi_dark", word_wrap=True))
+    else:
+        console.out(sql, highlight=False, end="" if sql.endswith("\n") else "\n")
+
+
+def lint_json(lints: list[StepLint]) -> dict[str, Any]:
+    return {
+        "ok": not any(lint.open for lint in lints),
+        "migrations": [
+            {
+                "migration": lint.step.label,
+                "non_transactional": lint.non_transactional,
+                "findings": [
+                    {"rule": f.rule, "table": f.table, "type": f.type_name,
+                     "statement": f.statement, "lock": f.details.lock,
+                     "problem": f.details.problem, "recipe": f.details.recipe,
+                     "acknowledged": lint.acknowledged.get(f.rule)}
+                    for f in lint.findings
+                ],
+            }
+            for lint in lints
+        ],
+    }
+
+
+def print_lint(console: Console, lints: list[StepLint]) -> None:
+    flagged = [lint for lint in lints if lint.findings]
+    for lint in flagged:
+        for f in lint.findings:
+            reason = lint.acknowledged.get(f.rule)
+            head = "[yellow]acknowledged[/]" if reason else "[bold red]unsafe[/]"
+            on = f.table or f"type {f.type_name}"
+            console.print(f"{head} {escape(lint.step.label)} [bold]{f.rule}[/] on "
+                          f"{escape(on)}", soft_wrap=True)
+            console.print(f"  statement: {escape(f.statement)}", soft_wrap=True)
+            console.print(f"  lock: {f.details.lock}; {f.details.problem}", soft_wrap=True)
+            console.print(f"  safe recipe: {f.details.recipe}", soft_wrap=True)
+            if reason:
+                console.print(f"  reason given: {escape(reason)}", soft_wrap=True)
+    unsafe = sum(len(lint.open) for lint in lints)
+    if unsafe:
+        console.print(f"[bold red]{unsafe} unacknowledged finding(s)[/] in {len(lints)} "
+                      "migration(s); on a table holding rows, deploy refuses them.")
+    else:
+        console.print(f"[green]{len(lints)} migration(s) checked, no unacknowledged "
+                      "finding.[/]")
+
+
+def sql_json(results: list[TargetSql]) -> dict[str, Any]:
+    return {"targets": [
+        {"target": r.target, "database": r.database,
+         "migrations": [{"migration": s.label, "sql": sql} for s, sql in r.steps]}
+        for r in results]}
+
+
+def print_targets_sql(console: Console, results: list[TargetSql]) -> None:
+    for result in results:
+        console.print(f"-- target {result.target} ({escape(result.database)}): "
+                      f"{len(result.steps)} migration(s)", soft_wrap=True, style="dim")
+        if result.steps:
+            print_sql(console, result.script)
+
+
+def print_dry_run(console: Console, runs: list[DryRun]) -> None:
+    print_targets_sql(console, [run.sql for run in runs])
+    print_lint(console, [lint for run in runs for lint in run.lints])
+    for run in runs:
+        for lint, rule, tables in run.refused:
+            console.print(f"[bold red]deploy would refuse[/] {escape(lint.step.label)}: "
+                          f"{rule} on {escape(', '.join(tables))}, which holds rows",
+                          soft_wrap=True)
+    total = sum(len(run.sql.steps) for run in runs)
+    console.print(f"Dry run: {total} migration(s) would be applied; nothing was changed.")
+
+
+def resolved_json(result: Resolved) -> dict[str, Any]:
+    return {"target": result.target, "migration": result.step.label,
+            "state": "applied" if result.applied else "rolled back"}
+
+
+def baseline_json(results: list[Baseline]) -> dict[str, Any]:
+    return {
+        "baselined": not any(r.differences for r in results),
+        "targets": [{"target": r.target, "database": r.database,
+                     "differences": r.differences,
+                     "stamped": [s.label for s in r.stamped]} for r in results],
+    }
+
+
+def baseline_table(result: Baseline) -> Table:
+    table = Table(title=f"Baseline: {result.target} ({result.database})", title_justify="left")
+    if result.differences:
+        table.add_column("difference from what the migrations build")
+        for line in result.differences:
+            table.add_row(escape(line))
+    else:
+        table.add_column("chain")
+        table.add_column("stamped at")
+        for step in result.stamped:
+            table.add_row(step.chain, f"{step.revision}_{step.name}")
+    return table
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2)

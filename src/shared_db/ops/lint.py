@@ -1,0 +1,141 @@
+"""``migrate lint``: each migration's offline SQL through the lint rules, and what its file
+acknowledges.
+
+A migration acknowledges a rule with a module-level mapping from rule id to the written reason
+it is safe there::
+
+    lint_acknowledged = {"constraint-not-valid": "runs before any service writes a row"}
+
+An acknowledged finding is still reported, with its reason, but neither fails ``migrate lint``
+nor stops ``deploy``. Rules are checked chain by chain in history order, so a ``SET NOT NULL``
+is accepted when an earlier migration of the chain validated ``CHECK (col IS NOT NULL)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
+from pglast.parser import ParseError
+from sqlalchemy import Connection, exists, select, table, text
+
+from shared_db.errors import MigrationError, UnsafeMigrationError
+from shared_db.ops.chains import CHAINS
+from shared_db.ops.history import Step, alembic_config, all_steps
+from shared_db.ops.lint_rules import RULES, ChainState, Finding, classify
+from shared_db.ops.offline import step_sql
+
+ACKNOWLEDGE = "lint_acknowledged"
+RESOLVE_TABLE = text(
+    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.oid = to_regclass(CASE WHEN :schema = '' THEN quote_ident(:rel) "
+    "ELSE quote_ident(:schema) || '.' || quote_ident(:rel) END)")
+TABLES_OF_TYPE = text(
+    "SELECT DISTINCT n.nspname, c.relname FROM pg_attribute a "
+    "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE a.atttypid = to_regtype(quote_ident(:type)) AND NOT a.attisdropped "
+    "AND c.relkind IN ('r', 'p')")
+
+
+@dataclass
+class StepLint:
+    """What the lint found in one migration."""
+
+    step: Step
+    findings: list[Finding] = field(default_factory=list)
+    acknowledged: dict[str, str] = field(default_factory=dict)
+    non_transactional: bool = False
+    concurrent_indexes: list[str] = field(default_factory=list)
+
+    @property
+    def open(self) -> list[Finding]:
+        """Findings whose rule the migration does not acknowledge."""
+        return [f for f in self.findings if f.rule not in self.acknowledged]
+
+
+def acknowledgements(script: ScriptDirectory, step: Step) -> dict[str, str]:
+    """The file's ``lint_acknowledged``, checked: known rule ids, each with a reason.
+
+    Raises:
+        MigrationError: the mapping is malformed, names an unknown rule, or gives no reason.
+    """
+    revision = script.get_revision(step.revision)
+    raw = getattr(revision.module, ACKNOWLEDGE, {}) if revision is not None else {}
+    where = f"{step.label}: {ACKNOWLEDGE}"
+    if not isinstance(raw, dict):
+        raise MigrationError(f"{where} must be a dict of rule id to reason")
+    for rule, reason in raw.items():
+        if rule not in RULES:
+            raise MigrationError(f"{where} names unknown rule {rule!r}; rules: "
+                                 + ", ".join(RULES))
+        if not isinstance(reason, str) or not reason.strip():
+            raise MigrationError(f"{where}[{rule!r}] must give the reason it is safe")
+    return dict(raw)
+
+
+def lint_steps(migrations_dir: Path, chains: tuple[str, ...]) -> list[StepLint]:
+    """Every migration of ``chains``, in global order, with its findings.
+
+    Raises:
+        MigrationError: a migration cannot be rendered or parsed, or acknowledges badly.
+    """
+    states = {chain: ChainState() for chain in chains}
+    scripts = {chain: ScriptDirectory.from_config(alembic_config(migrations_dir, chain))
+               for chain in chains}
+    results = []
+    for step in all_steps(migrations_dir, chains):
+        try:
+            parsed = classify(step_sql(migrations_dir, step), states[step.chain])
+        except ParseError as exc:
+            raise MigrationError(f"{step.label}: its SQL does not parse: {exc}") from None
+        results.append(StepLint(step, parsed.findings, acknowledgements(scripts[step.chain], step),
+                                parsed.non_transactional, parsed.concurrent_indexes))
+    return results
+
+
+def lint_all(migrations_dir: Path) -> list[StepLint]:
+    """Every migration file of every chain (``links`` included), in global order."""
+    return lint_steps(migrations_dir, CHAINS)
+
+
+def _tables(conn: Connection, finding: Finding) -> list[tuple[str, str]]:
+    if finding.table is None:
+        name = (finding.type_name or "").rpartition(".")[2]
+        return [(n, r) for n, r in conn.execute(TABLES_OF_TYPE, {"type": name})]
+    schema, _, rel = finding.table.rpartition(".")
+    row = conn.execute(RESOLVE_TABLE, {"schema": schema, "rel": rel}).first()
+    return [] if row is None else [(row[0], row[1])]
+
+
+def tables_with_rows(conn: Connection, finding: Finding) -> list[str]:
+    """The existing tables the finding acts on that hold at least one row."""
+    return [f"{schema}.{rel}" for schema, rel in _tables(conn, finding)
+            if conn.execute(select(exists().select_from(table(rel, schema=schema)))).scalar()]
+
+
+def refuse_unsafe(conn: Connection, lint: StepLint) -> None:
+    """Raise unless every open finding of ``lint`` acts on tables without rows.
+
+    Raises:
+        UnsafeMigrationError: names the statement, the table, the lock and the safe recipe.
+    """
+    for finding in lint.open:
+        full = tables_with_rows(conn, finding)
+        if full:
+            rule = finding.details
+            raise UnsafeMigrationError(
+                f"refusing {lint.step.label}: [{rule.id}] {finding.statement!r} on "
+                f"{', '.join(full)}, which holds rows: takes {rule.lock} and {rule.problem}. "
+                f"Safe recipe: {rule.recipe}. If it is safe here, add {ACKNOWLEDGE} = "
+                f"{{{rule.id!r}: 'why'}} to the migration file. Nothing of this migration was "
+                "applied")
+
+
+def lint_down(migrations_dir: Path, step: Step) -> StepLint:
+    """How ``step``'s downgrade runs (inside a transaction or not); rules are not applied."""
+    try:
+        parsed = classify(step_sql(migrations_dir, step, up=False))
+    except ParseError as exc:
+        raise MigrationError(f"{step.label}: its downgrade SQL does not parse: {exc}") from None
+    return StepLint(step, non_transactional=parsed.non_transactional)
