@@ -19,6 +19,7 @@ from shared_db.cli.doctor import doctor
 from shared_db.cli.roles import roles
 from shared_db.cli.split import split
 from shared_db.cli.stats import stats
+from shared_db.cli.studio import studio
 from shared_db.cli.up import up
 from shared_db.errors import (
     BackupError,
@@ -42,6 +43,7 @@ app.command()(backup)
 app.command()(restore)
 app.command()(split)
 app.command()(roles)
+app.command()(studio)
 
 EXIT_CODES: list[tuple[type[SharedDbError], int]] = [
     (ConfigError, 2),

@@ -1,0 +1,145 @@
+"""The studio's writes: each form becomes calls of the repositories, never a statement of its
+own, so every rule (validation, the payment state machine, audit rows) applies as it does for
+the services. The audit rows name the studio: ``acting_as`` with its user agent.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+from starlette.datastructures import FormData
+
+from shared_db.client import Database
+from shared_db.context import acting_as
+from shared_db.errors import (
+    ConflictError,
+    DataAccessError,
+    DuplicateError,
+    ForeignKeyError,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
+from shared_db.payments.status import TRANSITIONS
+from shared_db.studio.query import BadRequest
+
+AGENT = "shared-db studio"
+"""The user agent every audit row written from the studio carries."""
+MAX_FIELD = 10_000
+Edit = Callable[[Database, FormData], Awaitable[str]]
+"""An edit: the database and the posted form in, the path to show afterwards out."""
+
+REFUSALS: list[tuple[type[DataAccessError], int]] = [
+    (NotFoundError, 404), (DuplicateError, 409), (InvalidTransitionError, 409),
+    (ConflictError, 409), (ForeignKeyError, 409), (ValidationError, 400)]
+
+
+def refusal_status(error: DataAccessError) -> int:
+    """The HTTP status a refused change is answered with (the page shows the error)."""
+    return next((code for kind, code in REFUSALS if isinstance(error, kind)), 409)
+
+
+@contextmanager
+def as_studio(client_ip: str | None) -> Iterator[None]:
+    with acting_as(None, client_ip, AGENT):
+        yield
+
+
+def text(form: FormData, name: str, *, required: bool = True) -> str | None:
+    value = form.get(name)
+    if value is None or value == "":
+        if required:
+            raise BadRequest(f"{name}: required")
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name}: must be a text field, not a file")
+    if len(value) > MAX_FIELD:
+        raise BadRequest(f"{name}: longer than {MAX_FIELD} characters")
+    return value
+
+
+def flag(form: FormData, name: str) -> bool:
+    value = text(form, name)
+    if value not in ("true", "false"):
+        raise BadRequest(f"{name}: must be true or false")
+    return value == "true"
+
+
+def uuid_of(raw: str, name: str = "id") -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise BadRequest(f"{name}: must be a UUID, got {raw[:40]!r}") from None
+
+
+async def create_user(db: Database, form: FormData) -> str:
+    user = await db.users.create(
+        email=text(form, "email") or "", name=text(form, "name") or "",
+        role=text(form, "role") or "", password=text(form, "password") or "",
+        email_verified=flag(form, "email_verified"))
+    return f"/t/users/{user.id}?ok=created"
+
+
+def user_edit(user_id: uuid.UUID) -> Edit:
+    async def edit(db: Database, form: FormData) -> str:
+        name, verified, role = text(form, "name"), flag(form, "email_verified"), text(form,
+                                                                                      "role")
+        async with db.transaction() as tx:  # all or nothing: one refusal undoes the others
+            current = await tx.users.get_one(user_id)
+            if name != current.name or verified != current.email_verified:
+                await tx.users.update(user_id, name=name, email_verified=verified)
+            if role != current.role.value:
+                await tx.users.set_role(user_id, role or "")
+        return f"/t/users/{user_id}?ok=updated"
+    return edit
+
+
+def user_flip(user_id: uuid.UUID, restore: bool) -> Edit:
+    async def flip(db: Database, _form: FormData) -> str:
+        if restore:
+            await db.users.restore(user_id)
+        else:
+            await db.users.soft_delete(user_id)
+        return f"/t/users/{user_id}?ok={'restored' if restore else 'deleted'}"
+    return flip
+
+
+def payment_status(payment_id: uuid.UUID) -> Edit:
+    async def move(db: Database, form: FormData) -> str:
+        await db.payment_status.transition(payment_id, text(form, "to") or "",
+                                           expected=text(form, "expected"))
+        return f"/t/payments/{payment_id}?ok=moved"
+    return move
+
+
+def allowed_moves(status: Any) -> list[str]:
+    """The statuses the state machine lets a payment in ``status`` move to, sorted."""
+    return sorted(s.value for s in TRANSITIONS.get(status, frozenset()))
+
+
+async def set_config(db: Database, form: FormData) -> str:
+    key, raw = text(form, "key") or "", text(form, "value") or ""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("value: must be JSON (a string in double quotes, a number, true, "
+                         "an object...)") from None
+    await db.config.set(key, value, description=text(form, "description", required=False),
+                        updated_by=AGENT)
+    return f"/t/system_config/{_path_part(key)}?ok=saved"
+
+
+def config_delete(key: str) -> Edit:
+    async def delete(db: Database, _form: FormData) -> str:
+        await db.config.delete(key)
+        return "/t/system_config?ok=deleted"
+    return delete
+
+
+def _path_part(key: str) -> str:
+    return quote(key, safe="")

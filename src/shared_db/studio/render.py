@@ -1,0 +1,65 @@
+"""How values look on a page: table cells, and the bar charts of the operations pages as
+inline SVG (no script, no library: every label escaped, every length computed here)."""
+
+from __future__ import annotations
+
+import enum
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from markupsafe import Markup, escape
+
+MAX_CELL = 120
+BAR_HEIGHT = 18
+LABEL_WIDTH = 260
+BAR_WIDTH = 420
+
+
+def cell(value: Any, limit: int = MAX_CELL) -> str:
+    """``value`` as text for a table cell, cut to ``limit`` characters."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+def full(value: Any) -> str:
+    """``value`` uncut, JSON pretty-printed: the record view."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, indent=2, default=str)
+    return cell(value, limit=1_000_000)
+
+
+def bars(items: list[tuple[str, float, str]], title: str) -> Markup:
+    """A horizontal bar chart: one (label, value, shown value) per bar, longest bar = max."""
+    if not items:
+        return Markup("<p class=dim>nothing to chart</p>")
+    top = max(v for _, v, _ in items) or 1.0
+    height = BAR_HEIGHT * len(items) + 8
+    parts = [f'<svg class="chart" role="img" width="{LABEL_WIDTH + BAR_WIDTH + 120}" '
+             f'height="{height}" aria-label="{escape(title)}">']
+    for n, (label, value, shown) in enumerate(items):
+        y = 4 + n * BAR_HEIGHT
+        width = max(1.0, BAR_WIDTH * value / top)
+        short = label if len(label) <= 40 else label[:39] + "\u2026"
+        parts.append(
+            f'<text x="{LABEL_WIDTH - 6}" y="{y + 13}" text-anchor="end">{escape(short)}'
+            f'<title>{escape(label)}</title></text>'
+            f'<rect x="{LABEL_WIDTH}" y="{y + 2}" width="{width:.1f}" '
+            f'height="{BAR_HEIGHT - 5}" rx="2"></rect>'
+            f'<text x="{LABEL_WIDTH + width + 6:.1f}" y="{y + 13}">{escape(shown)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+FILTERS = {"cell": cell, "full": full}

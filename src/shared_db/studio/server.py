@@ -1,0 +1,57 @@
+"""Starting the studio: who may write, which address it may listen on, and uvicorn."""
+
+from __future__ import annotations
+
+import webbrowser
+from collections.abc import Callable
+
+import uvicorn
+
+from shared_db.config import LEVELS, Settings
+from shared_db.errors import ConfigError
+from shared_db.studio.app import create_app
+from shared_db.studio.security import Guard, host_header, is_loopback
+
+
+def is_production(settings: Settings) -> bool:
+    # Settings keep SHARED_DB_ENV only as what it selects, the query log's levels.
+    return settings.log.levels == LEVELS["production"]
+
+
+def read_only(settings: Settings, asked_read_only: bool, asked_writes: bool) -> bool:
+    """Read-only when asked, and in production unless writes are asked for by name."""
+    if asked_read_only and asked_writes:
+        raise ConfigError("--writes", "cannot be combined with --read-only")
+    return asked_read_only or (is_production(settings) and not asked_writes)
+
+
+def check_host(host: str, asked_read_only: bool) -> None:
+    """Another machine may reach a non-loopback address over plain HTTP, where the token can
+    be read off the wire: such an address serves only a studio that cannot write."""
+    if not is_loopback(host) and not asked_read_only:
+        raise ConfigError("--host", f"{host} is not a loopback address; the studio serves "
+                          "other machines only with --read-only (its token travels over "
+                          "plain HTTP)")
+
+
+def serve(settings: Settings, host: str, port: int, *, asked_read_only: bool = False,
+          asked_writes: bool = False, open_browser: bool = True,
+          say: Callable[[str], None] = print) -> None:
+    """Serve until interrupted; ``say`` gets the one line with the address and token."""
+    check_host(host, asked_read_only)
+    guard = Guard.for_address(host, port, read_only(settings, asked_read_only, asked_writes))
+    url = f"http://{host_header(host, port)}/?token={guard.token}"
+    config = uvicorn.Config(create_app(settings, guard), host=host, port=port,
+                            log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    started = server.startup
+
+    async def startup(sockets: object = None) -> None:
+        await started(sockets)  # type: ignore[arg-type]
+        if server.started:  # the port is bound and the database open: the address works
+            say(f"Studio: {url}")
+            if open_browser:
+                webbrowser.open(url)
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
