@@ -4,7 +4,9 @@ What a developer waits for at the prompt, so each command is timed as a whole pr
 start, imports, work, exit), with ``alembic --help`` as the reference measured in the same run.
 Commands take turns, in rotating order, so drift on the machine hits all of them alike; the
 report gives the median of N runs. ``migrate status`` runs against a warm server: the embedded
-one (started first) or ``DATABASE_URL``'s, migrated before timing.
+one (started first) or ``DATABASE_URL``'s, migrated before timing; once as a developer runs it
+again and again (the clean drift check remembered from the run before) and once with nothing
+remembered (``SHARED_DB_CACHE_DIR`` emptied before each run: the full model comparison).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +28,8 @@ COMMANDS = {
     "shared-db --help": [str(SCRIPTS / "shared-db"), "--help"],
     "alembic --help": [str(SCRIPTS / "alembic"), "--help"],
     "shared-db migrate status": [str(SCRIPTS / "shared-db"), "migrate", "status"],
+    "shared-db migrate status (nothing remembered)": [str(SCRIPTS / "shared-db"), "migrate",
+                                                      "status"],
     "import shared_db.errors": [sys.executable, "-c", "import shared_db.errors"],
     "import shared_db.records": [sys.executable, "-c", "import shared_db.records"],
 }
@@ -43,8 +49,15 @@ PROBES = {
 }
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+REMEMBERED, FORGOTTEN = (Path(tempfile.mkdtemp(prefix="shared-db-cache-")) for _ in range(2))
+
+
+def _run(argv: list[str], name: str = "") -> subprocess.CompletedProcess[str]:
+    cache = FORGOTTEN if "nothing remembered" in name else REMEMBERED
+    shutil.rmtree(FORGOTTEN / "drift", ignore_errors=True)
+    env = {**os.environ, "SHARED_DB_CACHE_DIR": str(cache)}
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120,
+                            env=env)
     if result.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     return result
@@ -61,13 +74,13 @@ def prepare() -> None:
 def timings(runs: int) -> dict[str, float]:
     names = list(COMMANDS)
     for name in names:  # warm the page cache and the server's connection path
-        _run(COMMANDS[name])
+        _run(COMMANDS[name], name)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(runs):
         turn = r % len(names)
         for name in names[turn:] + names[:turn]:
             t0 = time.perf_counter()
-            _run(COMMANDS[name])
+            _run(COMMANDS[name], name)
             samples[name].append(time.perf_counter() - t0)
     return {name: statistics.median(s) for name, s in samples.items()}
 

@@ -25,9 +25,10 @@ from shared_db import idempotency, twophase
 from shared_db.base import Service
 from shared_db.calls import AutocommitWrite, ReadCall, WriteCall
 from shared_db.config import QueryLogSettings, Settings
+from shared_db.connect import connect_args, reach
 from shared_db.context import ActorContext, current_actor
 from shared_db.devserver import shared_url
-from shared_db.engine import async_engine, connect_args, reach
+from shared_db.engine import async_engine
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.errors import (
     ClientClosedError,

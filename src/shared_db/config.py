@@ -16,6 +16,8 @@ Variables:
 * ``SHARED_DB_LOG_PARAMS``: ``true`` to show query parameters in logs and events (default off).
 * ``SHARED_DB_N_PLUS_ONE``: how often one statement may run in a unit of work before it is
   reported as N+1 (default 10); ``SHARED_DB_N_PLUS_ONE_STRICT=true`` raises instead (tests).
+* ``SHARED_DB_CACHE_DIR``: where ``migrate status`` remembers that a schema had no drift
+  (default ``$XDG_CACHE_HOME/shared-db``, else ``~/.cache/shared-db``).
 * ``SHARED_DB_LOCK_TIMEOUT``: seconds a migration step may wait for a table lock before it gives
   up and tries again (default 5); ``SHARED_DB_LOCK_RETRIES``: how often it tries again (default 5).
 """
@@ -73,6 +75,9 @@ class Settings:
     """Seconds a migration step waits for a lock (``lock_timeout``) before backing off."""
     lock_retries: int = 5
     """How often ``deploy`` tries a step again after its lock wait timed out."""
+    cache_dir: Path | None = None
+    """Where commands remember what they may skip next time (``migrate status``'s clean drift
+    checks); None: nothing is remembered."""
 
     def __repr__(self) -> str:
         # The URLs stay as given (connections need them); only what is shown hides passwords.
@@ -138,7 +143,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             strict=_flag(env, "SHARED_DB_N_PLUS_ONE_STRICT")),
         lock_timeout=_number(env, "SHARED_DB_LOCK_TIMEOUT", 5.0, minimum=0.001),
         lock_retries=_whole(env, "SHARED_DB_LOCK_RETRIES", 5),
+        cache_dir=_cache_dir(env),
     )
+
+
+def _cache_dir(env: Mapping[str, str]) -> Path | None:
+    if env.get("SHARED_DB_CACHE_DIR"):
+        return Path(env["SHARED_DB_CACHE_DIR"])
+    if env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]) / "shared-db"
+    return Path(env["HOME"]) / ".cache" / "shared-db" if env.get("HOME") else None
 
 
 def _read_urls(env: Mapping[str, str], topology: str) -> dict[str, str]:

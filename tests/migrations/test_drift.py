@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -15,7 +17,7 @@ def test_autogenerate_finds_nothing_after_all_migrations(migrated_db: DbFixture)
     assert result.drift_checked and result.drift == [] and result.up_to_date
 
 
-@pytest.mark.parametrize(("ddl", "expected"), [
+DRIFTS = [
     ("ALTER TABLE users ADD COLUMN nickname text", "auth: remove_column users nickname"),
     ("DROP INDEX payments_user_id_status_idx", "payments: add_index payments_user_id_status_idx"),
     ("ALTER TABLE payments DROP CONSTRAINT payments_user_id_fkey",
@@ -25,7 +27,10 @@ def test_autogenerate_finds_nothing_after_all_migrations(migrated_db: DbFixture)
     ("ALTER TYPE \"UserRole\" ADD VALUE 'GUEST'", "auth: change_enum_variants"),
     ("ALTER TABLE audit_logs ALTER COLUMN action DROP NOT NULL",
      "admin: modify_nullable audit_logs.action"),
-])
+]
+
+
+@pytest.mark.parametrize(("ddl", "expected"), DRIFTS)
 def test_manual_changes_show_as_drift(migrated_db: DbFixture, ddl: str, expected: str) -> None:
     with psycopg.connect(migrated_db.url, autocommit=True) as conn:
         conn.execute(ddl)
@@ -38,3 +43,15 @@ def test_pending_migrations_are_reported_before_drift(empty_db: DbFixture) -> No
     result = status.status(empty_db.target(), PACKAGE_MIGRATIONS)
     assert len(result.pending) == 10 and result.applied == []
     assert not result.drift_checked and not result.up_to_date
+
+
+@pytest.mark.parametrize(("ddl", "expected"), DRIFTS)
+def test_a_remembered_clean_check_never_hides_a_later_change(
+        migrated_db: DbFixture, tmp_path: Path, ddl: str, expected: str) -> None:
+    for _ in range(2):  # compared in full and remembered, then answered from memory
+        assert status.status(migrated_db.target(), PACKAGE_MIGRATIONS, cache=tmp_path).up_to_date
+    assert len(list((tmp_path / "drift").iterdir())) == 1
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute(ddl)
+    result = status.status(migrated_db.target(), PACKAGE_MIGRATIONS, cache=tmp_path)
+    assert any(line.startswith(expected) for line in result.drift), result.drift

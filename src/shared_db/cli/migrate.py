@@ -63,7 +63,8 @@ def deploy(dry_run: Annotated[bool, typer.Option(
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Applied, pending and drift; exit 0 only when every database is up to date."""
     current = settings()
-    results = [status_ops.status(t, current.migrations_dir) for t in targets(current)]
+    results = [status_ops.status(t, current.migrations_dir, cache=current.cache_dir)
+               for t in targets(current)]
     if as_json:
         console.print_json(render.status_json(results))
     else:

@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy import MetaData
 
 from shared_db.models import Base
-from shared_db.ops.status import chain_options
+from shared_db.ops.drift import chain_options
 
 
 def run() -> None:

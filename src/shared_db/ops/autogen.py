@@ -23,11 +23,11 @@ from shared_db.engine import connect_to
 from shared_db.errors import DriftError, MigrationError
 from shared_db.models import Base
 from shared_db.ops import migrate
+from shared_db.ops.drift import drift
 from shared_db.ops.history import Step, alembic_config, all_steps, applied_steps, chain_steps
 from shared_db.ops.lint import StepLint, lint_steps
 from shared_db.ops.offline import step_sql
 from shared_db.ops.scratch import scratch_database
-from shared_db.ops.status import drift
 from shared_db.ops.targets import Target
 
 NAME_RULE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")

@@ -25,8 +25,8 @@ from typing import Literal
 import psycopg
 from psycopg import sql
 
+from shared_db.connect import connect_direct
 from shared_db.devserver import bin_dir, tool_env
-from shared_db.engine import connect_direct
 from shared_db.errors import BackupError
 from shared_db.ops.chains import version_table
 from shared_db.ops.checksums import Manifest, file_sha256, manifest_path, table_checksums

@@ -15,14 +15,9 @@ from __future__ import annotations
 from sqlalchemy import Enum, ForeignKeyConstraint, MetaData
 
 from shared_db.models import Base  # every table registered: ownership is read off them
-from shared_db.services import SERVICES
-
-LINKS = "links"
-CHAINS: tuple[str, ...] = (*SERVICES, LINKS)
-
-
-def version_table(chain: str) -> str:
-    return f"alembic_version_{chain}"
+from shared_db.ops.versions import CHAINS as CHAINS
+from shared_db.ops.versions import LINKS as LINKS
+from shared_db.ops.versions import version_table as version_table
 
 
 def tables_of(chain: str, metadata: MetaData | None = None) -> list[str]:

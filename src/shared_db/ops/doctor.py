@@ -19,7 +19,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import ProgrammingError
 
 from shared_db.config import Settings
-from shared_db.engine import connect_timeout, connect_to
+from shared_db.connect import connect_timeout
+from shared_db.engine import connect_to
 from shared_db.errors import DatabaseUnavailableError, SharedDbError
 from shared_db.errors_db import first_line
 from shared_db.ops.chains import tables_of, version_table

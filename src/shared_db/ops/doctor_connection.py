@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from shared_db.engine import connect_timeout
+from shared_db.connect import connect_timeout
 from shared_db.errors import DatabaseUnavailableError
 from shared_db.errors_db import (
     AUTH_FAILED,

@@ -1,19 +1,32 @@
-"""Migration history: the chains' revisions in global order, and what a database has applied."""
+"""Migration history: the chains' revisions in global order, and what a database has applied.
+
+Read without Alembic: the revision ids come from each file's ``revision`` and ``down_revision``
+assignments (string literals, as every generated migration has them) and the applied revisions
+from the version tables in one query, so ``migrate status`` starts without loading Alembic or
+SQLAlchemy. Alembic reads the same files the same way when it runs them.
+"""
 
 from __future__ import annotations
 
+import ast
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+import psycopg
+from psycopg import sql
 
 from shared_db.errors import MigrationError
-from shared_db.ops.chains import CHAINS, version_table
+from shared_db.ops.versions import CHAINS, version_table
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy import Connection
+
+# Alembic's own rule for which files in a versions folder are migrations.
+_MIGRATION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,8 @@ class Step:
 def alembic_config(migrations_dir: Path, chain: str, connection: Connection | None = None,
                    **attributes: Any) -> Config:
     """An Alembic ``Config`` for ``chain``, sharing ``connection`` with env.py."""
+    from alembic.config import Config  # only for commands that run migrations: start-up
+
     cfg = Config(output_buffer=io.StringIO(), stdout=io.StringIO())
     cfg.set_main_option("script_location", str(migrations_dir))
     cfg.set_main_option("version_locations", str(migrations_dir / "versions" / chain))
@@ -50,23 +65,63 @@ def alembic_config(migrations_dir: Path, chain: str, connection: Connection | No
     return cfg
 
 
+def _literal(tree: ast.Module, name: str, path: Path) -> object:
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            try:
+                return ast.literal_eval(value)
+            except ValueError:
+                break
+    raise MigrationError(f"migration {path.name}: {name} must be assigned a literal "
+                         "(a string, or None for the first migration)")
+
+
+def _read(path: Path, chain: str) -> Step:
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except SyntaxError as exc:
+        raise MigrationError(f"migration {path.name} is not valid Python: {exc.msg} "
+                             f"(line {exc.lineno})") from None
+    revision, down = _literal(tree, "revision", path), _literal(tree, "down_revision", path)
+    if not isinstance(revision, str) or not (down is None or isinstance(down, str)):
+        raise MigrationError(f"migration {path.name}: revision must be a string and "
+                             "down_revision a string or None (chains do not branch or merge)")
+    return Step(chain, revision, path.stem.partition("_")[2] or revision, down)
+
+
 def chain_steps(migrations_dir: Path, chain: str) -> list[Step]:
     """``chain``'s migrations, oldest first.
 
     Raises:
-        MigrationError: the chain has several heads or several bases (a migration conflict).
+        MigrationError: the chain has several heads (a migration conflict), or a file names a
+            revision no file defines.
     """
-    script = ScriptDirectory.from_config(alembic_config(migrations_dir, chain))
-    heads = script.get_heads()
+    folder = migrations_dir / "versions" / chain
+    files = sorted(p for p in folder.glob("*.py") if _MIGRATION_FILE.fullmatch(p.name))
+    by_id = {step.revision: step for step in (_read(path, chain) for path in files)}
+    parents = {s.down_revision for s in by_id.values()}
+    heads = sorted(set(by_id) - parents)
     if len(heads) > 1:
         raise MigrationError(
-            f"migration conflict in chain {chain!r}: several newest migrations {sorted(heads)}; "
+            f"migration conflict in chain {chain!r}: several newest migrations {heads}; "
             "give one of them the other as down_revision")
-    steps = [
-        Step(chain, s.revision, Path(s.path).stem.partition("_")[2] or s.revision,
-             s.down_revision if isinstance(s.down_revision, str) else None)
-        for s in script.walk_revisions()
-    ]
+    steps: list[Step] = []
+    current = heads[0] if heads else None
+    while current is not None and len(steps) <= len(by_id):
+        if current not in by_id:
+            raise MigrationError(f"chain {chain!r}: a migration revises {current!r}, which no "
+                                 "migration file defines")
+        steps.append(by_id[current])
+        current = by_id[current].down_revision
+    if len(steps) != len(by_id):
+        raise MigrationError(f"chain {chain!r}: its migrations do not form one line from the "
+                             "first to the newest (a cycle, or one no other revises)")
     return list(reversed(steps))
 
 
@@ -76,22 +131,57 @@ def all_steps(migrations_dir: Path, chains: tuple[str, ...]) -> list[Step]:
     return sorted(steps, key=lambda s: s.order)
 
 
-def current_revision(connection: Connection, chain: str) -> str | None:
+def _driver(connection: Connection | psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    # Commands that hold a SQLAlchemy connection read the versions on the psycopg one inside.
+    if isinstance(connection, psycopg.Connection):
+        return connection
+    raw = connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    return raw
+
+
+def current_revisions(connection: Connection | psycopg.Connection[Any],
+                      chains: tuple[str, ...]) -> dict[str, str | None]:
+    """The revision each chain is at in this database (None: nothing applied), read in two
+    statements whatever the number of chains.
+
+    Raises:
+        MigrationError: a version table holds several revisions (not written by shared-db).
+    """
+    conn = _driver(connection)
+    tables = [version_table(chain) for chain in chains]
+    present = {name for name, found in conn.execute(
+        "SELECT t, to_regclass(quote_ident(t)) IS NOT NULL FROM unnest(%s::text[]) AS t",
+        [tables]) if found}
+    current: dict[str, str | None] = dict.fromkeys(chains)
+    reads = [sql.SQL("SELECT {}::text, version_num FROM {}").format(
+        sql.Literal(chain), sql.Identifier(version_table(chain)))
+        for chain in chains if version_table(chain) in present]
+    if not reads:
+        return current
+    for chain, revision in conn.execute(sql.SQL(" UNION ALL ").join(reads)):
+        if current[chain] is not None:
+            raise MigrationError(f"{version_table(chain)} holds several revisions; a chain "
+                                 "has one current migration")
+        current[chain] = revision
+    return current
+
+
+def current_revision(connection: Connection | psycopg.Connection[Any],
+                     chain: str) -> str | None:
     """The revision ``chain`` is at in this database (None: nothing applied)."""
-    context = MigrationContext.configure(connection, opts={"version_table": version_table(chain)})
-    return context.get_current_revision()
+    return current_revisions(connection, (chain,))[chain]
 
 
-def applied_steps(connection: Connection, migrations_dir: Path,
+def applied_steps(connection: Connection | psycopg.Connection[Any], migrations_dir: Path,
                   chains: tuple[str, ...]) -> tuple[list[Step], list[str]]:
     """Applied migrations in global order, and revisions the database has but no file names."""
     applied: list[Step] = []
     unknown: list[str] = []
-    for chain in chains:
-        steps = chain_steps(migrations_dir, chain)
-        current = current_revision(connection, chain)
+    for chain, current in current_revisions(connection, chains).items():
         if current is None:
             continue
+        steps = chain_steps(migrations_dir, chain)
         ids = [s.revision for s in steps]
         if current not in ids:
             unknown.append(f"{chain}:{current}")

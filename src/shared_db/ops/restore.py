@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from shared_db.connect import connect_direct
 from shared_db.devserver import bin_dir, tool_env
-from shared_db.engine import connect_direct
 from shared_db.errors import BackupError, ConfirmationRequired
 from shared_db.ops.checksums import (
     EPILOGUE,

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from shared_db.engine import connect_direct
+from shared_db.connect import connect_direct
 from shared_db.url import ConnectionSettings
 
 

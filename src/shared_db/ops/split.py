@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from shared_db.config import Settings
-from shared_db.engine import connect_direct
+from shared_db.connect import connect_direct
 from shared_db.errors import ConfigError, MigrationError
 from shared_db.models import Base  # every table registered: the plan reads them all
 from shared_db.ops import migrate

@@ -1,79 +1,26 @@
-"""``migrate status``: applied, pending and drift (models vs database) for every target."""
+"""``migrate status``: applied, pending and drift (models vs database) for every target.
+
+Light on purpose: it reads the history from the files and the version tables on a plain
+psycopg connection, and loads Alembic, SQLAlchemy and the models only when the drift has to be
+compared in full, which a remembered clean answer for the same schema and code spares
+(``ops.fingerprint``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import alembic_postgresql_enum
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from alembic_postgresql_enum.configuration import Config as EnumConfig
-from sqlalchemy import Connection, MetaData
+import psycopg
 
-from shared_db.engine import connect_to
-from shared_db.models import Base
-from shared_db.ops.chains import chain_owns, enums_of, version_table
+from shared_db.connect import connect_direct
+from shared_db.ops import fingerprint
 from shared_db.ops.history import Step, all_steps, applied_steps
 from shared_db.ops.targets import Target
 
-
-def chain_options(chain: str, metadata: MetaData) -> dict[str, Any]:
-    """Autogenerate options scoping a comparison to ``chain``'s objects (env.py uses them too)."""
-    owned_enums = enums_of(chain, metadata)
-    # alembic-postgresql-enum reads one global configuration; set it for this chain.
-    alembic_postgresql_enum.set_configuration(
-        EnumConfig(include_name=lambda name: name in owned_enums))
-
-    def include_object(obj: Any, name: str | None, type_: str, reflected: bool,
-                       compare_to: Any) -> bool:
-        return chain_owns(chain, obj, name, type_, metadata)
-
-    return {
-        "target_metadata": metadata,
-        "version_table": version_table(chain),
-        "include_object": include_object,
-        "compare_type": True,
-        "compare_server_default": True,
-    }
-
-
-def _describe(diff: Any) -> str:
-    """One readable line for an autogenerate diff (a tuple, a list of tuples, or an op)."""
-    if isinstance(diff, list):
-        return "; ".join(_describe(d) for d in diff)
-    if not isinstance(diff, tuple):
-        return type(diff).__name__
-    kind, *rest = diff
-    if kind.startswith("modify_"):
-        _schema, table, column, _existing, old, new = rest
-        old, new = (getattr(v, "arg", v) for v in (old, new))
-        return f"{kind} {table}.{column}: database {_text(old)}, models {_text(new)}"
-    if kind in ("add_column", "remove_column"):
-        return f"{kind} {rest[1]} {rest[2].name}"
-    if kind == "change_enum_variants":
-        name = [x for x in rest if isinstance(x, str)][-1:]
-        labels = [x for x in rest if isinstance(x, list) and all(isinstance(v, str) for v in x)]
-        return f"{kind} {' '.join(name)}: database {labels[0]}, models {labels[-1]}"
-    names = [str(getattr(x, "name", x)) for x in rest if x is not None]
-    return f"{kind} {' '.join(names[:2])}"
-
-
-def _text(value: Any) -> str:
-    return str(getattr(value, "text", value))
-
-
-def drift(connection: Connection, chains: tuple[str, ...],
-          metadata: MetaData | None = None) -> list[str]:
-    """Differences between the models and the database, one line each, chain by chain."""
-    md = metadata or Base.metadata
-    lines: list[str] = []
-    for chain in chains:
-        context = MigrationContext.configure(connection, opts=chain_options(chain, md))
-        lines += [f"{chain}: {_describe(d)}" for d in compare_metadata(context, md)]
-    connection.rollback()
-    return lines
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData
 
 
 @dataclass
@@ -91,16 +38,37 @@ class TargetStatus:
         return not (self.pending or self.unknown or self.drift)
 
 
-def status(target: Target, migrations_dir: Path, metadata: MetaData | None = None,
-           ) -> TargetStatus:
-    """Where ``target`` stands; drift is only checked once nothing is pending."""
+def status(target: Target, migrations_dir: Path, metadata: MetaData | None = None, *,
+           cache: Path | None = None) -> TargetStatus:
+    """Where ``target`` stands; drift is only checked once nothing is pending.
+
+    ``cache``: where clean drift answers are remembered (none: always compare in full);
+    unused with a ``metadata`` of the caller's, which the package's digest does not cover.
+    """
     safe = target.connection.safe_url()
-    with connect_to(target.connection) as conn:
+    with connect_direct(target.connection, autocommit=True) as conn:
         applied, unknown = applied_steps(conn, migrations_dir, target.chains)
         done = set(applied)
         pending = [s for s in all_steps(migrations_dir, target.chains) if s not in done]
         result = TargetStatus(target.name, safe, applied, pending, unknown)
         if not pending and not unknown:
-            result.drift = drift(conn, target.chains, metadata)
+            result.drift = _drift(conn, target, metadata, None if metadata else cache)
             result.drift_checked = True
     return result
+
+
+def _drift(conn: psycopg.Connection[Any], target: Target, metadata: MetaData | None,
+           cache: Path | None) -> list[str]:
+    name = fingerprint.key(fingerprint.catalog_digest(conn), target.chains) if cache else ""
+    if cache and fingerprint.known_clean(cache, name):
+        return []
+    from shared_db.engine import connect_to  # the full comparison: SQLAlchemy and the models
+    from shared_db.ops.drift import drift
+
+    with connect_to(target.connection) as full:
+        lines = drift(full, target.chains, metadata)
+    # Kept only if nothing changed the schema while it was compared.
+    if cache and not lines and fingerprint.key(fingerprint.catalog_digest(conn),
+                                               target.chains) == name:
+        fingerprint.remember_clean(cache, name)
+    return lines

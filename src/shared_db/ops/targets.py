@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from shared_db.config import Settings
 from shared_db.devserver import shared_url
-from shared_db.ops.chains import CHAINS
+from shared_db.ops.versions import CHAINS
 from shared_db.services import SERVICES
 from shared_db.url import ConnectionSettings
 
