@@ -175,3 +175,14 @@ def test_soft_delete_asks_first_and_the_toggle_shows_the_user(page: Page, live: 
     refused = page.goto(f"{live.origin}/t/users?sort=name")
     assert refused is not None and refused.status == 400
     expect(page.locator("p.refusal")).to_contain_text("indexed columns")
+
+
+def test_operations_pages_draw_their_charts(page: Page, live: Live) -> None:
+    page.get_by_role("link", name="Stats").click()
+    expect(page.locator("svg.chart").first).to_be_visible()
+    live.shot(page, "07-stats")
+    page.get_by_role("link", name="Migrations").click()
+    expect(page.locator("main")).to_contain_text("Up to date")
+    page.get_by_role("link", name="Doctor").click()
+    expect(page.locator("#checks")).to_contain_text("migrations")
+    live.shot(page, "08-doctor")

@@ -109,7 +109,7 @@ async def stats(request: Request) -> Response:
     charts = [{
         "stats": s,
         "sizes": bars([(t.table, t.bytes, t.size) for t in s.tables], "table sizes"),
-        "scans": bars([(f"{i.table}.{i.index}", i.scans, str(i.scans)) for i in s.indexes],
+        "scans": bars([(i.index, i.scans, str(i.scans)) for i in s.indexes],
                       "index scans"),
         "statements": bars([(q.query, q.total_ms, f"{q.total_ms:.1f} ms")
                             for q in s.top_statements], "top statements by total time"),

@@ -13,7 +13,7 @@ from markupsafe import Markup, escape
 
 MAX_CELL = 120
 BAR_HEIGHT = 18
-LABEL_WIDTH = 260
+LABEL_WIDTH = 300
 BAR_WIDTH = 420
 
 
@@ -51,7 +51,7 @@ def bars(items: list[tuple[str, float, str]], title: str) -> Markup:
     for n, (label, value, shown) in enumerate(items):
         y = 4 + n * BAR_HEIGHT
         width = max(1.0, BAR_WIDTH * value / top)
-        short = label if len(label) <= 40 else label[:39] + "\u2026"
+        short = label if len(label) <= 38 else label[:37] + "\u2026"
         parts.append(
             f'<text x="{LABEL_WIDTH - 6}" y="{y + 13}" text-anchor="end">{escape(short)}'
             f'<title>{escape(label)}</title></text>'
