@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from shared_db.client import Database
 from shared_db.config import Settings
-from shared_db.errors import DataAccessError, DatabaseUnavailableError
+from shared_db.errors import DataAccessError, DatabaseUnavailableError, SharedDbError
 from shared_db.studio import edits, pages
 from shared_db.studio.guard import GuardMiddleware
 from shared_db.studio.query import BadRequest
@@ -61,7 +61,7 @@ def _write(edit: Callable[[Request], edits.Edit], page: Page) -> Callable[
 
 
 def _routes() -> list[Route | Mount]:
-    def user(request: Request) -> Any:
+    def key(request: Request) -> Any:
         return edits.uuid_of(request.path_params["key"])
 
     users, payments, config = (pages.in_table(n) for n in ("users", "payments",
@@ -75,14 +75,14 @@ def _routes() -> list[Route | Mount]:
         Route("/ops/doctor", pages.doctor),
         Route("/w/users/new", _write(lambda r: edits.create_user, users.table),
               methods=["POST"]),
-        Route("/w/users/{key}/edit", _write(lambda r: edits.user_edit(user(r)), users.record),
+        Route("/w/users/{key}/edit", _write(lambda r: edits.user_edit(key(r)), users.record),
               methods=["POST"]),
-        Route("/w/users/{key}/delete", _write(lambda r: edits.user_flip(user(r), False),
+        Route("/w/users/{key}/delete", _write(lambda r: edits.user_flip(key(r), False),
                                               users.record), methods=["POST"]),
-        Route("/w/users/{key}/restore", _write(lambda r: edits.user_flip(user(r), True),
+        Route("/w/users/{key}/restore", _write(lambda r: edits.user_flip(key(r), True),
                                                users.record), methods=["POST"]),
         Route("/w/payments/{key}/status", _write(
-            lambda r: edits.payment_status(user(r)), payments.record), methods=["POST"]),
+            lambda r: edits.payment_status(key(r)), payments.record), methods=["POST"]),
         Route("/w/config/set", _write(lambda r: edits.set_config, config.table),
               methods=["POST"]),
         Route("/w/config/{key:path}/delete", _write(
@@ -115,6 +115,13 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
                                           "message": str(exc)}, 503)
 
 
+async def _failed(request: Request, exc: Exception) -> Response:
+    # An operations page whose operation failed (a migration chain that cannot be read, ...):
+    # its message, which never holds a password, and no traceback.
+    return render(request, "error.html", {"title": type(exc).__name__, "message": str(exc)},
+                  500)
+
+
 async def _refused_read(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", {"title": type(exc).__name__,
                                           "message": str(exc)}, 400)
@@ -137,7 +144,8 @@ def create_app(settings: Settings, guard: Guard, database: Database | None = Non
                     middleware=[Middleware(GuardMiddleware, guard=guard)],
                     exception_handlers={BadRequest: _bad_request, HTTPException: _http,
                                         DatabaseUnavailableError: _unavailable,
-                                        DataAccessError: _refused_read})
+                                        DataAccessError: _refused_read,
+                                        SharedDbError: _failed})
     app.state.guard, app.state.settings, app.state.templates = guard, settings, templates()
     if database is not None:
         app.state.db = database

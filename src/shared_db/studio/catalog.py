@@ -7,7 +7,6 @@ secrets (``password_hash``, token and request hashes) and the relations are list
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -160,7 +159,3 @@ def by_service() -> dict[str, list[TableInfo]]:
     for info in tables().values():
         groups[info.service].append(info)
     return groups
-
-
-def choices(kind: type[enum.Enum]) -> tuple[str, ...]:
-    return tuple(str(m.value) for m in kind)

@@ -46,6 +46,9 @@ def serve(settings: Settings, host: str, port: int, *, asked_read_only: bool = F
     server = uvicorn.Server(config)
     started = server.startup
 
+    # uvicorn binds the socket after the application's start-up (the database opened), and
+    # has no hook after that: the line is printed once the address answers, not before.
+
     async def startup(sockets: object = None) -> None:
         await started(sockets)  # type: ignore[arg-type]
         if server.started:  # the port is bound and the database open: the address works
