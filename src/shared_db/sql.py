@@ -81,10 +81,10 @@ async def pipelined(ex: Executor) -> AsyncIterator[None]:
             yield
 
 
-_ROW_MAKERS: dict[type[Any], Any] = {}
+_ROW_MAKERS: dict[Callable[..., Any], Any] = {}
 
 
-def _row_maker(record: type[Any]) -> Any:
+def _row_maker(record: Callable[..., Any]) -> Any:
     maker = _ROW_MAKERS.get(record)
     if maker is None:
         maker = _ROW_MAKERS[record] = args_row(record)
@@ -144,17 +144,20 @@ class Executor:
             listener(event)
 
     async def cursor(self, query: Query, params: Mapping[str, Any],
-                     record: type[Any] | None = None) -> Any:
+                     record: Callable[..., Any] | None = None) -> Any:
         """The executed cursor, to fetch from later (for pipelines of several statements)."""
         return await self._run(query, params, _row_maker(record) if record else None)
 
-    async def one(self, query: Query, params: Mapping[str, Any], record: type[T]) -> T | None:
-        """The first row as a ``record`` (positional fields), or None."""
+    async def one(self, query: Query, params: Mapping[str, Any],
+                  record: Callable[..., T]) -> T | None:
+        """The first row as a ``record`` (a type or function taking the columns in order), or
+        None."""
         # Results are in memory once execute() returns: fetching does no I/O and cannot fail.
         cursor = await self._run(query, params, _row_maker(record))
         return await cursor.fetchone()  # type: ignore[no-any-return]
 
-    async def all(self, query: Query, params: Mapping[str, Any], record: type[T]) -> list[T]:
+    async def all(self, query: Query, params: Mapping[str, Any],
+                  record: Callable[..., T]) -> list[T]:
         cursor = await self._run(query, params, _row_maker(record))
         return await cursor.fetchall()  # type: ignore[no-any-return]
 

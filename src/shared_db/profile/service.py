@@ -1,24 +1,49 @@
-"""Rules spanning services for profiles: a user and their profile are created together."""
+"""Rules spanning services for profiles: a user and their profile are created together.
+
+Where users, audit_logs and user_profiles share a database, the three rows are written by one
+statement (data-modifying CTEs): atomic on its own, so it needs no BEGIN and COMMIT and costs
+one round trip. The profile's foreign key to the new user holds, since PostgreSQL checks it when
+the statement ends. Elsewhere the rows go to their own databases in one two-phase transaction.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from shared_db.admin.repository import APPEND as AUDIT_APPEND
-from shared_db.auth.users import CREATE as CREATE_USER
+from sqlalchemy import bindparam, func, insert, select
+
+from shared_db.admin.models import AuditLog
+from shared_db.auth.models import User
 from shared_db.auth.users import UserRepository, user_request
 from shared_db.enums import UserRole
 from shared_db.idempotency import key, once
-from shared_db.profile.repository import (
-    CREATE_FOR_LIVE_USER,
-    FIELDS,
-    ProfileRepository,
-    profile_values,
-)
+from shared_db.profile.models import UserProfile
+from shared_db.profile.repository import FIELDS, ProfileRepository, profile_values
 from shared_db.records import ProfileRecord, UserRecord
 from shared_db.repository import Source
-from shared_db.sql import pipelined
+from shared_db.sql import Query, columns
 from shared_db.typed import checked
+
+_AUDIT_FIELDS = ("user_id", "action", "resource_type", "resource_id", "details", "ip_address",
+                 "user_agent")
+_NEW_USER = insert(User).values(**{n: bindparam(n) for n in (
+    "id", "email", "password_hash", "name", "role", "email_verified")}).returning(
+    *columns(UserRecord, User)).cte("new_user")
+_AUDITED = insert(AuditLog).values(id=func.gen_random_uuid(), **{
+    n: bindparam(f"audit_{n}") for n in _AUDIT_FIELDS}).cte("audited")
+_NEW_PROFILE = insert(UserProfile).from_select(
+    ["id", "user_id", *FIELDS],
+    select(func.gen_random_uuid(), _NEW_USER.c.id,
+           *[bindparam(n, type_=UserProfile.__table__.c[n].type) for n in FIELDS]),
+).returning(*columns(ProfileRecord, UserProfile)).cte("new_profile")
+CREATE_WITH_PROFILE = Query.build("users.create_with_profile", select(
+    *_NEW_USER.c, *_NEW_PROFILE.c).add_cte(_AUDITED))
+_SPLIT = len(UserRecord._fields)
+
+
+def _pair(*values: Any) -> tuple[UserRecord, ProfileRecord]:
+    return UserRecord(*values[:_SPLIT]), ProfileRecord(*values[_SPLIT:])
+
 
 
 @checked
@@ -38,8 +63,7 @@ async def create_user_with_profile(source: Source, *, email: str, name: str,
     params = await UserRepository(source)._new_user(
         email=email, name=name, role=role, password=password, password_hash=password_hash,
         email_verified=email_verified)
-    values = {n: None for n in FIELDS} | profile_values(profile or {}, "profile", "profile.") | {
-        "user_id": params["id"]}
+    values = {n: None for n in FIELDS} | profile_values(profile or {}, "profile", "profile.")
     fields = profile or {}
     if idempotency_key is None:
         return await _create(source, params, values, fields)
@@ -50,15 +74,13 @@ async def create_user_with_profile(source: Source, *, email: str, name: str,
 
 async def _create(source: Source, params: dict[str, Any], values: dict[str, Any],
                   fields: dict[str, Any]) -> tuple[UserRecord, ProfileRecord]:
-    async with source.unit() as tx:
-        if not (tx.same_database("auth", "admin") and tx.same_database("auth", "profile")):
+    if not (source.same_database("auth", "admin") and source.same_database("auth", "profile")):
+        async with source.unit() as tx:
             user = await UserRepository(tx)._insert(params)
             return user, await ProfileRepository(tx).create(user.id, **fields)
-        audit = UserRepository(tx)._created_audit(tx, params)
-        async with tx.executor("auth") as ex, pipelined(ex):
-            users = await ex.cursor(CREATE_USER, params, UserRecord)
-            await ex.cursor(AUDIT_APPEND, audit)
-            profiles = await ex.cursor(CREATE_FOR_LIVE_USER, values, ProfileRecord)
-        user, created = await users.fetchone(), await profiles.fetchone()
-    assert user is not None and created is not None
-    return user, created
+    audit = UserRepository(source)._created_audit(source, params)
+    statement = params | values | {f"audit_{n}": v for n, v in audit.items()}
+    async with source.executor("auth", primary=True) as ex:
+        created = await ex.one(CREATE_WITH_PROFILE, statement, _pair)
+    assert created is not None
+    return created
