@@ -15,7 +15,8 @@ def migration(upgrade: str, downgrade: str = "pass", *, revision: str = NEXT,
               down_revision: str = HEAD, extra: str = "") -> str:
     """The text of a migration file whose bodies are the given Python statements."""
     indent = "\n    ".join
-    return (f'"""extra migration for a test."""\n\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+    return ('"""extra migration for a test."""\n\n'
+            "import sqlalchemy as sa\nfrom alembic import op\n\n"
             f"revision = {revision!r}\ndown_revision = {down_revision!r}\n"
             f"branch_labels = None\ndepends_on = None\n{extra}\n\n"
             f"def upgrade() -> None:\n    {indent(upgrade.splitlines())}\n\n\n"

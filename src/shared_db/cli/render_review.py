@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 
 
 def print_sql(console: Console, sql: str) -> None:
-    """All of ``sql``: highlighted and wrapped at a terminal, verbatim anywhere else, never
-    cut at the console's width."""
+    """All of ``sql``, never cut or folded at the console's width (the terminal wraps long
+    lines itself, so copied SQL stays intact): highlighted at a terminal, verbatim elsewhere."""
     if console.is_terminal:
-        console.print(Syntax(sql, "sql", theme="ansi_dark", word_wrap=True))
+        highlighted = Syntax(sql, "sql", theme="ansi_dark").highlight(sql.rstrip("\n"))
+        console.print(highlighted, soft_wrap=True)
     else:
         console.out(sql, highlight=False, end="" if sql.endswith("\n") else "\n")
 

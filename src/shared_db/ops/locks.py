@@ -8,6 +8,7 @@ tries again, waiting twice as long between tries each time.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from shared_db.config import Settings
 from shared_db.errors import LockTimeoutError
@@ -56,14 +57,28 @@ def session_lock_timeout(conn: Connection, policy: LockPolicy) -> Iterator[None]
     try:
         yield
     finally:
-        if conn.in_transaction():
-            conn.rollback()
-        conn.execute(text("RESET lock_timeout"))
-        conn.commit()
+        # A connection lost in the block cannot be reset; the error that ended it must show.
+        with contextlib.suppress(SQLAlchemyError):
+            if conn.in_transaction():
+                conn.rollback()
+            conn.execute(text("RESET lock_timeout"))
+            conn.commit()
+
+
+def driver_error(exc: BaseException) -> DBAPIError | None:
+    """The driver's error behind ``exc``: Alembic's clean-up after a lost connection raises
+    its own error from a ``finally``, hiding the server's reply in the exception context."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def lock_not_available(exc: BaseException) -> bool:
-    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+    found = driver_error(exc)
+    return found is not None and getattr(found.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
 def with_retries(attempt: Callable[[], T], policy: LockPolicy, what: str,
@@ -79,7 +94,7 @@ def with_retries(attempt: Callable[[], T], policy: LockPolicy, what: str,
     for tries in range(1, policy.retries + 2):
         try:
             return attempt()
-        except DBAPIError as exc:
+        except SQLAlchemyError as exc:
             if not lock_not_available(exc):
                 raise
             if tries > policy.retries:

@@ -21,7 +21,7 @@ from pathlib import Path
 from alembic import command
 from psycopg import sql
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.schema import CreateSchema, DropSchema
 
 from shared_db.engine import connect_to
@@ -30,7 +30,13 @@ from shared_db.errors_db import first_line
 from shared_db.ops.concurrent import drop_invalid
 from shared_db.ops.history import Step, alembic_config, all_steps, applied_steps, find_step
 from shared_db.ops.lint import StepLint, lint_down, lint_steps, refuse_unsafe
-from shared_db.ops.locks import LockPolicy, session_lock_timeout, set_lock_timeout, with_retries
+from shared_db.ops.locks import (
+    LockPolicy,
+    driver_error,
+    session_lock_timeout,
+    set_lock_timeout,
+    with_retries,
+)
 from shared_db.ops.targets import Target
 
 SCHEMA_OWNER = text("SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
@@ -110,9 +116,9 @@ def _run_step(conn: Connection, migrations_dir: Path, step: Step, up: bool, lint
 
     try:
         with_retries(attempt, run.policy, step.label, waiting)
-    except DBAPIError as exc:
-        verb = "apply" if up else "roll back"
-        raise MigrationError(f"could not {verb} {step.label}: {first_line(exc)} "
+    except SQLAlchemyError as exc:
+        verb, reason = ("apply" if up else "roll back"), first_line(driver_error(exc) or exc)
+        raise MigrationError(f"could not {verb} {step.label}: {reason} "
                              "(the database was left at the migration before it)") from exc
 
 
