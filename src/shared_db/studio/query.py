@@ -95,6 +95,9 @@ def value_of(spec: Field, op: str, raw: str, parameter: str) -> Any:
             raise BadRequest(f"{parameter}: must be 1 (is null) or 0 (is not null)")
         return raw == "1"
     try:
+        if spec.kind == "datetime" and op == "lte" and len(raw) == 10:
+            # "to 2026-01-31" means to the end of that day, as a reader means it
+            return datetime.combine(date.fromisoformat(raw), time.max, tzinfo=UTC)
         return _READERS[spec.kind](spec, raw)
     except (ValueError, InvalidOperation, OverflowError):
         raise BadRequest(f"{parameter}: {_EXPECTED[spec.kind]}, got {raw[:40]!r}") from None
@@ -200,7 +203,7 @@ def listing(table: str, query: Mapping[str, str] | Any) -> Listing:
     for name in query:
         if name not in KNOWN and not name.startswith("f."):
             raise BadRequest(f"unknown parameter {name[:40]!r}")
-    if any(len(query.getlist(n)) > 1 for n in query) if hasattr(query, "getlist") else False:
+    if hasattr(query, "getlist") and any(len(query.getlist(n)) > 1 for n in query):
         raise BadRequest("each parameter may be given once")
     sort = query.get("sort", info.key)
     if sort not in info.sortable:
