@@ -95,10 +95,10 @@ def _routes() -> list[Route | Mount]:
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BadRequest)
-    headers = {"Allow": "GET"} if exc.status == 405 else None
     response = render(request, "error.html", {"title": "Refused", "message": exc.message},
                       exc.status)
-    response.headers.update(headers or {})
+    if exc.status == 405:  # a write route of a read-only studio: no method is allowed there
+        response.headers["Allow"] = ""
     return response
 
 

@@ -50,16 +50,22 @@ def as_studio(client_ip: str | None) -> Iterator[None]:
         yield
 
 
-def text(form: FormData, name: str, *, required: bool = True) -> str | None:
+def optional(form: FormData, name: str) -> str | None:
+    """A text field, None when left empty."""
     value = form.get(name)
     if value is None or value == "":
-        if required:
-            raise BadRequest(f"{name}: required")
         return None
     if not isinstance(value, str):
         raise BadRequest(f"{name}: must be a text field, not a file")
     if len(value) > MAX_FIELD:
         raise BadRequest(f"{name}: longer than {MAX_FIELD} characters")
+    return value
+
+
+def text(form: FormData, name: str) -> str:
+    value = optional(form, name)
+    if value is None:
+        raise BadRequest(f"{name}: required")
     return value
 
 
@@ -79,8 +85,8 @@ def uuid_of(raw: str, name: str = "id") -> uuid.UUID:
 
 async def create_user(db: Database, form: FormData) -> str:
     user = await db.users.create(
-        email=text(form, "email") or "", name=text(form, "name") or "",
-        role=text(form, "role") or "", password=text(form, "password") or "",
+        email=text(form, "email"), name=text(form, "name"), role=text(form, "role"),
+        password=text(form, "password"),
         email_verified=flag(form, "email_verified"))
     return f"/t/users/{user.id}?ok=created"
 
@@ -94,7 +100,7 @@ def user_edit(user_id: uuid.UUID) -> Edit:
             if name != current.name or verified != current.email_verified:
                 await tx.users.update(user_id, name=name, email_verified=verified)
             if role != current.role.value:
-                await tx.users.set_role(user_id, role or "")
+                await tx.users.set_role(user_id, role)
         return f"/t/users/{user_id}?ok=updated"
     return edit
 
@@ -111,7 +117,7 @@ def user_flip(user_id: uuid.UUID, restore: bool) -> Edit:
 
 def payment_status(payment_id: uuid.UUID) -> Edit:
     async def move(db: Database, form: FormData) -> str:
-        await db.payment_status.transition(payment_id, text(form, "to") or "",
+        await db.payment_status.transition(payment_id, text(form, "to"),
                                            expected=text(form, "expected"))
         return f"/t/payments/{payment_id}?ok=moved"
     return move
@@ -123,13 +129,13 @@ def allowed_moves(status: Any) -> list[str]:
 
 
 async def set_config(db: Database, form: FormData) -> str:
-    key, raw = text(form, "key") or "", text(form, "value") or ""
+    key, raw = text(form, "key"), text(form, "value")
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         raise BadRequest("value: must be JSON (a string in double quotes, a number, true, "
                          "an object...)") from None
-    await db.config.set(key, value, description=text(form, "description", required=False),
+    await db.config.set(key, value, description=optional(form, "description"),
                         updated_by=AGENT)
     return f"/t/system_config/{_path_part(key)}?ok=saved"
 

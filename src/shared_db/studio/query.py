@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -62,7 +63,6 @@ class Listing:
     filters: tuple[Filter, ...] = ()
     after: tuple[Any, Any] | None = None
     include_deleted: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
     def params(self, **changes: str | None) -> dict[str, str]:
         """This view's query parameters with ``changes`` (None drops one), for links."""
@@ -163,7 +163,7 @@ def _plain(value: Any) -> Any:
         return {"t": value.isoformat()}
     if isinstance(value, (uuid.UUID, Decimal)):
         return {"s": str(value)}
-    return str(value) if hasattr(value, "value") and not isinstance(value, bool) else value
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def decode_cursor(info: TableInfo, sort: str, cursor: str) -> tuple[Any, Any]:
