@@ -1,7 +1,8 @@
-"""Hand-written SQL on the raw drivers: psycopg 3 (prepared statements) and asyncpg.
+"""Hand-written SQL on the raw async drivers: psycopg 3 (prepared statements) and asyncpg.
 
 This is what the same work costs with nothing between the code and the driver but a pool of the
-same size; the ratios in the report are against ``psycopg``.
+same size. Sync psycopg, the third raw contender, is in ``bench/raw_sync.py``; the report's ratios
+are against whichever of the three is fastest in the round.
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ def _slots(sql: str) -> int:
 
 
 @cache
-def _pg(sql: str) -> str:
+def pg(sql: str) -> str:
     return sql.format(*["%s"] * _slots(sql))
 
 
-class Psycopg:
-    name = "psycopg"
+class PsycopgAsync:
+    name = "psycopg_async"
 
     async def open(self, url: str, pool: int) -> None:
         self.pool = AsyncConnectionPool(url, min_size=pool, max_size=pool, open=False,
@@ -71,18 +72,18 @@ class Psycopg:
 
     async def _all(self, sql: str, *args: Any) -> list[Any]:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_pg(sql), args, prepare=True)
+            cur = await conn.execute(pg(sql), args, prepare=True)
             return await cur.fetchall()
 
     async def w1(self, user_id: uuid.UUID) -> Any:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_pg(USER), (user_id,), prepare=True)
+            cur = await conn.execute(pg(USER), (user_id,), prepare=True)
             return await cur.fetchone()
 
     async def w2(self, user_id: uuid.UUID) -> Any:
         async with self.pool.connection() as conn, conn.pipeline():
-            user = await conn.execute(_pg(USER_PROFILE), (user_id,), prepare=True)
-            payments = await conn.execute(_pg(NEWEST), (user_id,), prepare=True)
+            user = await conn.execute(pg(USER_PROFILE), (user_id,), prepare=True)
+            payments = await conn.execute(pg(NEWEST), (user_id,), prepare=True)
         return await user.fetchone(), await payments.fetchall()
 
     async def w3(self, user_id: uuid.UUID, cursor: Any) -> Any:
@@ -102,10 +103,10 @@ class Psycopg:
 
     async def w6(self, email: str, password_hash: str) -> Any:
         async with self.pool.connection() as conn, conn.transaction():
-            user = await (await conn.execute(_pg(CREATE_USER), (email, password_hash),
+            user = await (await conn.execute(pg(CREATE_USER), (email, password_hash),
                                              prepare=True)).fetchone()
             assert user is not None
-            profile = await conn.execute(_pg(CREATE_PROFILE), (user[0],), prepare=True)
+            profile = await conn.execute(pg(CREATE_PROFILE), (user[0],), prepare=True)
             return user, await profile.fetchone()
 
     async def w7(self, rows: list[tuple[str, str, str, str]]) -> int:
