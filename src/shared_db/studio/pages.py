@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -98,7 +99,8 @@ async def _targets(request: Request) -> list[Target]:
 
 async def migrations(request: Request) -> Response:
     settings = request.app.state.settings
-    found = [await asyncio.to_thread(status_ops.status, t, settings.migrations_dir)
+    found = [await asyncio.to_thread(partial(status_ops.status, t, settings.migrations_dir,
+                                             cache=settings.cache_dir))
              for t in await _targets(request)]
     return render(request, "migrations.html", {"title": "Migrations", "statuses": found})
 
