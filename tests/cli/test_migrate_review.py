@@ -90,6 +90,12 @@ def test_sql_per_service_has_each_service_chain_and_no_links(per_service: dict[s
     chains = {t["target"]: {m["migration"].split(":")[0] for m in t["migrations"]}
               for t in doc["targets"]}
     assert chains == {s: {s} for s in SERVICES}
+    out = _ok("migrate", "deploy", "--dry-run", env=_env(per_service))
+    assert "9 migration(s) would be applied; nothing was changed" in out
+    assert "-- target payments" in out and "links:" not in out
+    assert all(snapshot(per_service[f"{s.upper()}_DATABASE_URL"], version_tables=True)[
+        "tables"] == {} for s in SERVICES)
+    assert _ok("migrate", "sql", "--to", "base", env=_env(per_service)).count("0 migration(s)") == 4
 
 
 def test_deploy_dry_run_prints_sql_and_lint_and_applies_nothing(migrated_db: DbFixture,

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from shared_db.base import SERVICES
 from shared_db.cli import main
 from shared_db.ops.lint import lint_steps
 from tests.conftest import DbFixture
@@ -45,8 +47,18 @@ def _wait_for_build(conn: psycopg.Connection) -> int:
     raise AssertionError("the index build never started")
 
 
+def _topology(url: str, topology: str) -> dict[str, str]:
+    if topology == "shared":
+        return {"DATABASE_URL": url}
+    # Each service's target carries its own chain only; one database can hold all four.
+    return {"SHARED_DB_TOPOLOGY": "per-service",
+            **{f"{s.upper()}_DATABASE_URL": url for s in SERVICES}}
+
+
+@pytest.mark.parametrize("topology", ["shared", "per-service"])
 def test_killed_concurrent_build_is_rebuilt_by_the_next_deploy(
-        migrated_db: DbFixture, tmp_path: Path, monkeypatch, capsys) -> None:
+        migrated_db: DbFixture, tmp_path: Path, monkeypatch, capsys, topology: str) -> None:
+    chosen = _topology(migrated_db.url, topology)
     folder = copy_with(tmp_path, {"admin/20261202000000_slow_idx": migration(BUILD, DROP)})
     (lint,) = [x for x in lint_steps(folder, ("admin",)) if x.step.revision == "20261202000000"]
     assert lint.non_transactional and lint.concurrent_indexes == ["system_config_slow_idx"]
@@ -54,7 +66,7 @@ def test_killed_concurrent_build_is_rebuilt_by_the_next_deploy(
     with psycopg.connect(migrated_db.url, autocommit=True) as conn:
         conn.execute(SLOW_FUNCTION)
         conn.execute("INSERT INTO system_config (key, value) VALUES ('slow', 'true')")
-        env = {**migrated_db.env(), "SHARED_DB_MIGRATIONS_DIR": str(folder)}
+        env = {**migrated_db.env(), **chosen, "SHARED_DB_MIGRATIONS_DIR": str(folder)}
         deploy = subprocess.Popen([sys.executable, "-m", "shared_db", "migrate", "deploy"],
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
@@ -67,7 +79,8 @@ def test_killed_concurrent_build_is_rebuilt_by_the_next_deploy(
         assert conn.execute("SELECT version_num FROM alembic_version_admin").fetchone() == (
             "20261201000000",)
         conn.execute("DELETE FROM system_config WHERE key = 'slow'")
-        monkeypatch.setenv("DATABASE_URL", migrated_db.url)
+        for name, value in chosen.items():
+            monkeypatch.setenv(name, value)
         monkeypatch.setenv("SHARED_DB_MIGRATIONS_DIR", str(folder))
         assert main(["migrate", "deploy"]) == 0
         err = capsys.readouterr().err

@@ -130,3 +130,27 @@ def test_an_acknowledged_rule_is_deployed_on_a_table_with_rows(
         conn.execute("INSERT INTO system_config (key, value) VALUES ('k', '1')")
     assert len(migrate.deploy(migrated_db.target(), folder).steps) == 1
     assert ("system_config", "system_config_value_idx") in snapshot(migrated_db.url)["indexes"]
+
+
+def test_an_enum_finding_is_refused_when_a_table_using_the_type_holds_rows(
+        migrated_db: DbFixture, tmp_path: Path) -> None:
+    rename = migration(
+        """op.execute("ALTER TYPE \\"UserRole\\" RENAME VALUE 'VENDOR' TO 'SELLER'")""")
+    folder = copy_with(tmp_path, {"auth/20261202000000_rename_vendor": rename})
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO users (email, password_hash, name, role) "
+                     "VALUES ('v@example.com', 'x', 'V', 'VENDOR')")
+    with pytest.raises(UnsafeMigrationError, match=r"\[enum-value-renamed\].* on public\.users"):
+        migrate.deploy(migrated_db.target(), folder)
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute("DELETE FROM users")
+    assert len(migrate.deploy(migrated_db.target(), folder).steps) == 1
+    assert "SELLER" in snapshot(migrated_db.url)["enums"]["UserRole"]
+
+
+def test_a_foreign_key_takes_a_weaker_lock_than_a_check() -> None:
+    (fk,) = classify("ALTER TABLE payments ADD CONSTRAINT p_fk FOREIGN KEY (user_id) "
+                     "REFERENCES users (id)").findings
+    (check,) = classify("ALTER TABLE payments ADD CONSTRAINT c CHECK (amount > 0)").findings
+    assert fk.lock_taken.startswith("SHARE ROW EXCLUSIVE") and check.lock_taken == (
+        "ACCESS EXCLUSIVE")

@@ -14,6 +14,7 @@ import pytest
 from shared_db.errors import LockTimeoutError
 from shared_db.ops import migrate
 from shared_db.ops.locks import LockPolicy
+from shared_db.ops.targets import Target
 from tests.catalog import snapshot
 from tests.cli.test_migrate_cli import cli
 from tests.conftest import DbFixture
@@ -52,8 +53,11 @@ def _hold(url: str) -> psycopg.Connection:
     return holder
 
 
+@pytest.mark.parametrize("topology", ["shared", "per-service"])
 def test_reads_are_served_while_deploy_waits_then_it_succeeds(migrated_db: DbFixture,
-                                                              folder: Path) -> None:
+                                                              folder: Path, topology: str) -> None:
+    target = migrated_db.target() if topology == "shared" else Target(
+        "admin", migrated_db.connection, ("admin",))
     holder = _hold(migrated_db.url)
     reader = Reader(migrated_db.url)
     reader.start()
@@ -61,7 +65,7 @@ def test_reads_are_served_while_deploy_waits_then_it_succeeds(migrated_db: DbFix
     outcome: list[object] = []
     run = migrate.StepRun(POLICY, notice=waits.append)
     deploy = threading.Thread(target=lambda: outcome.append(
-        migrate.deploy(migrated_db.target(), folder, run=run)), daemon=True)
+        migrate.deploy(target, folder, run=run)), daemon=True)
     deploy.start()
     deadline = time.monotonic() + 30
     while len(waits) < 4 and time.monotonic() < deadline:

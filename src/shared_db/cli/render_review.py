@@ -37,7 +37,7 @@ def lint_json(lints: list[StepLint]) -> dict[str, Any]:
                 "non_transactional": lint.non_transactional,
                 "findings": [
                     {"rule": f.rule, "table": f.table, "type": f.type_name,
-                     "statement": f.statement, "lock": f.details.lock,
+                     "statement": f.statement, "lock": f.lock_taken,
                      "problem": f.details.problem, "recipe": f.details.recipe,
                      "acknowledged": lint.acknowledged.get(f.rule)}
                     for f in lint.findings
@@ -58,7 +58,7 @@ def print_lint(console: Console, lints: list[StepLint]) -> None:
             console.print(f"{head} {escape(lint.step.label)} [bold]{f.rule}[/] on "
                           f"{escape(on)}", soft_wrap=True)
             console.print(f"  statement: {escape(f.statement)}", soft_wrap=True)
-            console.print(f"  lock: {f.details.lock}; {f.details.problem}", soft_wrap=True)
+            console.print(f"  lock: {f.lock_taken}; {f.details.problem}", soft_wrap=True)
             console.print(f"  safe recipe: {f.details.recipe}", soft_wrap=True)
             if reason:
                 console.print(f"  reason given: {escape(reason)}", soft_wrap=True)

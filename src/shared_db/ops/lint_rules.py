@@ -22,6 +22,7 @@ VOLATILE = frozenset({"random", "gen_random_uuid", "uuid_generate_v1", "uuid_gen
                       "nextval", "random_normal"})
 SERIAL = frozenset({"serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"})
 LATER = "in a later migration"
+FK_LOCK = "SHARE ROW EXCLUSIVE on the table and the one it references"
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ RULES = {rule.id: rule for rule in (
          "blocks every INSERT, UPDATE and DELETE on the table until the index is built",
          "CREATE INDEX CONCURRENTLY in a migration of its own, inside "
          "op.get_context().autocommit_block(), with if_not_exists=True"),
-    Rule("constraint-not-valid", "SHARE ROW EXCLUSIVE (foreign key) / ACCESS EXCLUSIVE (check)",
+    Rule("constraint-not-valid", "ACCESS EXCLUSIVE",
          "checks every existing row while holding the lock",
          f"add it NOT VALID (postgresql_not_valid=True), then VALIDATE CONSTRAINT {LATER} "
          "(SHARE UPDATE EXCLUSIVE: reads and writes go on)"),
@@ -90,10 +91,16 @@ class Finding:
     statement: str
     table: str | None = None
     type_name: str | None = None
+    lock: str = ""
+    """The lock taken, when it depends on the statement (a foreign key's is weaker)."""
 
     @property
     def details(self) -> Rule:
         return RULES[self.rule]
+
+    @property
+    def lock_taken(self) -> str:
+        return self.lock or RULES[self.rule].lock
 
 
 @dataclass
@@ -184,7 +191,10 @@ def _alter_table(stmt: ast.AlterTableStmt, table: str, text: str,
             column = state.pending_checks.pop((table, str(cmd.name)), None)
             if column:
                 state.not_null_proven.add((table, column))
-    return [Finding(rule, text, table) for rule in dict.fromkeys(found)]
+    lock = FK_LOCK if any(isinstance(c.def_, ast.Constraint) and c.def_.contype == CT.CONSTR_FOREIGN
+                          for c in stmt.cmds or ()) else ""
+    return [Finding(rule, text, table, lock=lock if rule == "constraint-not-valid" else "")
+            for rule in dict.fromkeys(found)]
 
 
 def _add_column(col: ast.ColumnDef) -> list[str]:

@@ -62,7 +62,8 @@ def _bound(known: list[Step], ref: str | None, option: str) -> Step | None:
 
 def select_steps(migrations_dir: Path, targets: list[Target], start: str | None,
                  end: str | None) -> list[list[Step]]:
-    """Per target, the migrations after ``start`` up to ``end`` (both optional) in global order.
+    """Per target, the migrations after ``start`` up to ``end`` (both optional; ``base`` is
+    before the first), in global order.
 
     Raises:
         MigrationError: a bound names no migration, or ``end`` comes before ``start``.
@@ -71,6 +72,8 @@ def select_steps(migrations_dir: Path, targets: list[Target], start: str | None,
     low, high = _bound(every, start, "--from"), _bound(every, end, "--to")
     if low and high and high.order <= low.order:
         raise MigrationError(f"--to {end!r} must come after --from {start!r} in the global order")
+    if end == "base":
+        return [[] for _ in targets]
     return [
         [s for s in all_steps(migrations_dir, t.chains)
          if (low is None or s.order > low.order) and (high is None or s.order <= high.order)]
