@@ -91,3 +91,27 @@ def test_killed_concurrent_build_is_rebuilt_by_the_next_deploy(
         # Its downgrade runs outside a transaction too.
         assert main(["migrate", "down"]) == 0
         assert conn.execute(VALIDITY).fetchone() is None
+
+
+PAUSE_FUNCTION = """
+CREATE FUNCTION test_slow(k text) RETURNS text IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(0.3); RETURN k; END $$"""
+
+
+def test_concurrent_deploys_of_a_concurrent_build_both_succeed(migrated_db: DbFixture,
+                                                               tmp_path: Path) -> None:
+    """The deploy waiting for the migration lock must not hold a snapshot the build waits for."""
+    folder = copy_with(tmp_path, {"admin/20261202000000_slow_idx": migration(BUILD, DROP)})
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute(PAUSE_FUNCTION)
+        conn.execute("INSERT INTO system_config (key, value) VALUES ('a', '1'), ('b', '1')")
+    env = {**migrated_db.env(), "SHARED_DB_MIGRATIONS_DIR": str(folder)}
+    procs = [subprocess.Popen([sys.executable, "-m", "shared_db", "migrate", "deploy"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sorted(out.strip() for out, _ in outputs) == [
+        "1 migration(s) applied.", "No pending migrations."]
+    with psycopg.connect(migrated_db.url) as conn:
+        assert conn.execute(VALIDITY).fetchone() == (True,)

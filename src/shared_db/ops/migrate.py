@@ -13,6 +13,7 @@ a transaction, after dropping any invalid index a killed run of it left (``ops.c
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ SCHEMA_OWNER = text("SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.o
                     "WHERE n.nspname = :s")
 CHECK_CLIENT = text("SELECT set_config('client_connection_check_interval', '1000', false)")
 MIGRATION_LOCK = 0x53484442  # "SHDB": one key for every migration command on a database
+TRY_LOCK = text("SELECT pg_try_advisory_lock(:key)")
+LOCK_POLL = 0.2
 Progress = Callable[[Step], None]
 Notice = Callable[[str], None]
 
@@ -63,8 +66,17 @@ def migration_lock(target: Target) -> Iterator[Connection]:
             # If this process dies mid-migration, the server notices within a second even
             # during a long statement, rolls the migration back and frees the lock.
             conn.execute(CHECK_CLIENT)
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
-        conn.commit()
+        # Polled, not waited for in pg_advisory_lock: a session waiting inside a statement
+        # holds a snapshot, and CREATE INDEX CONCURRENTLY in the lock holder's session waits
+        # for every older snapshot to end, which would deadlock the two.
+        try:
+            while not conn.execute(TRY_LOCK, {"key": MIGRATION_LOCK}).scalar():
+                conn.commit()
+                time.sleep(LOCK_POLL)
+            conn.commit()
+        except DBAPIError as exc:
+            raise MigrationError(f"{target.name}: could not take the migration lock: "
+                                 f"{first_line(exc)}") from exc
         try:
             yield conn
         finally:
