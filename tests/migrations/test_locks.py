@@ -118,3 +118,17 @@ def test_bad_lock_settings_name_the_variable(migrated_db: DbFixture, name: str, 
     result = cli("migrate", "deploy", env={**migrated_db.env(), name: value})
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {name}: {rule}, got {value!r}"
+
+
+def test_down_runs_under_the_configured_lock_timeout_too(migrated_db: DbFixture) -> None:
+    holder = psycopg.connect(migrated_db.url)
+    try:
+        holder.execute("SELECT * FROM payments_idempotency_keys").fetchall()
+        result = cli("migrate", "down", env={**migrated_db.env(), "SHARED_DB_LOCK_TIMEOUT": "0.1",
+                                             "SHARED_DB_LOCK_RETRIES": "0"})
+    finally:
+        holder.close()
+    assert result.returncode == 7, result.stderr
+    assert ("error: could not roll back payments:20261201000000_add_idempotency_keys: a lock "
+            "was not granted") in result.stderr
+    assert "payments_idempotency_keys" in snapshot(migrated_db.url)["tables"]

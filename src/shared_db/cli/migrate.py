@@ -12,6 +12,7 @@ from shared_db.cli.common import confirm, console, console_err, lazy, settings, 
 from shared_db.errors import MigrationError
 
 if TYPE_CHECKING:
+    from shared_db.config import Settings
     from shared_db.ops import autogen, locks, migrate, review, seeding
     from shared_db.ops import status as status_ops
     from shared_db.ops.history import Step
@@ -42,6 +43,11 @@ def _notice(text: str) -> None:
     console_err.print(text, soft_wrap=True, markup=False)
 
 
+def step_run(current: Settings) -> migrate.StepRun:
+    """Steps under the configured lock timeout and retries, waits told on stderr."""
+    return migrate.StepRun(locks.LockPolicy.from_settings(current), notice=_notice)
+
+
 @app.command()
 def deploy(dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the SQL and lint of what would run; apply nothing.")] = False,
@@ -53,7 +59,7 @@ def deploy(dry_run: Annotated[bool, typer.Option(
         render_review.print_dry_run(console, review.dry_run(targets(current),
                                                             current.migrations_dir))
         return
-    run = migrate.StepRun(locks.LockPolicy.from_settings(current), notice=_notice)
+    run = step_run(current)
     total = sum(len(migrate.deploy(t, current.migrations_dir, _applied, run=run).steps)
                 for t in targets(current))
     console.print(f"{total} migration(s) applied." if total else "No pending migrations.")
@@ -108,7 +114,8 @@ def down(to: Annotated[str | None, typer.Option(
         = None) -> None:
     """Roll back the newest migration, or every migration after --to."""
     current = settings()
-    results = migrate.down(targets(current), current.migrations_dir, to, _reverted)
+    results = migrate.down(targets(current), current.migrations_dir, to, _reverted,
+                           step_run(current))
     console.print(f"{sum(len(r.steps) for r in results)} migration(s) rolled back.")
 
 
@@ -121,6 +128,6 @@ def reset(force: Annotated[bool, typer.Option("--force", help="Do not ask.")] = 
     confirm(f"Drop every table and all data in {names}?", force)
     for target in found:
         migrate.drop_all(target)
-        migrate.deploy(target, current.migrations_dir, _applied)
+        migrate.deploy(target, current.migrations_dir, _applied, run=step_run(current))
     report = seeding.run_seed(current, targets=found)
     console.print(f"Reset done; seeded {len(report.users_created)} user(s).")

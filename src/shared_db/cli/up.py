@@ -8,6 +8,7 @@ import typer
 
 from shared_db.cli import render
 from shared_db.cli.common import console, console_err, lazy, settings, targets
+from shared_db.cli.migrate import step_run
 
 if TYPE_CHECKING:
     from shared_db.ops import migrate, monitoring, seeding
@@ -25,7 +26,8 @@ def up() -> None:
     found = targets(current)
     for target in found:
         migrate.deploy(target, current.migrations_dir,
-                       lambda step: console_err.print(f"  applied {step.label}"))
+                       lambda step: console_err.print(f"  applied {step.label}"),
+                       run=step_run(current))
     report = seeding.run_seed(current, targets=found)
     console.print(f"Seed: {len(report.users_created)} user(s) created, "
                   f"{len(report.users_existing)} already there.")

@@ -83,7 +83,8 @@ def lock_not_available(exc: BaseException) -> bool:
 
 def with_retries(attempt: Callable[[], T], policy: LockPolicy, what: str,
                  on_wait: Callable[[int, float], None] | None = None) -> T:
-    """``attempt()``, tried again after a lock timeout, ``policy.retries`` times at most.
+    """``attempt()``, tried again after a lock timeout, ``policy.retries`` times at most;
+    ``what`` says what it does in the error (``apply auth:2026..._x``).
 
     ``attempt`` must leave nothing behind when it fails (one transaction, rolled back).
 
@@ -99,7 +100,7 @@ def with_retries(attempt: Callable[[], T], policy: LockPolicy, what: str,
                 raise
             if tries > policy.retries:
                 raise LockTimeoutError(
-                    f"could not apply {what}: a lock was not granted within lock_timeout "
+                    f"could not {what}: a lock was not granted within lock_timeout "
                     f"{policy.timeout:g} s in {tries} tries (another transaction holds the "
                     "table; SHARED_DB_LOCK_TIMEOUT, SHARED_DB_LOCK_RETRIES); the database was "
                     "left at the migration before it") from exc

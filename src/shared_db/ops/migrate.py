@@ -126,10 +126,11 @@ def _run_step(conn: Connection, migrations_dir: Path, step: Step, up: bool, lint
         _say(run, f"  {step.label}: lock not granted within {run.policy.timeout:g} s "
                   f"(try {tries}); trying again in {pause:g} s")
 
+    verb = "apply" if up else "roll back"
     try:
-        with_retries(attempt, run.policy, step.label, waiting)
+        with_retries(attempt, run.policy, f"{verb} {step.label}", waiting)
     except SQLAlchemyError as exc:
-        verb, reason = ("apply" if up else "roll back"), first_line(driver_error(exc) or exc)
+        reason = first_line(driver_error(exc) or exc)
         raise MigrationError(f"could not {verb} {step.label}: {reason} "
                              "(the database was left at the migration before it)") from exc
 
