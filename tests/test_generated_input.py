@@ -144,6 +144,8 @@ def valid(rows: Rows, entry: Entry, param: inspect.Parameter) -> Any:
     }
     if name == "password_hash" and creates:
         return hostile.HASH  # creates need one of password and password_hash
+    if name == "name" and entry.label.endswith("users.update"):
+        return "Name"  # an update needs one of name and email_verified
     if name in by_name and (param.default is param.empty or param.kind in (
             param.VAR_KEYWORD, param.VAR_POSITIONAL) or name == "fields"):
         return by_name[name]()

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared_db import idempotency, twophase
 from shared_db.base import Service
+from shared_db.batching import Batcher
 from shared_db.calls import AutocommitWrite, ReadCall, WriteCall
 from shared_db.config import QueryLogSettings, Settings
 from shared_db.connect import connect_args, reach
@@ -91,6 +92,7 @@ class Database(Repositories):
             for service in SERVICES:
                 self._connections[service] = settings.connection(
                     settings.service_urls[service], f"{service.upper()}_DATABASE_URL")
+        self.batcher: Batcher | None = Batcher(self)
         super().__init__(self)
 
     async def open(self) -> Database:

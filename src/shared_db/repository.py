@@ -8,16 +8,24 @@ own source (``AuditRepository(tx)``), so nothing here knows the concrete client.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from contextlib import AbstractAsyncContextManager
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
+from shared_db.batching import Batcher, Lookup
 from shared_db.context import ActorContext
-from shared_db.sql import Executor
+from shared_db.sql import Executor, Query
 from shared_db.typed import check_public_methods
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 @runtime_checkable
 class Source(Protocol):
+    batcher: Batcher | None
+    """Merges concurrent point reads (``shared_db.batching``); None inside a transaction."""
+
     def executor(self, service: str, write: bool = False, primary: bool = False,
                  ) -> AbstractAsyncContextManager[Executor]: ...
 
@@ -50,3 +58,27 @@ class Repository:
 
     def _write(self) -> AbstractAsyncContextManager[Executor]:
         return self._source.executor(self.service, write=True)
+
+    async def _lookup(self, lookup: Lookup[K, V], key: K) -> V | None:
+        """A point read, shared with the same reads made meanwhile when outside a
+        transaction."""
+        batcher = self._source.batcher
+        if batcher is None:
+            return await lookup.one(self._source, key)
+        return await batcher.load(lookup, key)
+
+
+def point_lookup(service: str, one: Query, many: Query, param: str,
+                 record: Callable[..., V], key_of: Callable[[V], K]) -> Lookup[K, V]:
+    """A ``Lookup`` from two statements: ``one`` by ``param``, ``many`` by the array ``keys``
+    (``= ANY``). ``key_of`` reads back from a row the key the statement matched it on."""
+    async def by_one(source: Any, key: K) -> V | None:
+        async with source.executor(service) as ex:
+            found: V | None = await ex.one(one, {param: key}, record)
+            return found
+
+    async def by_many(source: Any, keys: list[K]) -> dict[K, V]:
+        async with source.executor(service) as ex:
+            return {key_of(row): row for row in await ex.all(many, {"keys": keys}, record)}
+
+    return Lookup(one.name, by_one, by_many)

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared_db import twophase
 from shared_db import validation as check
+from shared_db.batching import Batcher
 from shared_db.calls import Fresh, Joined, begin, commit, rollback
 from shared_db.context import ActorContext, current_actor
 from shared_db.errors import ValidationError
@@ -76,6 +77,7 @@ class Transaction(Repositories):
         self._stack = AsyncExitStack()
         self._executors: dict[int, Executor] = {}
         self._services: dict[int, str] = {}
+        self.batcher: Batcher | None = None  # its reads are its own, on its own connection
         super().__init__(self)
 
     def actor(self) -> ActorContext:

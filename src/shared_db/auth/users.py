@@ -28,6 +28,7 @@ from shared_db import references
 from shared_db import validation as check
 from shared_db.admin.repository import APPEND as AUDIT_APPEND
 from shared_db.admin.repository import AuditRepository
+from shared_db.auth import lookups
 from shared_db.auth.batch import (
     NewUser,
     audit_created,
@@ -36,7 +37,6 @@ from shared_db.auth.batch import (
     prepare_rows,
 )
 from shared_db.auth.details import update_details
-from shared_db.auth.eager import load_across, load_with_relations
 from shared_db.auth.models import User
 from shared_db.enums import UserRole
 from shared_db.errors import DataAccessError, NotFoundError, ValidationError
@@ -51,10 +51,6 @@ _LIVE = User.deleted_at.is_(None)
 _BY_ID = User.id == bindparam("id")
 _BY_EMAIL = User.email == bindparam("email")
 
-GET = Query.build("users.get", select(*_USER).where(_BY_ID, _LIVE))
-GET_ANY = Query.build("users.get_any", select(*_USER).where(_BY_ID))
-BY_EMAIL = Query.build("users.by_email", select(*_USER).where(_BY_EMAIL, _LIVE))
-BY_EMAIL_ANY = Query.build("users.by_email_any", select(*_USER).where(_BY_EMAIL))
 HASH_BY_EMAIL = Query.build("users.hash_by_email", select(User.password_hash).where(
     _BY_EMAIL, _LIVE))
 CREATE = Query.build("users.create", insert(User).values(
@@ -90,9 +86,8 @@ class UserRepository(Repository):
     async def get(self, user_id: uuid.UUID, *, include_deleted: bool = False,
                   ) -> UserRecord | None:
         """The user (never its ``password_hash``), or None; soft-deleted ones only if asked."""
-        async with self._read() as ex:
-            return await ex.one(GET_ANY if include_deleted else GET, {"id": user_id},
-                                UserRecord)
+        return await self._lookup(lookups.BY_ID_ANY if include_deleted else lookups.BY_ID,
+                                  user_id)
 
     async def get_one(self, user_id: uuid.UUID, *, include_deleted: bool = False) -> UserRecord:
         """Like ``get``; raises NotFoundError instead of returning None."""
@@ -105,9 +100,8 @@ class UserRepository(Repository):
                            ) -> UserRecord | None:
         """The user with ``email`` (any case), or None."""
         address = check.email(email)
-        async with self._read() as ex:
-            return await ex.one(BY_EMAIL_ANY if include_deleted else BY_EMAIL,
-                                {"email": address}, UserRecord)
+        return await self._lookup(lookups.EMAIL_ANY if include_deleted else lookups.EMAIL,
+                                  address)
 
     async def get_fields(self, user_id: uuid.UUID, *fields: str,
                          include_deleted: bool = False) -> dict[str, Any] | None:
@@ -282,24 +276,20 @@ class UserRepository(Repository):
             return len(created)
 
     async def eager(self, user_id: uuid.UUID, *, payments: int = 10) -> UserWithRelations | None:
-        """The guide's ``include``: user, profile and newest payments, in two statements."""
-        found = await self.eager_many([user_id], payments=payments)
-        return found[0] if found else None
+        """The guide's ``include``: user, profile and newest payments, in one statement."""
+        check.positive_int("payments", payments, maximum=100)
+        return await self._lookup(lookups.eager(payments), user_id)
 
     async def eager_many(self, user_ids: Sequence[uuid.UUID], *, payments: int = 10,
                          ) -> list[UserWithRelations]:
-        """``eager`` for many users, still two statements whatever the list's length.
+        """``eager`` for many users, still one statement whatever the list's length.
 
         Each distinct id is answered once, in the order of its first appearance; missing and
         soft-deleted users are left out.
         """
         check.positive_int("payments", payments, maximum=100)
         distinct = list(dict.fromkeys(check.identifiers("user_ids", user_ids)))
-        if not (self._source.same_database(self.service, "profile")
-                and self._source.same_database(self.service, "payments")):
-            return await load_across(self._source, distinct, payments)
-        async with self._read() as ex:
-            return await load_with_relations(ex, distinct, payments)
+        return await lookups.eager_load(self._source, distinct, payments)
 
 
 def _about_user(tx: Source, subject: uuid.UUID,

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import uuid
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Numeric, Text, bindparam, cast, func, literal_column, select, tuple_
+from sqlalchemy import (
+    ARRAY,
+    Numeric,
+    Text,
+    Uuid,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from shared_db import validation as check
@@ -20,7 +32,7 @@ from shared_db.payments.currencies import ISO_4217
 from shared_db.payments.models import Payment, PaymentTransaction
 from shared_db.records import Page, PaymentRecord, PaymentTransactionRecord
 from shared_db.references import insert_for_live_user
-from shared_db.repository import Repository
+from shared_db.repository import Repository, point_lookup
 from shared_db.sql import Query, columns
 
 _PAYMENT = columns(PaymentRecord, Payment)
@@ -46,6 +58,9 @@ INSERT = Query.build("payments.insert", insert(Payment).values(
     description=bindparam("description", type_=Text),
     metadata_=bindparam("metadata", type_=JSONB)).returning(*_PAYMENT))
 GET = Query.build("payments.get", select(*_PAYMENT).where(Payment.id == bindparam("id")))
+BY_ID = point_lookup("payments", GET, Query.build("payments.get.many", select(*_PAYMENT).where(
+    Payment.id == func.any(bindparam("keys", type_=ARRAY(Uuid))))), "id", PaymentRecord,
+    attrgetter("id"))
 TRANSACTIONS = Query.build("payments.transactions", select(
     *columns(PaymentTransactionRecord, PaymentTransaction)).where(
     PaymentTransaction.payment_id == bindparam("id")).order_by(
@@ -122,8 +137,7 @@ class PaymentRepository(Repository):
                                           PaymentRecord)
 
     async def get(self, payment_id: uuid.UUID) -> PaymentRecord | None:
-        async with self._read() as ex:
-            return await ex.one(GET, {"id": payment_id}, PaymentRecord)
+        return await self._lookup(BY_ID, payment_id)
 
     async def transactions(self, payment_id: uuid.UUID) -> list[PaymentTransactionRecord]:
         """The payment's ``payment_transactions`` rows, oldest first."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ARRAY, Uuid, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import validation as check
@@ -16,7 +17,7 @@ from shared_db.errors import NotFoundError, ValidationError
 from shared_db.profile.models import UserProfile
 from shared_db.records import ProfileRecord
 from shared_db.references import insert_for_live_user
-from shared_db.repository import Repository
+from shared_db.repository import Repository, point_lookup
 from shared_db.sql import Query, columns
 
 _PROFILE = columns(ProfileRecord, UserProfile)
@@ -28,6 +29,9 @@ CREATE = Query.build("profiles.create", insert(UserProfile).values(
     **{name: bindparam(name) for name in FIELDS}).returning(*_PROFILE))
 GET = Query.build("profiles.get", select(*_PROFILE).where(
     UserProfile.user_id == bindparam("user_id")))
+BY_USER = point_lookup("profile", GET, Query.build("profiles.get.many", select(*_PROFILE).where(
+    UserProfile.user_id == func.any(bindparam("keys", type_=ARRAY(Uuid))))), "user_id",
+    ProfileRecord, attrgetter("user_id"))
 CREATE_FOR_LIVE_USER = Query.build("profiles.create_for_live_user", insert(UserProfile).from_select(
     ["id", "user_id", *FIELDS],
     select(func.gen_random_uuid(), User.id, *[bindparam(n, type_=UserProfile.__table__.c[n].type)
@@ -77,8 +81,7 @@ class ProfileRepository(Repository):
                                           CREATE, params, ProfileRecord)
 
     async def get(self, user_id: uuid.UUID) -> ProfileRecord | None:
-        async with self._read() as ex:
-            return await ex.one(GET, {"user_id": user_id}, ProfileRecord)
+        return await self._lookup(BY_USER, user_id)
 
     async def update(self, user_id: uuid.UUID, **changes: Any) -> ProfileRecord:
         """Change only the named fields; ``preferences`` is replaced as a whole."""

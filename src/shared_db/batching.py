@@ -1,0 +1,99 @@
+"""Automatic batching: point reads made on the ``Database`` at the same moment share one statement.
+
+When a service handles many requests at once, their ``users.get``, ``get_by_email``,
+``payments.get``, ``profiles.get`` and ``users.eager`` calls arrive in the same turn of the event
+loop. The first such call of a kind waits one turn; the calls of the same kind made meanwhile
+join it, and one statement (``= ANY(%(keys)s)``) answers them all, each caller getting exactly
+the row its own call would have read (the same as DataLoader does, and Prisma for
+``findUnique``). A call alone in its turn runs its own single-key statement, as without batching.
+
+What does not change:
+
+* results: each key's row is picked out by the key the row carries, compared as the database
+  compares it (the statement's own ``=``);
+* errors: input is checked per call before it joins, so a bad argument fails only its call; a
+  failure of the shared statement (the server gone, say) is the failure each call would have met;
+* isolation: only reads made on the ``Database`` itself are batched, never those inside a
+  transaction, which run on the transaction's connection as before. Each batched call sees a
+  state of the database that existed while it was waiting, as an unbatched read does.
+
+A caller cancelled while it waits leaves the others served: the shared statement runs in a task
+of its own, which no single caller's cancellation stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+MAX_KEYS = 500
+"""Keys per shared statement; a larger crowd is answered by several."""
+
+
+@dataclass(frozen=True, eq=False)
+class Lookup(Generic[K, V]):
+    """One kind of point read: by one key, and by many (the found rows by their key)."""
+
+    name: str
+    one: Callable[[Any, K], Awaitable[V | None]]
+    many: Callable[[Any, list[K]], Awaitable[Mapping[K, V]]]
+
+
+class Batcher:
+    """The calls waiting to share a statement, per kind of lookup, for one ``Database``."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self._waiting: dict[Lookup[Any, Any], dict[Any, list[asyncio.Future[Any]]]] = {}
+
+    async def load(self, lookup: Lookup[K, V], key: K) -> V | None:
+        waiting = self._waiting.get(lookup)
+        if waiting is not None and (key in waiting or len(waiting) < MAX_KEYS):
+            joined: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+            waiting.setdefault(key, []).append(joined)
+            return await joined
+        waiting = self._waiting[lookup] = {key: []}
+        task = None
+        try:
+            await asyncio.sleep(0)  # one turn of the loop: the calls made meanwhile join
+        finally:
+            if self._waiting.get(lookup) is waiting:
+                del self._waiting[lookup]
+            if len(waiting) > 1 or waiting[key]:  # served even if this call was cancelled
+                task = asyncio.get_running_loop().create_task(self._run(lookup, waiting))
+                task.add_done_callback(_consume)
+        if task is None:
+            return await lookup.one(self._source, key)
+        found = await asyncio.shield(task)
+        return found.get(key)
+
+    async def _run(self, lookup: Lookup[K, V], waiting: dict[K, list[asyncio.Future[Any]]],
+                   ) -> Mapping[K, V]:
+        try:
+            found = await lookup.many(self._source, list(waiting))
+        except BaseException as exc:
+            for futures in waiting.values():
+                for future in futures:
+                    if future.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc)
+            raise
+        for key, futures in waiting.items():
+            for future in futures:
+                if not future.done():
+                    future.set_result(found.get(key))
+        return found
+
+
+def _consume(task: asyncio.Task[Any]) -> None:
+    # Its callers saw the error already; a cancelled first caller never looks at the task.
+    if not task.cancelled():
+        task.exception()
