@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import psycopg.conninfo
 import pytest
 from rich.console import Console
 
@@ -247,3 +248,22 @@ def test_sql_is_printed_whole_at_any_width(terminal: bool) -> None:
     out = io.StringIO()
     print_sql(Console(file=out, width=30, force_terminal=terminal, color_system=None), sql)
     assert " ".join(out.getvalue().split()) == " ".join(sql.split())
+
+
+def test_baseline_without_a_scratch_database_is_a_one_line_error(migrated_db: DbFixture) -> None:
+    role = f"sdbtest_nocreate_{secrets.token_hex(3)}"
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        _forget_history(migrated_db.url)
+        user = psycopg.conninfo.conninfo_to_dict(migrated_db.url)["user"]
+        url = migrated_db.url.replace(f"//{user}@", f"//{role}@", 1)
+        assert url != migrated_db.url
+        result = cli("migrate", "baseline", env={**migrated_db.env(), "DATABASE_URL": url})
+    finally:
+        with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE "{role}"')
+    assert result.returncode == 4, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "baseline builds the migrations in a scratch database" in line, line
+    assert "needs CREATEDB" in line

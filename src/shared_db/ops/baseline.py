@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 from alembic import command
 
 from shared_db.engine import connect_to
 from shared_db.errors import MigrationError
+from shared_db.errors_db import first_line
 from shared_db.ops import migrate
 from shared_db.ops.catalog import differences, read_schema
 from shared_db.ops.history import Step, alembic_config, chain_steps, current_revision
@@ -42,11 +44,16 @@ def _history(target: Target, migrations_dir: Path) -> list[str]:
 
 def _compare(target: Target, migrations_dir: Path) -> Baseline:
     result = Baseline(target.name, target.connection.safe_url())
-    with scratch_database(target.connection, "baseline") as scratch:
-        migrate.deploy(Target("scratch", scratch, target.chains), migrations_dir,
-                       run=migrate.StepRun(check_rows=False))
-        with connect_to(scratch) as conn:
-            wanted = read_schema(conn)
+    try:
+        with scratch_database(target.connection, "baseline") as scratch:
+            migrate.deploy(Target("scratch", scratch, target.chains), migrations_dir,
+                           run=migrate.StepRun(check_rows=False))
+            with connect_to(scratch) as conn:
+                wanted = read_schema(conn)
+    except psycopg.Error as exc:
+        raise MigrationError(f"{target.name}: baseline builds the migrations in a scratch "
+                             f"database beside it and could not: {first_line(exc)} (the role "
+                             "needs CREATEDB)") from exc
     with connect_to(target.connection) as conn:
         result.differences = differences(read_schema(conn), wanted)
     return result
