@@ -267,3 +267,9 @@ def test_baseline_without_a_scratch_database_is_a_one_line_error(migrated_db: Db
     (line,) = result.stderr.strip().splitlines()
     assert "baseline builds the migrations in a scratch database" in line, line
     assert "needs CREATEDB" in line
+
+
+def test_dev_create_only_applies_not_even_pending_migrations(empty_db: DbFixture) -> None:
+    out = _ok("migrate", "dev", "--name", "nothing_new", "--create-only", env=empty_db.env())
+    assert "no migration was created" in out
+    assert snapshot(empty_db.url, version_tables=True)["tables"] == {}
