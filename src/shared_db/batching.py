@@ -2,8 +2,9 @@
 
 When a service handles many requests at once, their ``users.get``, ``get_by_email``,
 ``payments.get``, ``profiles.get`` and ``users.eager`` calls arrive in the same turn of the event
-loop. The first such call of a kind waits one turn; the calls of the same kind made meanwhile
-join it, and one statement (``= ANY(%(keys)s)``) answers them all, each caller getting exactly
+loop. The first such call of a kind waits one turn (or, while a statement of its kind is out,
+until that one answers); the calls of the same kind made meanwhile join it, and one statement
+(``= ANY(%(keys)s)``) answers them all, each caller getting exactly
 the row its own call would have read (the same as DataLoader does, and Prisma for
 ``findUnique``). A call alone in its turn runs its own single-key statement, as without batching.
 
@@ -44,31 +45,54 @@ class Lookup(Generic[K, V]):
     many: Callable[[Any, list[K]], Awaitable[Mapping[K, V]]]
 
 
+class _Kind:
+    """The state of one kind of lookup: the calls waiting to leave, and the statement out."""
+
+    __slots__ = ("flying", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting: dict[Any, list[asyncio.Future[Any]]] | None = None
+        self.flying: asyncio.Future[Any] | None = None
+
+
 class Batcher:
     """The calls waiting to share a statement, per kind of lookup, for one ``Database``."""
 
     def __init__(self, source: Any) -> None:
         self._source = source
-        self._waiting: dict[Lookup[Any, Any], dict[Any, list[asyncio.Future[Any]]]] = {}
+        self._kinds: dict[Lookup[Any, Any], _Kind] = {}
 
     async def load(self, lookup: Lookup[K, V], key: K) -> V | None:
-        waiting = self._waiting.get(lookup)
+        kind = self._kinds.get(lookup) or self._kinds.setdefault(lookup, _Kind())
+        waiting = kind.waiting
         if waiting is not None and (key in waiting or len(waiting) < MAX_KEYS):
             joined: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
             waiting.setdefault(key, []).append(joined)
             return await joined
-        waiting = self._waiting[lookup] = {key: []}
+        batch: dict[Any, list[asyncio.Future[Any]]] = {key: []}
+        kind.waiting = batch
         task = None
         try:
-            await asyncio.sleep(0)  # one turn of the loop: the calls made meanwhile join
+            # While a statement of this kind is out, the calls made meanwhile gather for the
+            # next one, which leaves when it answers: under load, batches grow instead of
+            # splitting the crowd over many small statements. Otherwise wait one loop turn.
+            if kind.flying is not None and not kind.flying.done():
+                await asyncio.wait([kind.flying])
+            else:
+                await asyncio.sleep(0)
         finally:
-            if self._waiting.get(lookup) is waiting:
-                del self._waiting[lookup]
-            if len(waiting) > 1 or waiting[key]:  # served even if this call was cancelled
-                task = asyncio.get_running_loop().create_task(self._run(lookup, waiting))
+            if kind.waiting is batch:
+                kind.waiting = None
+            if len(batch) > 1 or batch[key]:  # served even if this call was cancelled
+                task = asyncio.get_running_loop().create_task(self._run(lookup, batch))
                 task.add_done_callback(_consume)
+                kind.flying = task
         if task is None:
-            return await lookup.one(self._source, key)
+            flying = kind.flying = asyncio.get_running_loop().create_future()
+            try:
+                return await lookup.one(self._source, key)
+            finally:
+                flying.set_result(None)
         found = await asyncio.shield(task)
         return found.get(key)
 
