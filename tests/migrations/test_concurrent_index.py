@@ -115,3 +115,18 @@ def test_concurrent_deploys_of_a_concurrent_build_both_succeed(migrated_db: DbFi
         "1 migration(s) applied.", "No pending migrations."]
     with psycopg.connect(migrated_db.url) as conn:
         assert conn.execute(VALIDITY).fetchone() == (True,)
+
+
+def test_a_checked_step_outside_a_transaction_runs_once_its_tables_prove_empty(
+        migrated_db: DbFixture, tmp_path: Path) -> None:
+    """The row check's reads must not leave a transaction open for the autocommit block."""
+    body = 'op.execute("ALTER TABLE system_config DROP COLUMN updated_by")\n' + BUILD
+    folder = copy_with(tmp_path, {"admin/20261202000000_slow_idx": migration(body, DROP)})
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute(PAUSE_FUNCTION)
+    env = {**migrated_db.env(), "SHARED_DB_MIGRATIONS_DIR": str(folder)}
+    result = subprocess.run([sys.executable, "-m", "shared_db", "migrate", "deploy"], env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(migrated_db.url) as conn:
+        assert conn.execute(VALIDITY).fetchone() == (True,)

@@ -16,6 +16,7 @@ from shared_db.ops.lint import lint_all, lint_steps
 from shared_db.ops.lint_rules import ChainState, classify
 from shared_db.ops.targets import Target
 from tests.catalog import snapshot
+from tests.cli.test_migrate_cli import cli
 from tests.conftest import DbFixture
 from tests.migrations.extra import copy_with, migration
 
@@ -154,3 +155,17 @@ def test_a_foreign_key_takes_a_weaker_lock_than_a_check() -> None:
     (check,) = classify("ALTER TABLE payments ADD CONSTRAINT c CHECK (amount > 0)").findings
     assert fk.lock_taken.startswith("SHARE ROW EXCLUSIVE") and check.lock_taken == (
         "ACCESS EXCLUSIVE")
+
+
+def test_a_migration_failing_in_its_own_code_is_a_one_line_error(
+        migrated_db: DbFixture, tmp_path: Path) -> None:
+    broken = migration("""if op.get_context().as_sql:
+    return
+raise RuntimeError('the file is broken')""")
+    folder = copy_with(tmp_path, {"admin/20261202000000_broken": broken})
+    result = cli("migrate", "deploy", env={**migrated_db.env(),
+                                           "SHARED_DB_MIGRATIONS_DIR": str(folder)})
+    assert result.returncode == 4 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == (
+        "error: could not apply admin:20261202000000_broken: RuntimeError: the file is broken "
+        "(the database was left at the migration before it)")

@@ -22,11 +22,11 @@ from pathlib import Path
 from alembic import command
 from psycopg import sql
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateSchema, DropSchema
 
 from shared_db.engine import connect_to
-from shared_db.errors import MigrationError
+from shared_db.errors import MigrationError, SharedDbError
 from shared_db.errors_db import first_line
 from shared_db.ops.concurrent import drop_invalid
 from shared_db.ops.history import Step, alembic_config, all_steps, applied_steps, find_step
@@ -105,6 +105,8 @@ def _run_step(conn: Connection, migrations_dir: Path, step: Step, up: bool, lint
         if up:
             if run.check_rows:
                 refuse_unsafe(conn, lint)
+                if lint.non_transactional:
+                    conn.commit()  # Alembic must find no transaction to commit for the block
             command.upgrade(cfg, step.revision)
         else:
             command.downgrade(cfg, step.down_revision or "base")
@@ -129,8 +131,11 @@ def _run_step(conn: Connection, migrations_dir: Path, step: Step, up: bool, lint
     verb = "apply" if up else "roll back"
     try:
         with_retries(attempt, run.policy, f"{verb} {step.label}", waiting)
-    except SQLAlchemyError as exc:
-        reason = first_line(driver_error(exc) or exc)
+    except SharedDbError:
+        raise
+    except Exception as exc:  # a server error, or the migration file's own code failing
+        found = driver_error(exc)
+        reason = first_line(found) if found else f"{type(exc).__name__}: {exc}"
         raise MigrationError(f"could not {verb} {step.label}: {reason} "
                              "(the database was left at the migration before it)") from exc
 
