@@ -273,3 +273,18 @@ def test_dev_create_only_applies_not_even_pending_migrations(empty_db: DbFixture
     out = _ok("migrate", "dev", "--name", "nothing_new", "--create-only", env=empty_db.env())
     assert "no migration was created" in out
     assert snapshot(empty_db.url, version_tables=True)["tables"] == {}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["migrate", "sql", "--frm", "x"], "No such option: --frm"),
+    (["migrate", "resolve", "--applied"], "Option '--applied' requires an argument"),
+    (["migrate", "deploy", "--dry-run", "now"], "unexpected extra argument"),
+    (["migrate", "baseline", "--force"], "No such option: --force"),
+])
+def test_bad_flags_are_refused_before_anything_runs(migrated_db: DbFixture, args: list[str],
+                                                   message: str) -> None:
+    before = snapshot(migrated_db.url, version_tables=True)
+    result = cli(*args, env=migrated_db.env())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr, result.stderr
+    assert snapshot(migrated_db.url, version_tables=True) == before
