@@ -22,6 +22,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -34,7 +35,8 @@ from shared_db.errors import DatabaseUnavailableError, PoolTimeoutError
 from shared_db.profile.service import create_user_with_profile
 from shared_db.url import ConnectionSettings, parse_database_url
 
-FAULTS: tuple[Literal["fast", "immediate"], ...] = ("fast", "immediate")
+Fault = tuple[str, Callable[[], float]]
+"""A name, and what does it: returns (monotonic time) when the service was back."""
 
 
 @dataclass
@@ -99,7 +101,7 @@ class FaultLedger:
     failures: Counter[str] = field(default_factory=Counter)
     successes: list[float] = field(default_factory=list)
     faults: list[tuple[str, float, float]] = field(default_factory=list)
-    """(mode, when the stop began, when the server was back)."""
+    """(fault, when it began, when the service was back)."""
 
 
 async def _write(db: Database, ledger: FaultLedger, kind: str, key: str,
@@ -136,8 +138,20 @@ async def _worker(db: Database, ledger: FaultLedger, user_id: uuid.UUID, index: 
         await _write(db, ledger, kind, key, user_id)
 
 
-async def run(db: Database, server: Server, seconds: float, workers: int) -> FaultLedger:
-    """The write load, with a fast restart at 1/3 and a crash at 2/3 of ``seconds``."""
+def restarts(server: Server) -> list[Fault]:
+    """A fast restart, then a crash (an immediate stop), of ``server``."""
+    def restart(mode: Literal["fast", "immediate"]) -> Callable[[], float]:
+        def go() -> float:
+            server.restart(mode)
+            return time.monotonic()
+        return go
+    return [("restart (fast)", restart("fast")), ("crash (immediate)", restart("immediate"))]
+
+
+async def run(db: Database, faults: Sequence[Fault], seconds: float,
+              workers: int) -> FaultLedger:
+    """The write load, with the faults spread evenly over ``seconds`` (at 1/3 and 2/3 for
+    two)."""
     ledger = FaultLedger()
     owner = await db.users.create(email=f"owner-{uuid.uuid4().hex[:8]}@example.com",
                                   password_hash=HASH, name="Owner", role="CUSTOMER")
@@ -145,11 +159,12 @@ async def run(db: Database, server: Server, seconds: float, workers: int) -> Fau
     deadline = started + seconds
     tasks = [asyncio.create_task(_worker(db, ledger, owner.id, i, deadline))
              for i in range(workers)]
-    for i, mode in enumerate(FAULTS, start=1):
-        await asyncio.sleep(max(0.0, started + seconds * i / 3 - time.monotonic()))
+    for i, (name, fault) in enumerate(faults, start=1):
+        await asyncio.sleep(max(0.0, started + seconds * i / (len(faults) + 1)
+                                - time.monotonic()))
         began = time.monotonic()
-        await asyncio.to_thread(server.restart, mode)
-        ledger.faults.append((mode, began, time.monotonic()))
+        back = await asyncio.to_thread(fault)
+        ledger.faults.append((name, began, back))
     await asyncio.gather(*tasks)
     return ledger
 
@@ -180,12 +195,11 @@ def check(url: str, ledger: FaultLedger) -> dict[str, int]:
 
 def recovery(ledger: FaultLedger) -> list[str]:
     lines = []
-    for mode, began, back in ledger.faults:
+    for name, began, back in ledger.faults:
         first = min((t for t in ledger.successes if t > back), default=None)
         after = "none" if first is None else f"{first - back:.3f} s"
-        lines.append(f"  {'restart' if mode == 'fast' else 'crash':7} ({mode}): server back "
-                     f"{back - began:.2f} s after the stop began; first successful write "
-                     f"{after} after it was back")
+        lines.append(f"  {name}: back {back - began:.2f} s after it began; first successful "
+                     f"write {after} after it was back")
     return lines
 
 
@@ -238,7 +252,7 @@ def main(seconds: float, workers: int, pool: int) -> None:
 
             async def go() -> FaultLedger:
                 async with Database(settings) as db:
-                    return await run(db, server, seconds, workers)
+                    return await run(db, restarts(server), seconds, workers)
 
             ledger = asyncio.run(go())
             print(summary(ledger, check(made.libpq_url(), ledger)))

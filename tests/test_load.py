@@ -30,7 +30,7 @@ async def test_writes_under_a_restart_and_a_crash_match_the_ledger(restartable: 
     settings = load_settings({"DATABASE_URL": url + "?connection_limit=8",
                               "SHARED_DB_ENV": "production"})
     async with Database(settings) as db:
-        ledger = await faults.run(db, restartable, seconds=6, workers=32)
+        ledger = await faults.run(db, faults.restarts(restartable), seconds=6, workers=32)
     counts = faults.check(url, ledger)  # 0 lost, 0 doubled, nothing unattempted, no half user
     assert counts["acknowledged"] > 100 and len(ledger.faults) == 2
     with capsys.disabled():
