@@ -29,12 +29,26 @@ T = TypeVar("T")
 _DIALECT = pg_psycopg.dialect()  # type: ignore[no-untyped-call]
 
 
+def attribution(name: str) -> str:
+    """The comment naming the query, so ``pg_stat_statements`` and server logs tell which
+    method sent a statement."""
+    return f"/* shared_db:{name.replace('*/', '*_/')} */ "
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A statement compiled once; ``name`` identifies it in query events."""
+    """A statement compiled once; ``name`` identifies it in query events.
+
+    ``sql`` starts with ``attribution(name)``, added here once, so the text stays the same on
+    every call: prepared statements and ``pg_stat_statements`` still group it.
+    """
 
     name: str
     sql: str
+
+    def __post_init__(self) -> None:
+        if not self.sql.startswith("/* shared_db:"):
+            object.__setattr__(self, "sql", attribution(self.name) + self.sql)
 
     @classmethod
     def build(cls, name: str, statement: ClauseElement) -> Query:
@@ -51,6 +65,10 @@ class QueryEvent:
     params: Mapping[str, Any] | None
     error: str | None = None
     sqlstate: str | None = None
+    error_type: str | None = None
+    """The driver exception's class name (``UniqueViolation``, ``OperationalError``)."""
+    connection: AsyncConnection[Any] | None = field(default=None, repr=False, compare=False)
+    """Where it ran (the database and server a trace names); not for sending statements."""
 
 
 QueryListener = Callable[[QueryEvent], None]
@@ -62,6 +80,9 @@ class QueryHooks:
 
     listeners: list[QueryListener] = field(default_factory=list)
     with_params: bool = False
+    trace_context: Callable[[], str] | None = None
+    """When set, each statement ends with this comment (the W3C trace context, sqlcommenter)
+    and is not server-prepared, as its text changes on every call."""
 
 
 def columns(record: type[Any], model: type[Any]) -> list[InstrumentedAttribute[Any]]:
@@ -109,16 +130,19 @@ class Executor:
     async def _run(self, query: Query, params: Mapping[str, Any] | Sequence[Any] | None,
                    row: RowMaker[Any] | Callable[..., Any] | None) -> Any:
         cursor = self.connection.cursor(row_factory=row or tuple_row)
+        text, prepare = query.sql, self._prepare
+        if self._hooks.trace_context is not None:
+            text, prepare = text + self._hooks.trace_context(), False
         started = time.perf_counter()
         try:
             try:
-                await cursor.execute(query.sql, params, prepare=self._prepare)
+                await cursor.execute(text, params, prepare=prepare)
             except psycopg.OperationalError:
                 if self._replace is None or not self.connection.broken:
                     raise
                 self.connection = await self._replace()  # once: the new one is fresh
                 cursor = self.connection.cursor(row_factory=row or tuple_row)
-                await cursor.execute(query.sql, params, prepare=self._prepare)
+                await cursor.execute(text, params, prepare=prepare)
         except psycopg.Error as exc:
             if self._hooks.listeners:
                 self._emit(query, params, started, exc)
@@ -139,7 +163,8 @@ class Executor:
         shown = params if with_values and isinstance(params, Mapping) else None
         event = QueryEvent(query.name, query.sql, elapsed, shown,
                            None if error is None else event_error(error, with_values),
-                           getattr(error, "sqlstate", None))
+                           getattr(error, "sqlstate", None),
+                           None if error is None else type(error).__name__, self.connection)
         for listener in self._hooks.listeners:
             listener(event)
 
@@ -184,6 +209,7 @@ class Executor:
     async def command(self, name: str, statement: sql.Composed) -> None:
         """A utility statement with its values composed in (``PREPARE TRANSACTION 'id'`` takes
         no parameters); never server-prepared, as each one is different."""
+        statement = sql.Composed([sql.SQL(attribution(name)), statement])
         started = time.perf_counter()
         error = None
         try:
