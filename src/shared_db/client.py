@@ -14,14 +14,14 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from psycopg import AsyncConnection
 from psycopg.types.enum import EnumInfo, register_enum
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared_db import idempotency, twophase
+from shared_db import idempotency, tracing, twophase
 from shared_db.base import Service
 from shared_db.batching import Batcher
 from shared_db.calls import AutocommitWrite, ReadCall, WriteCall
@@ -41,7 +41,7 @@ from shared_db.errors import (
     ValidationError,
 )
 from shared_db.errors_db import translate
-from shared_db.observe import QueryLog
+from shared_db.observe import QueryLog, telemetry
 from shared_db.repositories import Repositories
 from shared_db.services import SERVICES
 from shared_db.sql import Executor, QueryHooks
@@ -50,6 +50,9 @@ from shared_db.twophase import Settled
 from shared_db.typed import checked
 from shared_db.url import ConnectionSettings
 from shared_db.validation import seconds as check_seconds
+
+if TYPE_CHECKING:
+    from shared_db.metrics import Metrics
 
 T = TypeVar("T")
 Isolation = Literal["read committed", "repeatable read", "serializable"]
@@ -80,6 +83,8 @@ class Database(Repositories):
         self.recovered: list[Settled] = []
         self.hooks = hooks or QueryHooks()
         self.query_log = QueryLog(log or settings.query_log()).install(self.hooks)
+        self.metrics: Metrics | None = telemetry(settings.telemetry, self.hooks, self.query_log)
+        """Prometheus metrics (``SHARED_DB_METRICS``); serve ``metrics.registry``."""
         self._pools: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
         self._connections: dict[str, ConnectionSettings] = {}
         self._orm_engines: dict[str, AsyncEngine] = {}
@@ -120,6 +125,8 @@ class Database(Repositories):
             self._pools = {}
             raise
         self._replicas = {s: replicas[c.libpq_url()] for s, c in self._replica_settings.items()}
+        if self.metrics is not None:
+            self.metrics.watch(self._pools, self._replicas)
         return self
 
     def _distinct_pools(self) -> list[AsyncConnectionPool[AsyncConnection[Any]]]:
@@ -172,6 +179,8 @@ class Database(Repositories):
         return pool
 
     async def close(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.stop()
         replicas = {id(p): p for p in self._replicas.values()}.values()
         for pool in [*self._distinct_pools(), *replicas]:
             await pool.close()
@@ -287,11 +296,14 @@ class Database(Repositories):
 
         for attempt in range(retries + 1):
             try:
-                if keyed is None:
-                    async with unit() as tx:
-                        return await work(tx)
-                return await idempotency.once(unit, keyed[1], keyed[0], operation, {}, work)
+                with tracing.span("shared_db.attempt", **{"shared_db.attempt": attempt}):
+                    if keyed is None:
+                        async with unit() as tx:
+                            return await work(tx)
+                    return await idempotency.once(unit, keyed[1], keyed[0], operation, {}, work)
             except TransientConflictError as exc:
+                if self.metrics is not None and attempt < retries:
+                    self.metrics.retries.labels(type(exc.__cause__).__name__).inc()
                 if attempt == retries:
                     raise RetryExhaustedError(f"gave up after {attempt + 1} attempt(s): "
                                               f"{exc}") from exc

@@ -14,6 +14,11 @@ Variables:
 * ``SHARED_DB_ENV``: ``development`` (default) or ``production``; selects query log levels.
 * ``SHARED_DB_SLOW_QUERY_MS``: the slow-query threshold (default 1000, the guide's; at least 1).
 * ``SHARED_DB_LOG_PARAMS``: ``true`` to show query parameters in logs and events (default off).
+* ``SHARED_DB_LOG_FORMAT``: ``text`` (default) or ``json``: one JSON object per logged event.
+* ``SHARED_DB_TRACING``: ``true`` for OpenTelemetry spans (the ``otel`` extra); default off.
+* ``SHARED_DB_METRICS``: ``true`` for Prometheus metrics on ``Database.metrics``; default off.
+* ``SHARED_DB_TRACE_CONTEXT``: ``true`` to end each statement with the W3C trace context
+  (sqlcommenter); such statements are not server-prepared. Default off.
 * ``SHARED_DB_N_PLUS_ONE``: how often one statement may run in a unit of work before it is
   reported as N+1 (default 10); ``SHARED_DB_N_PLUS_ONE_STRICT=true`` raises instead (tests).
 * ``SHARED_DB_CACHE_DIR``: where ``migrate status`` remembers that a schema had no drift
@@ -54,11 +59,22 @@ class QueryLogSettings:
     log_params: bool = False
     n_plus_one: int = 10
     strict: bool = False
+    log_format: Literal["text", "json"] = "text"
 
     @classmethod
     def for_environment(cls, environment: str, **overrides: object) -> QueryLogSettings:
         levels = LEVELS.get(environment, LEVELS["production"])
         return cls(levels=levels, **overrides)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """What a ``Database`` reports beyond its query log (all off by default)."""
+
+    tracing: bool = False
+    metrics: bool = False
+    trace_context: bool = False
+    """Append the W3C trace context to each statement (sqlcommenter)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,7 @@ class Settings:
     """Seconds a migration step waits for a lock (``lock_timeout``) before backing off."""
     lock_retries: int = 5
     """How often ``deploy`` tries a step again after its lock wait timed out."""
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     cache_dir: Path | None = None
     """Where commands remember what they may skip next time (``migrate status``'s clean drift
     checks); None: nothing is remembered."""
@@ -140,7 +157,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             slow_ms=_number(env, "SHARED_DB_SLOW_QUERY_MS", 1000.0, minimum=1.0),
             log_params=_flag(env, "SHARED_DB_LOG_PARAMS"),
             n_plus_one=int(_number(env, "SHARED_DB_N_PLUS_ONE", 10)),
-            strict=_flag(env, "SHARED_DB_N_PLUS_ONE_STRICT")),
+            strict=_flag(env, "SHARED_DB_N_PLUS_ONE_STRICT"),
+            log_format=_choice(env, "SHARED_DB_LOG_FORMAT", ("text", "json"))),
+        telemetry=TelemetrySettings(tracing=_flag(env, "SHARED_DB_TRACING"),
+                                    metrics=_flag(env, "SHARED_DB_METRICS"),
+                                    trace_context=_flag(env, "SHARED_DB_TRACE_CONTEXT")),
         lock_timeout=_number(env, "SHARED_DB_LOCK_TIMEOUT", 5.0, minimum=0.001),
         lock_retries=_whole(env, "SHARED_DB_LOCK_RETRIES", 5),
         cache_dir=_cache_dir(env),

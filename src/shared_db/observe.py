@@ -14,17 +14,23 @@ a ``Transaction``, or a ``detect_n_plus_one()`` block (one request, say). The sa
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from shared_db.config import QueryLogSettings
+from shared_db import tracing
+from shared_db.config import QueryLogSettings, TelemetrySettings
 from shared_db.errors import DataAccessError
 from shared_db.errors_db import REFUSALS
 from shared_db.sql import QueryEvent, QueryHooks
+
+if TYPE_CHECKING:
+    from shared_db.metrics import Metrics
 
 logger = logging.getLogger("shared_db.query")
 
@@ -52,6 +58,7 @@ class QueryLog:
 
     settings: QueryLogSettings = field(default_factory=QueryLogSettings)
     slow_callbacks: list[Callable[[QueryEvent], None]] = field(default_factory=list)
+    n_plus_one_callbacks: list[Callable[[QueryEvent], None]] = field(default_factory=list)
 
     def install(self, hooks: QueryHooks) -> QueryLog:
         hooks.with_params = hooks.with_params or self.settings.log_params
@@ -61,6 +68,10 @@ class QueryLog:
     def on_slow(self, callback: Callable[[QueryEvent], None]) -> None:
         self.slow_callbacks.append(callback)
 
+    def on_n_plus_one(self, callback: Callable[[QueryEvent], None]) -> None:
+        """Call ``callback`` with the statement that crossed the N+1 threshold."""
+        self.n_plus_one_callbacks.append(callback)
+
     def __call__(self, event: QueryEvent) -> None:
         levels = self.settings.levels
         params = event.params if self.settings.log_params else None
@@ -69,24 +80,39 @@ class QueryLog:
                 # A taken email or a missing reference is an answer, not a failure: it is
                 # logged with the queries, never as an error.
                 if "query" in levels:
-                    logger.info("query refused: %s (%.1f ms): %s", event.sql,
-                                event.duration_ms, event.error,
-                                extra={"query": event.name, "params": params})
+                    self._log(logging.INFO, "refused", event, params,
+                              "query refused: %s (%.1f ms): %s",
+                              event.sql, event.duration_ms, event.error)
             elif "error" in levels:
-                logger.error("query failed: %s (%.1f ms): %s", event.sql, event.duration_ms,
-                             event.error, extra={"query": event.name, "params": params})
+                self._log(logging.ERROR, "error", event, params, "query failed: %s (%.1f ms): %s",
+                          event.sql, event.duration_ms, event.error)
             return
         if "query" in levels:
-            logger.debug("Query: %s Duration: %.1fms", event.sql, event.duration_ms,
-                         extra={"query": event.name, "duration_ms": event.duration_ms})
+            self._log(logging.DEBUG, "ok", event, None, "Query: %s Duration: %.1fms",
+                      event.sql, event.duration_ms)
         if event.duration_ms >= self.settings.slow_ms:
             if "warn" in levels or "error" in levels:
-                logger.warning("Slow query detected: %s Duration: %.1fms Params: %s", event.sql,
-                               event.duration_ms, params if params is not None else "(hidden)",
-                               extra={"query": event.name, "duration_ms": event.duration_ms})
+                self._log(logging.WARNING, "slow", event, params,
+                          "Slow query detected: %s Duration: %.1fms Params: %s", event.sql,
+                          event.duration_ms, params if params is not None else "(hidden)")
             for callback in self.slow_callbacks:
                 callback(event)
         self._count(event)
+
+    def _log(self, level: int, outcome: str, event: QueryEvent, params: object,
+             message: str, *args: object) -> None:
+        extra = {"query": event.name, "duration_ms": event.duration_ms, "params": params}
+        if self.settings.log_format != "json":
+            logger.log(level, message, *args, extra=extra)
+        elif logger.isEnabledFor(level):
+            document = {"event": "query", "query": event.name,
+                        "duration_ms": round(event.duration_ms, 3), "outcome": outcome,
+                        "trace_id": tracing.trace_id()}
+            if event.error is not None:
+                document.update(error=event.error, sqlstate=event.sqlstate)
+            if params is not None:
+                document["params"] = params
+            logger.log(level, "%s", json.dumps(document, default=str), extra=extra)
 
     def _count(self, event: QueryEvent) -> None:
         counts = _unit.get()
@@ -96,6 +122,35 @@ class QueryLog:
         if counts[event.sql] == self.settings.n_plus_one:
             message = (f"possible N+1: {event.name} ran {counts[event.sql]} times in one unit "
                        "of work; load the rows together (e.g. users.eager_many)")
+            for callback in self.n_plus_one_callbacks:
+                callback(event)
             if self.settings.strict:
                 raise NPlusOneError(message)
+            if self.settings.log_format == "json":
+                message = json.dumps({"event": "n_plus_one", "query": event.name,
+                                      "count": counts[event.sql], "message": message,
+                                      "trace_id": tracing.trace_id()})
             logger.warning(message, extra={"query": event.name})
+
+
+def trace_statement(event: QueryEvent) -> None:
+    """The query-hook listener that draws each statement as a client span."""
+    if tracing.state.tracer is not None:
+        tracing.statement(event.name, event.sql, event.duration_ms, event.error_type,
+                          event.sqlstate, event.connection)
+
+
+def telemetry(wanted: TelemetrySettings, hooks: QueryHooks, log: QueryLog) -> Metrics | None:
+    """Add to ``hooks`` the listeners ``wanted`` asks for; the metrics, when asked for.
+
+    Each is added only when asked for, so the hook calls nothing more otherwise.
+    """
+    if wanted.tracing and tracing.enable():
+        hooks.listeners.append(trace_statement)
+    if wanted.trace_context:
+        hooks.trace_context = tracing.traceparent
+    if not wanted.metrics:
+        return None
+    from shared_db.metrics import Metrics  # prometheus_client only when used
+
+    return Metrics(hooks, log)

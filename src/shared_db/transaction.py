@@ -9,27 +9,31 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from psycopg_pool import AsyncConnectionPool
 
-from shared_db import twophase
+from shared_db import tracing, twophase
 from shared_db import validation as check
 from shared_db.batching import Batcher
 from shared_db.calls import Fresh, Joined, begin, commit, rollback
 from shared_db.context import ActorContext, current_actor
-from shared_db.errors import ValidationError
+from shared_db.errors import InDoubtError, ValidationError
 from shared_db.errors_db import translate
 from shared_db.observe import detect_n_plus_one
 from shared_db.repositories import Repositories
 from shared_db.sql import Executor, QueryHooks
 from shared_db.url import ConnectionSettings
 
+if TYPE_CHECKING:
+    from shared_db.metrics import Metrics
+
 
 class Pools(Protocol):
     """What a transaction needs of its client: a pool per service, and how to use it."""
 
     hooks: QueryHooks
+    metrics: Metrics | None
 
     def pool(self, service: str) -> AsyncConnectionPool[Any]: ...
 
@@ -78,6 +82,8 @@ class Transaction(Repositories):
         self._executors: dict[int, Executor] = {}
         self._services: dict[int, str] = {}
         self.batcher: Batcher | None = None  # its reads are its own, on its own connection
+        self._span: tracing.Opened | None = None
+        self._isolation = isolation
         super().__init__(self)
 
     def actor(self) -> ActorContext:
@@ -93,9 +99,24 @@ class Transaction(Repositories):
     async def __aenter__(self) -> Transaction:
         await self._stack.__aenter__()
         self._stack.enter_context(detect_n_plus_one())
+        if tracing.state.tracer is not None:
+            self._span = tracing.Opened("shared_db.transaction", **{
+                "shared_db.isolation": self._isolation or "read committed"})
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc: Any) -> None:
+        error: BaseException | None = exc[0] if exc_type is not None else None
+        try:
+            await self._end(exc_type)
+        except BaseException as failed:
+            error = failed
+            raise
+        finally:
+            if self._span is not None:
+                self._span.close(error)
+                self._span = None
+
+    async def _end(self, exc_type: type[BaseException] | None) -> None:
         try:
             with translate():
                 if exc_type is None:
@@ -117,7 +138,21 @@ class Transaction(Repositories):
             await commit(parts[0].connection)
         elif parts:
             pools = [self.db.pool(self._services[id(ex)]) for ex in parts]
-            await twophase.commit(parts, [partial(Fresh, pool) for pool in pools])
+            metrics = self.db.metrics
+            try:
+                left = await twophase.commit(parts, [partial(Fresh, pool) for pool in pools])
+            except InDoubtError:
+                if metrics is not None:
+                    metrics.two_phase.labels("in_doubt").inc()
+                    metrics.in_doubt.inc(len(parts))
+                raise
+            except BaseException:
+                if metrics is not None:
+                    metrics.two_phase.labels("rolled_back").inc()
+                raise
+            if metrics is not None:
+                metrics.two_phase.labels("committed").inc()
+                metrics.in_doubt.inc(left)
 
     async def _rollback(self) -> None:
         for ex in self._executors.values():

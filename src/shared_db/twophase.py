@@ -32,6 +32,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 
+from shared_db import tracing
 from shared_db.errors import InDoubtError, SharedDbError
 from shared_db.errors_db import first_line, translate_error
 from shared_db.sql import Executor
@@ -72,8 +73,11 @@ Fresh = Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]]
 """A new connection to one part's database, to settle that part when its own was lost."""
 
 
-async def commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None = None) -> None:
+async def commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None = None) -> int:
     """Prepare every part, then commit them in order; on a failed PREPARE roll all back.
+
+    Returns how many committed parts stay prepared until recovery (their COMMIT PREPARED
+    failed after part 0's had succeeded).
 
     ``fresh``: per part, a way to reach its database again. A part whose connection is lost
     during the commit is then settled at once on a new connection instead of waiting for
@@ -84,8 +88,15 @@ async def commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None = 
         InDoubtError: the first COMMIT PREPARED was lost and could not be settled here, so the
             outcome is not known; ``recover`` settles it (all or nothing) from the servers.
     """
+    parts = {"shared_db.two_phase.parts": len(executors)}
+    with tracing.span("shared_db.two_phase_commit", **parts):
+        return await _commit(executors, fresh)
+
+
+async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None) -> int:
     global_id, count = uuid.uuid4().hex, len(executors)
     ids = [part_id(global_id, i, count) for i in range(count)]
+    left = 0
     try:
         for i, ex in enumerate(executors):
             await ex.command("twophase.prepare", _PREPARE.format(sql.Literal(ids[i])))
@@ -106,6 +117,8 @@ async def commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None = 
             # Part 0 is committed, so the transaction is: the rest is recovery's to finish.
             log.warning("transaction %s: part %d of %d stays prepared until recovery: %s",
                         global_id, i, count, first_line(exc))
+            left += 1
+    return left
 
 
 async def _commit_elsewhere(fresh: Fresh, gid: str) -> bool:

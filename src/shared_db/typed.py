@@ -28,6 +28,8 @@ from typing import Annotated, Any, TypeVar, Union
 
 from shared_db import validation as check
 from shared_db.errors import ValidationError
+from shared_db.tracing import call as trace_call
+from shared_db.tracing import state as tracing
 
 F = TypeVar("F", bound=Callable[..., Any])
 Check = Callable[[str, object], None]
@@ -246,7 +248,8 @@ _UNKNOWN = object()
 
 
 def checked(fn: F) -> F:
-    """``fn`` with its arguments checked by their annotations before its body runs."""
+    """``fn`` with its arguments checked by their annotations before its body runs; a
+    coroutine runs in a span of its own (``Class.method``) while tracing is on."""
     plan: list[_Plan] = []
 
     def verify(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -255,10 +258,14 @@ def checked(fn: F) -> F:
         plan[0].check(args, kwargs)
 
     if inspect.iscoroutinefunction(fn):
+        name = fn.__qualname__
+
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             verify(args, kwargs)
-            return await fn(*args, **kwargs)
+            if tracing.tracer is None:
+                return await fn(*args, **kwargs)
+            return await trace_call(name, fn, args, kwargs)
         run_async.__shared_db_checked__ = True  # type: ignore[attr-defined]
         return run_async  # type: ignore[return-value]
 

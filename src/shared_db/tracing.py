@@ -1,0 +1,171 @@
+"""OpenTelemetry spans, when the ``otel`` extra is installed and tracing is enabled.
+
+Nothing here imports OpenTelemetry until ``enable`` is called, and every caller checks
+``state.tracer is None`` first, so a process that never enables tracing pays one attribute read
+per call and allocates nothing. Tracing is process-wide, like OpenTelemetry's tracer provider:
+spans are children of the caller's current span, whichever ``Database`` ran them.
+
+Attributes follow OpenTelemetry's database semantic conventions: ``db.system.name``
+(``postgresql``), ``db.namespace`` (the database), ``db.operation.name`` (the SQL verb),
+``db.query.summary`` (the query's name, also the span's name), ``db.query.text`` (the compiled
+statement: placeholders, never values), ``db.response.status_code`` (the SQLSTATE),
+``server.address``, ``server.port`` and ``error.type``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+log = logging.getLogger("shared_db.tracing")
+
+
+class _State:
+    __slots__ = ("api", "tracer")
+
+    def __init__(self) -> None:
+        self.tracer: Any = None  # an opentelemetry Tracer while tracing is enabled
+        self.api: Any = None  # the opentelemetry.trace module, once imported
+
+
+state = _State()
+_VERBS: dict[str, str] = {}
+
+
+def _api() -> Any:
+    if state.api is None:
+        try:
+            from opentelemetry import trace
+        except ImportError:
+            state.api = False  # tried once: not installed
+            return None
+        state.api = trace
+    return state.api or None
+
+
+def enable(provider: Any = None) -> bool:
+    """Start tracing with ``provider`` (default: OpenTelemetry's global tracer provider).
+
+    Returns False, tracing nothing, when the ``otel`` extra is not installed.
+    """
+    api = _api()
+    if api is None:
+        log.warning("SHARED_DB_TRACING is on but opentelemetry is not installed "
+                    "(pip install 'shared-db[otel]'); tracing nothing")
+        return False
+    state.tracer = api.get_tracer("shared_db", tracer_provider=provider)
+    return True
+
+
+def disable() -> None:
+    state.tracer = None
+
+
+def _failed(span: Any, exc: BaseException) -> None:
+    span.set_attribute("error.type", getattr(exc, "sqlstate", None) or type(exc).__qualname__)
+
+
+async def call(name: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+               kwargs: Mapping[str, Any]) -> Any:
+    """``fn(*args, **kwargs)`` inside a span named ``name``, current for the statements it runs."""
+    with state.tracer.start_as_current_span(name) as span:
+        try:
+            return await fn(*args, **kwargs)
+        except BaseException as exc:
+            _failed(span, exc)
+            raise
+
+
+@contextmanager
+def _span(name: str, attributes: Mapping[str, Any]) -> Iterator[Any]:
+    with state.tracer.start_as_current_span(name, attributes=attributes) as span:
+        try:
+            yield span
+        except BaseException as exc:
+            _failed(span, exc)
+            raise
+
+
+def span(name: str, **attributes: Any) -> AbstractContextManager[Any]:
+    """A current span around a block (a retry attempt, a two-phase commit), or nothing when
+    tracing is off."""
+    if state.tracer is None:
+        return nullcontext()
+    return _span(name, attributes)
+
+
+class Opened:
+    """A span made current in ``__aenter__`` and ended in ``__aexit__`` of another object (a
+    transaction), which cannot hold a ``with`` block open across its two methods."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, name: str, **attributes: Any) -> None:
+        from opentelemetry import context
+
+        self._span = state.tracer.start_span(name, attributes=attributes)
+        self._token = context.attach(state.api.set_span_in_context(self._span))
+
+    def close(self, exc: BaseException | None) -> None:
+        from opentelemetry import context
+
+        if exc is not None:
+            _failed(self._span, exc)
+            self._span.set_status(state.api.Status(state.api.StatusCode.ERROR, str(exc)))
+        self._span.end()
+        context.detach(self._token)
+
+
+def verb(name: str, text: str) -> str:
+    """The SQL command of a statement (``SELECT``, ``INSERT``…), after its leading comment."""
+    found = _VERBS.get(name)
+    if found is None:
+        body = text.split("*/", 1)[1] if text.startswith("/*") else text
+        found = _VERBS[name] = (body.split(None, 1) or [""])[0].upper()
+    return found
+
+
+def statement(name: str, text: str, duration_ms: float, error_type: str | None,
+              sqlstate: str | None, connection: Any) -> None:
+    """A client span for a statement that has just ended, drawn back to when it started."""
+    api, end = state.api, time.time_ns()
+    attributes: dict[str, Any] = {"db.system.name": "postgresql", "db.query.summary": name,
+                                  "db.operation.name": verb(name, text), "db.query.text": text}
+    if connection is not None:
+        info = connection.info
+        attributes.update({"db.namespace": info.dbname, "server.address": info.host,
+                           "server.port": info.port})
+    span = state.tracer.start_span(name, kind=api.SpanKind.CLIENT, attributes=attributes,
+                                   start_time=end - int(duration_ms * 1_000_000))
+    if error_type is not None:
+        span.set_attribute("error.type", sqlstate or error_type)
+        if sqlstate is not None:
+            span.set_attribute("db.response.status_code", sqlstate)
+        span.set_status(api.Status(api.StatusCode.ERROR))
+    span.end(end_time=end)
+
+
+def _context() -> Any:
+    api = _api()
+    if api is None:
+        return None
+    found = api.get_current_span().get_span_context()
+    return found if found.is_valid else None
+
+
+def trace_id() -> str | None:
+    """The current trace's id (32 hex digits), or None outside a trace."""
+    found = _context()
+    return None if found is None else f"{found.trace_id:032x}"
+
+
+def traceparent() -> str:
+    """The W3C trace context as a trailing sqlcommenter comment, or nothing outside a trace."""
+    found = _context()
+    if found is None:
+        return ""
+    return (f" /*traceparent='00-{found.trace_id:032x}-{found.span_id:016x}-"
+            f"{int(found.trace_flags):02x}'*/")
