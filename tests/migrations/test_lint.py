@@ -14,6 +14,7 @@ from shared_db.ops import migrate
 from shared_db.ops.chains import CHAINS
 from shared_db.ops.lint import lint_all, lint_steps
 from shared_db.ops.lint_rules import ChainState, classify
+from shared_db.ops.resolve import resolve
 from shared_db.ops.targets import Target
 from tests.catalog import snapshot
 from tests.cli.test_migrate_cli import cli
@@ -169,3 +170,18 @@ raise RuntimeError('the file is broken')""")
     assert result.stderr.strip() == (
         "error: could not apply admin:20261202000000_broken: RuntimeError: the file is broken "
         "(the database was left at the migration before it)")
+
+
+def test_an_applied_migration_that_cannot_render_offline_blocks_only_itself(
+        migrated_db: DbFixture, tmp_path: Path) -> None:
+    online_only = migration("""if op.get_context().as_sql:
+    raise RuntimeError('reads the database')""")
+    later = migration('op.execute("CREATE TABLE later_one (id int)")',
+                      revision="20261203000000", down_revision="20261202000000")
+    folder = copy_with(tmp_path, {"admin/20261202000000_online_only": online_only})
+    with pytest.raises(MigrationError, match="cannot render admin:20261202000000_online_only"):
+        migrate.deploy(migrated_db.target(), folder)
+    resolve([migrated_db.target()], folder, "admin:20261202000000", applied=True)
+    (folder / "versions/admin/20261203000000_later_one.py").write_text(later)
+    assert [s.revision for s in migrate.deploy(migrated_db.target(), folder).steps] == [
+        "20261203000000"]

@@ -117,8 +117,7 @@ def dev(target: Target, migrations_dir: Path, name: str,
         result.created = [s for c in changed for s in chain_steps(migrations_dir, c)
                           if s.revision == revision]
         result.sql = "\n".join(step_sql(migrations_dir, s) for s in result.created)
-        result.lints = [lint for lint in lint_steps(migrations_dir, target.chains)
-                        if lint.step in result.created]
+        result.lints = lint_steps(migrations_dir, target.chains, only=set(result.created))
         if not create_only:
             result.applied += migrate.deploy(target, migrations_dir, run=dev_run).steps
     except Exception:

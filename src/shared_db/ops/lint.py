@@ -74,8 +74,12 @@ def acknowledgements(script: ScriptDirectory, step: Step) -> dict[str, str]:
     return dict(raw)
 
 
-def lint_steps(migrations_dir: Path, chains: tuple[str, ...]) -> list[StepLint]:
-    """Every migration of ``chains``, in global order, with its findings.
+def lint_steps(migrations_dir: Path, chains: tuple[str, ...],
+               only: set[Step] | None = None) -> list[StepLint]:
+    """Every migration of ``chains`` (or those in ``only``), in global order, with its findings.
+
+    The others are still read in order for what they leave (a validated check); one of them
+    that cannot be rendered or parsed is passed over: it has already run.
 
     Raises:
         MigrationError: a migration cannot be rendered or parsed, or acknowledges badly.
@@ -85,12 +89,21 @@ def lint_steps(migrations_dir: Path, chains: tuple[str, ...]) -> list[StepLint]:
                for chain in chains}
     results = []
     for step in all_steps(migrations_dir, chains):
+        wanted = only is None or step in only
         try:
             parsed = classify(step_sql(migrations_dir, step), states[step.chain])
         except ParseError as exc:
-            raise MigrationError(f"{step.label}: its SQL does not parse: {exc}") from None
-        results.append(StepLint(step, parsed.findings, acknowledgements(scripts[step.chain], step),
-                                parsed.non_transactional, parsed.concurrent_indexes))
+            if wanted:
+                raise MigrationError(f"{step.label}: its SQL does not parse: {exc}") from None
+            continue
+        except MigrationError:
+            if wanted:
+                raise
+            continue
+        if wanted:
+            results.append(StepLint(step, parsed.findings,
+                                    acknowledgements(scripts[step.chain], step),
+                                    parsed.non_transactional, parsed.concurrent_indexes))
     return results
 
 

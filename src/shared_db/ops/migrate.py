@@ -167,8 +167,8 @@ def deploy(target: Target, migrations_dir: Path, progress: Progress | None = Non
     result = Applied(target.name)
     with migration_lock(target) as conn:
         steps = pending_steps(conn, migrations_dir, target)[:limit]
-        lints = {lint.step: lint for lint in lint_steps(migrations_dir, target.chains)} if (
-            steps) else {}
+        lints = {lint.step: lint for lint in lint_steps(migrations_dir, target.chains,
+                                                        only=set(steps))} if steps else {}
         for step in steps:
             _run_step(conn, migrations_dir, step, True, lints[step], run or StepRun())
             result.steps.append(step)

@@ -47,7 +47,7 @@ def dry_run(targets: list[Target], migrations_dir: Path) -> list[DryRun]:
     results = []
     for target_sql, target in zip(migration_sql(targets, migrations_dir), targets, strict=True):
         todo = {step for step, _ in target_sql.steps}
-        lints = [lint for lint in lint_steps(migrations_dir, target.chains) if lint.step in todo]
+        lints = lint_steps(migrations_dir, target.chains, only=todo)
         run = DryRun(target_sql, lints)
         with connect_to(target.connection) as conn:
             for lint in lints:
