@@ -22,7 +22,7 @@ from pathlib import Path
 from alembic import command
 from psycopg import sql
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.schema import CreateSchema, DropSchema
 
 from shared_db.engine import connect_to
@@ -82,7 +82,7 @@ def migration_lock(target: Target) -> Iterator[Connection]:
         finally:
             # A lost connection already released the lock with its session; do not let the
             # failed clean-up hide the error that ended the block.
-            with contextlib.suppress(DBAPIError):
+            with contextlib.suppress(SQLAlchemyError):
                 conn.rollback()
                 conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
                 conn.commit()
