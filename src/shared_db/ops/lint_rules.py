@@ -202,12 +202,12 @@ def _add_column(col: ast.ColumnDef) -> list[str]:
     kinds = {c.contype for c in constraints}
     defaults = [c.raw_expr for c in constraints if c.contype == CT.CONSTR_DEFAULT]
     type_name = _type_name(col.typeName.names if col.typeName else None).split(".")[-1]
+    # Serial, identity and stored generated columns compute a value per existing row.
+    generated = type_name in SERIAL or bool(kinds & {CT.CONSTR_IDENTITY, CT.CONSTR_GENERATED})
     found = []
-    if type_name in SERIAL or CT.CONSTR_GENERATED in kinds or CT.CONSTR_IDENTITY in kinds or any(
-            _volatile(d) for d in defaults):
+    if generated or any(_volatile(d) for d in defaults):
         found.append("volatile-default")
-    if CT.CONSTR_NOTNULL in kinds and not defaults and type_name not in SERIAL and not (
-            kinds & {CT.CONSTR_IDENTITY, CT.CONSTR_GENERATED}):
+    if CT.CONSTR_NOTNULL in kinds and not defaults and not generated:
         found.append("add-column-not-null")
     return found
 
