@@ -31,15 +31,17 @@ _DIALECT = pg_psycopg.dialect()  # type: ignore[no-untyped-call]
 
 def attribution(name: str) -> str:
     """The comment naming the query, so ``pg_stat_statements`` and server logs tell which
-    method sent a statement."""
-    return f"/* shared_db:{name.replace('*/', '*_/')} */ "
+    method sent a statement. It goes last: PostgreSQL 18's ``pg_stat_statements`` keeps a
+    statement's text from its first token on, dropping a leading comment. The line break ends
+    any ``--`` comment the statement might end with."""
+    return f"\n/* shared_db:{name.replace('*/', '*_/')} */"
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
     """A statement compiled once; ``name`` identifies it in query events.
 
-    ``sql`` starts with ``attribution(name)``, added here once, so the text stays the same on
+    ``sql`` ends with ``attribution(name)``, added here once, so the text stays the same on
     every call: prepared statements and ``pg_stat_statements`` still group it.
     """
 
@@ -47,8 +49,8 @@ class Query:
     sql: str
 
     def __post_init__(self) -> None:
-        if not self.sql.startswith("/* shared_db:"):
-            object.__setattr__(self, "sql", attribution(self.name) + self.sql)
+        if not self.sql.endswith(attribution(self.name)):
+            object.__setattr__(self, "sql", self.sql + attribution(self.name))
 
     @classmethod
     def build(cls, name: str, statement: ClauseElement) -> Query:
@@ -209,7 +211,7 @@ class Executor:
     async def command(self, name: str, statement: sql.Composed) -> None:
         """A utility statement with its values composed in (``PREPARE TRANSACTION 'id'`` takes
         no parameters); never server-prepared, as each one is different."""
-        statement = sql.Composed([sql.SQL(attribution(name)), statement])
+        statement = sql.Composed([statement, sql.SQL(attribution(name))])
         started = time.perf_counter()
         error = None
         try:

@@ -120,11 +120,10 @@ class Opened:
 
 
 def verb(name: str, text: str) -> str:
-    """The SQL command of a statement (``SELECT``, ``INSERT``…), after its leading comment."""
+    """The SQL command of a statement (``SELECT``, ``INSERT``…)."""
     found = _VERBS.get(name)
     if found is None:
-        body = text.split("*/", 1)[1] if text.startswith("/*") else text
-        found = _VERBS[name] = (body.split(None, 1) or [""])[0].upper()
+        found = _VERBS[name] = (text.split(None, 1) or [""])[0].upper()
     return found
 
 

@@ -1,4 +1,5 @@
-"""``shared-db stats``: table sizes, index usage, redundant indexes, top statements."""
+"""``shared-db stats``: table sizes, index usage, redundant indexes, top statements and
+methods."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ def _render(stats: monitoring.Stats) -> None:
                                                                "rows", "query"],
                              [[s.calls, f"{s.total_ms:.1f}", f"{s.mean_ms:.2f}", s.rows,
                                s.query[:80]] for s in stats.top_statements]))
+        console.print(_table("Top methods by total time", ["method", "calls", "total ms",
+                                                            "mean ms", "rows"],
+                             [[m.method, m.calls, f"{m.total_ms:.1f}", f"{m.mean_ms:.2f}", m.rows]
+                              for m in stats.top_methods]))
 
 
 def stats(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")]

@@ -55,6 +55,18 @@ ORDER BY total_exec_time DESC
 LIMIT :top
 """)
 
+# The comment every statement of the package ends with (shared_db.sql.attribution).
+TOP_METHODS = text(r"""
+SELECT substring(query FROM '/\* shared_db:(\S+) \*/') AS method, sum(calls)::bigint,
+       sum(total_exec_time), sum(total_exec_time) / nullif(sum(calls), 0), sum(rows)::bigint
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND query LIKE '%/* shared\_db:%'
+GROUP BY 1
+ORDER BY 3 DESC
+LIMIT :top
+""")
+
 
 @dataclass(frozen=True)
 class TableSize:
@@ -93,6 +105,17 @@ class StatementStats:
     rows: int
 
 
+@dataclass(frozen=True)
+class MethodStats:
+    """The statements one query of the package sent, summed over its forms."""
+
+    method: str
+    calls: int
+    total_ms: float
+    mean_ms: float
+    rows: int
+
+
 @dataclass
 class Stats:
     target: str
@@ -102,6 +125,8 @@ class Stats:
     unused_indexes: list[str] = field(default_factory=list)
     duplicate_indexes: list[RedundantIndex] = field(default_factory=list)
     top_statements: list[StatementStats] = field(default_factory=list)
+    top_methods: list[MethodStats] = field(default_factory=list)
+    """By the query name in each statement's leading comment (``/* shared_db:users.get */``)."""
     statements_note: str | None = None
 
 
@@ -151,6 +176,9 @@ def collect(target: Target, top: int = 10) -> Stats:
         definitions = [tuple(r) for r in conn.execute(INDEX_DEFINITIONS, {"schema": schema})]
         stats.duplicate_indexes = redundant_indexes(definitions)
         stats.top_statements, stats.statements_note = _statements(conn, top)
+        if stats.statements_note is None:
+            stats.top_methods = [MethodStats(m, c, t, a or 0.0, r)
+                                 for m, c, t, a, r in conn.execute(TOP_METHODS, {"top": top})]
     return stats
 
 
