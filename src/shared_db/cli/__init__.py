@@ -16,6 +16,7 @@ from shared_db.cli import db, migrate
 from shared_db.cli.backup import backup, restore
 from shared_db.cli.common import console_err
 from shared_db.cli.doctor import doctor
+from shared_db.cli.metrics import metrics
 from shared_db.cli.roles import roles
 from shared_db.cli.split import split
 from shared_db.cli.stats import stats
@@ -44,6 +45,7 @@ app.command()(restore)
 app.command()(split)
 app.command()(roles)
 app.command()(studio)
+app.command()(metrics)
 
 EXIT_CODES: list[tuple[type[SharedDbError], int]] = [
     (ConfigError, 2),
