@@ -52,8 +52,7 @@ def step_run(current: Settings) -> migrate.StepRun:
 def deploy(dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the SQL and lint of what would run; apply nothing.")] = False,
         ) -> None:
-    """Apply every pending migration, without prompts (safe to run concurrently), each step
-    under lock_timeout with retries; refuses unacknowledged lint findings on tables with rows."""
+    """Apply every pending migration, without prompts, each step under lock_timeout."""
     current = settings()
     if dry_run:
         render_review.print_dry_run(console, review.dry_run(targets(current),
@@ -86,8 +85,7 @@ def dev(name: Annotated[str, typer.Option("--name", help="snake_case name of the
         create_only: Annotated[bool, typer.Option(
             "--create-only", help="Write the migration and print its SQL; apply nothing.")]
         = False) -> None:
-    """Generate a migration from model changes into the owning chain, show its SQL and lint,
-    apply it (not with --create-only)."""
+    """Generate a migration from model changes, show its SQL and lint, and apply it."""
     current = settings()
     found = targets(current)
     if len(found) != 1:

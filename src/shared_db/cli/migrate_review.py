@@ -74,8 +74,7 @@ def resolve(applied: Annotated[str | None, typer.Option(
 
 
 def baseline(as_json: JSON = False) -> None:
-    """Stamp a database without history at the newest migrations, once its schema is proven
-    equal to what they build; exit 4 with the differences otherwise."""
+    """Stamp a database without history at head once its schema equals the migrations'."""
     current = settings()
     results = baseline_ops.baseline(targets(current), current.migrations_dir)
     if as_json:
