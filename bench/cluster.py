@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,17 +94,20 @@ class Cluster:
                         user="postgres")
         self.wait_healthy(timeout)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 15) -> None:
+        """Patroni first (it stops its PostgreSQL), then etcd; whatever outlives ``grace``
+        seconds, and any postmaster Patroni left behind, is killed."""
+        pids = []
         for name in [n.name for n in self.nodes] + ["etcd"]:
             pid_file = self.home / f"{name}.pid"
             if pid_file.exists():
-                _kill(int(pid_file.read_text()), signal.SIGTERM)
-                pid_file.unlink()
-        time.sleep(0.5)
-        for node in self.nodes:  # Patroni may leave the postmaster running on its own
-            pid = self.postmaster(node)
-            if pid:
-                _kill(pid, signal.SIGKILL)
+                pids.append(int(pid_file.read_text()))
+                _kill(pids[-1], signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in [*pids, *filter(None, map(self.postmaster, self.nodes))]:
+            _kill(pid, signal.SIGKILL)
         shutil.rmtree(self.home, ignore_errors=True)
 
     def _spawn(self, name: str, args: list[str], log: Path, user: str | None = None) -> None:
@@ -183,10 +187,13 @@ class Cluster:
         return found
 
     def postmaster(self, node: Node) -> int | None:
+        """The node's running postmaster (a stale pid file's number may be another process's)."""
         try:
-            return int((node.data / "postmaster.pid").read_text().split()[0])
+            pid = int((node.data / "postmaster.pid").read_text().split()[0])
+            running = Path(f"/proc/{pid}/comm").read_text().strip()
         except (OSError, ValueError, IndexError):
             return None
+        return pid if running.startswith("postgres") else None
 
     def kill_leader(self) -> Node:
         """SIGKILL the leader's postmaster (a crash of its server); the node that was leader."""
@@ -197,16 +204,29 @@ class Cluster:
         os.kill(pid, signal.SIGKILL)
         return leader
 
-    def switchover(self, candidate: Node | None = None) -> None:
-        """A planned change of leader through Patroni's REST API."""
+    def switchover(self, candidate: Node | None = None, timeout: float = 30) -> None:
+        """A planned change of leader through Patroni's REST API.
+
+        Patroni answers 412 until its own view has the candidate as synchronous standby, which
+        lags what ``pg_stat_replication`` shows by up to a loop; so it is asked again.
+        """
         leader = self.leader()
         assert leader is not None
         target = candidate or next(n for n in self.nodes if n != leader)
         body = json.dumps({"leader": leader.name, "candidate": target.name}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{leader.api}/switchover", body,
-                                         {"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            answer.read()
+        deadline = time.monotonic() + timeout
+        while True:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{leader.api}/switchover", body,
+                {"Content-Type": "application/json"}, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    answer.read()
+                return
+            except urllib.error.HTTPError as refused:
+                if refused.code != 412 or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
 
     @staticmethod
     def _http(url: str) -> str | None:
@@ -225,6 +245,17 @@ class Cluster:
                 return found
             time.sleep(0.2)
         raise RuntimeError(f"{failure} within {timeout:.0f} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(ChildProcessError):  # our own child: reap it, or it stays
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    return True
 
 
 def _kill(pid: int, sig: int) -> None:

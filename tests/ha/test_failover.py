@@ -21,7 +21,8 @@ from shared_db.client import Database
 from shared_db.config import PACKAGE_MIGRATIONS, load_settings
 from shared_db.ops import migrate
 from shared_db.ops.chains import CHAINS
-from shared_db.ops.targets import Target
+from shared_db.ops.doctor import diagnose
+from shared_db.ops.targets import Target, resolve_targets
 from shared_db.sql import Query
 from shared_db.url import parse_database_url
 
@@ -103,3 +104,15 @@ async def test_prefer_standby_reads_go_to_the_standby_and_move_when_it_goes(
                 answers.append(await ex.scalar(IN_RECOVERY, {}))
         assert False in answers  # served by the primary while the standby is away
     cluster.wait_healthy()
+
+
+def test_doctor_shows_each_hosts_role_and_the_synchronous_standby(cluster: Cluster) -> None:
+    leader = cluster.wait_healthy()
+    standby = next(n for n in cluster.nodes if n != leader)
+    settings = load_settings({"DATABASE_URL": cluster.url("app")})
+    found = {c.name: c for c in diagnose(settings, resolve_targets(settings))}
+    assert found[f"host 127.0.0.1:{leader.port}"].detail == "primary"
+    assert found[f"host 127.0.0.1:{standby.port}"].detail == "standby"
+    replication = found["replication"]
+    assert replication.status == "ok", replication
+    assert f"synchronous standby {standby.name}" in replication.detail

@@ -25,6 +25,7 @@ from shared_db.errors import DatabaseUnavailableError, SharedDbError
 from shared_db.errors_db import first_line
 from shared_db.ops.chains import tables_of, version_table
 from shared_db.ops.doctor_connection import grant, why_unreachable
+from shared_db.ops.doctor_hosts import host_findings
 from shared_db.ops.history import all_steps
 from shared_db.ops.status import status
 from shared_db.ops.targets import Target
@@ -172,6 +173,7 @@ def diagnose(settings: Settings, targets: list[Target]) -> list[Check]:
             continue
         except ProgrammingError as error:  # a right missing that no check above knows of
             checks.append(_not_permitted(target, "server", error))
+        checks += [Check(target.name, *found) for found in host_findings(target)]
         try:
             checks.append(_migrations(target, settings.migrations_dir))
         except ProgrammingError as error:
