@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
@@ -14,10 +17,11 @@ from sqlalchemy import bindparam, func, select
 
 from shared_db.client import Database
 from shared_db.errors import DuplicateError, RetryExhaustedError
-from shared_db.observe import detect_n_plus_one
+from shared_db.metrics import Metrics
+from shared_db.observe import QueryLog, detect_n_plus_one
 from shared_db.profile.service import create_user_with_profile
 from shared_db.services import SERVICES
-from shared_db.sql import Query
+from shared_db.sql import Query, QueryHooks
 from tests.conftest import DbFixture, Stores
 from tests.factories import PASSWORD_HASH, make_user
 from tests.observability.conftest import observed
@@ -121,3 +125,17 @@ async def test_replica_lag_and_no_pool_left_after_close(migrated_db: DbFixture) 
                      database=migrated_db.connection.database) == 0
         assert value(samples, "shared_db_pool_size", role="replica") >= 1
     assert not [s for s in scrape(registry) if s.name.startswith("shared_db_pool_size")]
+
+
+def test_the_dashboard_and_alerts_name_only_real_metrics() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "observability.md").read_text()
+    dashboard = json.loads(doc.split("```json\n")[-1].split("\n```")[0])
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    alerts = doc.split("```yaml\n")[1].split("\n```")[0]
+    metrics = Metrics(QueryHooks(), QueryLog())
+    names = {s.name for f in metrics.registry.collect() for s in f.samples} | {
+        f.name for f in metrics.registry.collect()}
+    names |= {f"{f.name}_{suffix}" for f in metrics.registry.collect()
+              for suffix in ("bucket", "count", "sum", "total")}
+    used = set(re.findall(r"shared_db_\w+", " ".join([*exprs, alerts])))
+    assert used and used <= names, used - names
