@@ -35,6 +35,8 @@ from shared_db.errors import DatabaseUnavailableError, PoolTimeoutError
 from shared_db.profile.service import create_user_with_profile
 from shared_db.url import ConnectionSettings, parse_database_url
 
+TAIL = 2.0
+"""Seconds the load goes on at least after the last fault has ended."""
 Fault = tuple[str, Callable[[], float]]
 """A name, and what does it: returns (monotonic time) when the service was back."""
 
@@ -128,9 +130,9 @@ HASH = "$2b$10$" + "a" * 53  # a well-formed bcrypt hash; nobody logs in here
 
 
 async def _worker(db: Database, ledger: FaultLedger, user_id: uuid.UUID, index: int,
-                  deadline: float) -> None:
+                  deadline: list[float]) -> None:
     n = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline[0]:
         n += 1
         kind = "user" if n % 4 == 0 else "payment"
         key = f"w{index}-{n}-{uuid.uuid4().hex[:8]}"
@@ -156,16 +158,20 @@ async def run(db: Database, faults: Sequence[Fault], seconds: float,
     owner = await db.users.create(email=f"owner-{uuid.uuid4().hex[:8]}@example.com",
                                   password_hash=HASH, name="Owner", role="CUSTOMER")
     started = time.monotonic()
-    deadline = started + seconds
+    deadline = [started + seconds]
     tasks = [asyncio.create_task(_worker(db, ledger, owner.id, i, deadline))
              for i in range(workers)]
-    for i, (name, fault) in enumerate(faults, start=1):
-        await asyncio.sleep(max(0.0, started + seconds * i / (len(faults) + 1)
-                                - time.monotonic()))
-        began = time.monotonic()
-        back = await asyncio.to_thread(fault)
-        ledger.faults.append((name, began, back))
-    await asyncio.gather(*tasks)
+    try:
+        for i, (name, fault) in enumerate(faults, start=1):
+            await asyncio.sleep(max(0.0, started + seconds * i / (len(faults) + 1)
+                                    - time.monotonic()))
+            began = time.monotonic()
+            back = await asyncio.to_thread(fault)
+            ledger.faults.append((name, began, back))
+            # A fault that took long still finds writes to serve after it.
+            deadline[0] = max(deadline[0], time.monotonic() + TAIL)
+    finally:  # a fault that failed still lets the workers finish before the client closes
+        await asyncio.gather(*tasks)
     return ledger
 
 
