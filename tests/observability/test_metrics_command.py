@@ -9,8 +9,8 @@ import urllib.request
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared_db.client import Database
 from shared_db.cli import main
+from shared_db.client import Database
 from tests.conftest import DbFixture
 from tests.factories import make_user
 
