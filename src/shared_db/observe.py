@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from shared_db import tracing
 from shared_db.config import QueryLogSettings, TelemetrySettings
-from shared_db.errors import DataAccessError
+from shared_db.errors import DataAccessError, ValidationError
 from shared_db.errors_db import REFUSALS
 from shared_db.sql import QueryEvent, QueryHooks
 
@@ -70,6 +70,8 @@ class QueryLog:
 
     def on_n_plus_one(self, callback: Callable[[QueryEvent], None]) -> None:
         """Call ``callback`` with the statement that crossed the N+1 threshold."""
+        if not callable(callback):
+            raise ValidationError("callback", f"must be callable, got {type(callback).__name__}")
         self.n_plus_one_callbacks.append(callback)
 
     def __call__(self, event: QueryEvent) -> None:

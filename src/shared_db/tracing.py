@@ -6,7 +6,7 @@ per call and allocates nothing. Tracing is process-wide, like OpenTelemetry's tr
 spans are children of the caller's current span, whichever ``Database`` ran them.
 
 Attributes follow OpenTelemetry's database semantic conventions: ``db.system.name``
-(``postgresql``), ``db.namespace`` (the database), ``db.operation.name`` (the SQL verb),
+(``postgresql``), ``db.namespace`` (``database.schema``), ``db.operation.name`` (the SQL verb),
 ``db.query.summary`` (the query's name, also the span's name), ``db.query.text`` (the compiled
 statement: placeholders, never values), ``db.response.status_code`` (the SQLSTATE),
 ``server.address``, ``server.port`` and ``error.type``.
@@ -15,10 +15,14 @@ statement: placeholders, never values), ``db.response.status_code`` (the SQLSTAT
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
+from weakref import WeakKeyDictionary
+
+from shared_db.errors import ValidationError
 
 log = logging.getLogger("shared_db.tracing")
 
@@ -34,6 +38,8 @@ class _State:
 
 state = _State()
 _VERBS: dict[str, str] = {}
+_SERVERS: WeakKeyDictionary[Any, dict[str, Any]] = WeakKeyDictionary()
+_SEARCH_PATH = re.compile(r"search_path\s*=\s*([^\s,]+)")
 
 
 def _api() -> Any:
@@ -51,7 +57,13 @@ def enable(provider: Any = None) -> bool:
     """Start tracing with ``provider`` (default: OpenTelemetry's global tracer provider).
 
     Returns False, tracing nothing, when the ``otel`` extra is not installed.
+
+    Raises:
+        ValidationError: ``provider`` is not a tracer provider.
     """
+    if provider is not None and not callable(getattr(provider, "get_tracer", None)):
+        raise ValidationError("provider", f"must be an OpenTelemetry TracerProvider, got "
+                              f"{type(provider).__name__}")
     api = _api()
     if api is None:
         log.warning("SHARED_DB_TRACING is on but opentelemetry is not installed "
@@ -155,9 +167,7 @@ def statement(name: str, text: str, duration_ms: float, error_type: str | None,
             "db.system.name": "postgresql", "db.query.summary": name,
             "db.operation.name": verb(name, text), "db.query.text": text}
         if connection is not None:
-            info = connection.info
-            attributes.update({"db.namespace": info.dbname, "server.address": info.host,
-                               "server.port": info.port})
+            attributes.update(_server(connection))
         if error_type is not None:
             attributes["error.type"] = sqlstate or error_type
             if sqlstate is not None:
@@ -165,6 +175,19 @@ def statement(name: str, text: str, duration_ms: float, error_type: str | None,
             span.set_status(api.Status(api.StatusCode.ERROR))
         span.set_attributes(attributes)
     span.end(end_time=end)
+
+
+def _server(connection: Any) -> dict[str, Any]:
+    """Where a connection leads: PostgreSQL's ``db.namespace`` is ``database.schema``, the
+    schema being the URL's ``schema`` (``search_path``) or ``public``."""
+    found = _SERVERS.get(connection)
+    if found is None:
+        info = connection.info
+        match = _SEARCH_PATH.search(info.get_parameters().get("options", ""))
+        schema = match.group(1).strip("'\"") if match else "public"
+        found = _SERVERS[connection] = {"db.namespace": f"{info.dbname}.{schema}",
+                                        "server.address": info.host, "server.port": info.port}
+    return found
 
 
 def _context() -> Any:

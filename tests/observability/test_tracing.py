@@ -9,8 +9,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Integer, bindparam, cast, select
 
+from shared_db import tracing
 from shared_db.client import Database
 from shared_db.errors import DuplicateError, RetryExhaustedError, ValidationError
+from shared_db.observe import QueryLog
 from shared_db.profile.service import create_user_with_profile
 from shared_db.sql import Query
 from tests.conftest import Stores
@@ -48,7 +50,7 @@ async def test_a_call_and_its_statements_are_children_of_the_callers_span(
     where = conninfo_to_dict(stores.settings().connection(stores.client_url
                                                           or stores.url("auth")).libpq_url())
     assert attributes["db.system.name"] == "postgresql"
-    assert attributes["db.namespace"] == where["dbname"]
+    assert attributes["db.namespace"] == f"{where['dbname']}.public"
     assert attributes["db.operation.name"] == "SELECT"
     assert attributes["db.query.summary"] == "users.get"
     assert str(attributes["db.query.text"]).startswith("SELECT users.id")
@@ -115,3 +117,11 @@ async def test_each_attempt_of_a_retried_transaction_is_a_span(traced: Database,
     (run,) = [s for s in exporter.get_finished_spans() if s.name == "Database.run"
               and s.status.status_code == StatusCode.ERROR]
     assert failed[0].parent.span_id == run.context.span_id  # type: ignore[union-attr]
+
+
+def test_bad_arguments_name_the_parameter() -> None:
+    with pytest.raises(ValidationError, match="provider"):
+        tracing.enable("not a provider")
+    with pytest.raises(ValidationError, match="callback"):
+        QueryLog().on_n_plus_one(42)  # type: ignore[arg-type]
+    assert tracing.state.tracer is None
