@@ -158,7 +158,7 @@ async def run(db: Database, faults: Sequence[Fault], seconds: float,
     owner = await db.users.create(email=f"owner-{uuid.uuid4().hex[:8]}@example.com",
                                   password_hash=HASH, name="Owner", role="CUSTOMER")
     started = time.monotonic()
-    deadline = [started + seconds]
+    deadline = [float("inf")]  # set once the faults are over
     tasks = [asyncio.create_task(_worker(db, ledger, owner.id, i, deadline))
              for i in range(workers)]
     try:
@@ -168,9 +168,11 @@ async def run(db: Database, faults: Sequence[Fault], seconds: float,
             began = time.monotonic()
             back = await asyncio.to_thread(fault)
             ledger.faults.append((name, began, back))
-            # A fault that took long still finds writes to serve after it.
-            deadline[0] = max(deadline[0], time.monotonic() + TAIL)
-    finally:  # a fault that failed still lets the workers finish before the client closes
+    finally:
+        # The load lasts ``seconds``, and at least TAIL more after the last fault, however
+        # long the faults took: each is followed by writes to time. A fault that failed
+        # still lets the workers finish before the client closes.
+        deadline[0] = max(started + seconds, time.monotonic() + TAIL)
         await asyncio.gather(*tasks)
     return ledger
 

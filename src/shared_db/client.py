@@ -42,6 +42,7 @@ from shared_db.errors import (
 )
 from shared_db.errors_db import translate
 from shared_db.observe import QueryLog, telemetry
+from shared_db.reconnect import RetryingConnection
 from shared_db.repositories import Repositories
 from shared_db.services import SERVICES
 from shared_db.sql import Executor, QueryHooks
@@ -166,6 +167,7 @@ class Database(Repositories):
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conn.libpq_url(), min_size=min(2, conn.pool_size), max_size=conn.pool_size,
             timeout=conn.pool_timeout, kwargs=kwargs, configure=_configure, open=False,
+            connection_class=RetryingConnection,
             name=f"shared-db {conn.database}")
         wait = max(conn.pool_timeout, 10.0)
         try:
