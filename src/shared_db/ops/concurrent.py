@@ -9,6 +9,7 @@ dropped, concurrently too, so the step can simply be run again.
 
 from __future__ import annotations
 
+from psycopg import sql
 from sqlalchemy import Connection, text
 
 INVALID = text(
@@ -27,15 +28,19 @@ def invalid_indexes(conn: Connection, names: list[str]) -> list[tuple[str, str]]
 def drop_invalid(conn: Connection, names: list[str]) -> list[str]:
     """Drop the named indexes that a killed build left invalid; returns what was dropped."""
     dropped = []
-    prepare = conn.dialect.identifier_preparer
     for schema, index in invalid_indexes(conn, names):
         level = conn.get_isolation_level()
         conn.commit()
         # DROP INDEX CONCURRENTLY refuses to run in a transaction block.
         conn.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            conn.exec_driver_sql("DROP INDEX CONCURRENTLY IF EXISTS "
-                                 f"{prepare.quote_schema(schema)}.{prepare.quote(index)}")
+            # Composed by psycopg, which quotes the names; run on the driver's connection so
+            # no layer reads a '%' in a name as a placeholder.
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.execute(sql.SQL(
+                "DROP INDEX CONCURRENTLY IF EXISTS {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(index)))
             conn.commit()
         finally:
             conn.rollback()

@@ -48,16 +48,16 @@ RULES = {rule.id: rule for rule in (
          "backfill, then follow the set-not-null recipe"),
     Rule("set-not-null", "ACCESS EXCLUSIVE",
          "scans every row under the lock to prove there is no NULL",
-         "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE CONSTRAINT c "
-         f"{LATER}; then SET NOT NULL (the validated check spares the scan) and drop c"),
+         "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE CONSTRAINT c in a "
+         "later migration; then SET NOT NULL (the validated check spares the scan) and drop c"),
     Rule("create-index", "SHARE",
          "blocks every INSERT, UPDATE and DELETE on the table until the index is built",
          "CREATE INDEX CONCURRENTLY in a migration of its own, inside "
          "op.get_context().autocommit_block(), with if_not_exists=True"),
     Rule("constraint-not-valid", "ACCESS EXCLUSIVE",
          "checks every existing row while holding the lock",
-         f"add it NOT VALID (postgresql_not_valid=True), then VALIDATE CONSTRAINT {LATER} "
-         "(SHARE UPDATE EXCLUSIVE: reads and writes go on)"),
+         "add it NOT VALID (postgresql_not_valid=True), then VALIDATE CONSTRAINT in a later "
+         "migration (SHARE UPDATE EXCLUSIVE: reads and writes go on)"),
     Rule("unique-constraint", "ACCESS EXCLUSIVE",
          "builds a unique index while holding the lock",
          "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE USING INDEX"),
