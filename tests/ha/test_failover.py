@@ -19,12 +19,17 @@ from bench import faults
 from bench.cluster import Cluster
 from shared_db.client import Database
 from shared_db.config import PACKAGE_MIGRATIONS, load_settings
+from shared_db.errors import OutcomeUnknownError
 from shared_db.ops import migrate
 from shared_db.ops.chains import CHAINS
 from shared_db.ops.doctor import diagnose
 from shared_db.ops.targets import Target, resolve_targets
-from shared_db.sql import Query
+from shared_db.profile.service import create_user_with_profile
+from shared_db.sql import Query, QueryEvent
 from shared_db.url import parse_database_url
+from tests.conftest import Stores
+from tests.factories import PASSWORD_HASH
+from tests.topology.test_two_phase import NOTHING, WHOLE, _prepared, _rows
 
 IN_RECOVERY = Query("test.in_recovery", "SELECT pg_is_in_recovery()")
 
@@ -42,7 +47,10 @@ def cluster() -> Iterator[Cluster]:
     found.start()
     with psycopg.connect(found.url(), autocommit=True) as conn:
         conn.execute("CREATE DATABASE app")
+        conn.execute("CREATE DATABASE profile_db")
     migrate.deploy(Target("shared", parse_database_url(found.url("app")), CHAINS),
+                   PACKAGE_MIGRATIONS)
+    migrate.deploy(Target("profile", parse_database_url(found.url("profile_db")), ("profile",)),
                    PACKAGE_MIGRATIONS)
     yield found
     found.stop()
@@ -116,3 +124,31 @@ def test_doctor_shows_each_hosts_role_and_the_synchronous_standby(cluster: Clust
     replication = found["replication"]
     assert replication.status == "ok", replication
     assert f"synchronous standby {standby.name}" in replication.detail
+
+
+async def test_a_participant_failing_over_between_prepare_and_commit_is_settled(
+        cluster: Cluster, private_stores: Stores) -> None:
+    """Per service, with the profile database on the cluster: every part is prepared, then the
+    cluster's leader is killed before COMMIT PREPARED reaches it. The prepared part survives on
+    the new leader (synchronous replication carries PREPARE TRANSACTION like a commit), and the
+    part is committed there, by the coordinator on a new connection or else by recovery."""
+    cluster.wait_healthy()
+    stores = Stores("per-service", {**private_stores.urls, "profile": cluster.url("profile_db")})
+    killed: list[str] = []
+
+    def kill_after_the_last_prepare(event: QueryEvent) -> None:
+        if event.name == "twophase.prepare" and ":2:3'" in event.sql and not killed:
+            killed.append(cluster.kill_leader().name)
+
+    async with Database(stores.settings(), recover_after=None) as db:
+        db.hooks.listeners.append(kill_after_the_last_prepare)
+        try:
+            await create_user_with_profile(
+                db, email="failover@example.com", name="F", role="CUSTOMER",
+                password_hash=PASSWORD_HASH)
+        except OutcomeUnknownError:  # InDoubtError included: left to recovery
+            cluster.wait_healthy()
+            await db.recover(older_than=0)
+        assert killed
+    cluster.wait_healthy()
+    assert _rows(stores) == WHOLE and _prepared(stores) == NOTHING
