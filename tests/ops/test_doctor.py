@@ -59,6 +59,9 @@ def test_drift(migrated_db: DbFixture) -> None:
         conn.execute("DROP INDEX audit_logs_action_idx")
     check = _run(migrated_db.url)["migrations"]
     assert check.status == "fail" and "audit_logs_action_idx" in check.detail
+    # The two ways out it names are the commands that work (tests/cli/test_migrate_capture.py).
+    assert check.fix and "`shared-db migrate dev --from-drift --name N`" in check.fix
+    assert "`shared-db migrate dev --name N`" in check.fix
 
 
 def test_migration_conflict(migrated_db: DbFixture, tmp_path: Path) -> None:

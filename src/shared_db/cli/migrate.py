@@ -3,6 +3,7 @@ review commands of ``cli.migrate_review``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -13,11 +14,13 @@ from shared_db.errors import MigrationError
 
 if TYPE_CHECKING:
     from shared_db.config import Settings
-    from shared_db.ops import autogen, locks, migrate, review, seeding
+    from shared_db.ops import autogen, capture, locks, migrate, review, seeding
     from shared_db.ops import status as status_ops
     from shared_db.ops.history import Step
+    from shared_db.ops.targets import Target
 else:
     autogen = lazy("shared_db.ops.autogen")
+    capture = lazy("shared_db.ops.capture")
     locks = lazy("shared_db.ops.locks")
     migrate = lazy("shared_db.ops.migrate")
     review = lazy("shared_db.ops.review")
@@ -84,13 +87,22 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 def dev(name: Annotated[str, typer.Option("--name", help="snake_case name of the migration")],
         create_only: Annotated[bool, typer.Option(
             "--create-only", help="Write the migration and print its SQL; apply nothing.")]
-        = False) -> None:
+        = False,
+        from_drift: Annotated[bool, typer.Option(
+            "--from-drift", help="Write the database's drift as a migration, recorded as "
+            "applied there.")] = False) -> None:
     """Generate a migration from model changes, show its SQL and lint, and apply it."""
     current = settings()
     found = targets(current)
     if len(found) != 1:
         raise MigrationError("migrate dev runs on the shared topology (one database); unset "
                              "SHARED_DB_TOPOLOGY to generate migrations")
+    if from_drift:
+        if create_only:
+            raise MigrationError("--from-drift and --create-only: choose one (--from-drift "
+                                 "applies nothing, it records what the database already has)")
+        _dev_from_drift(found[0], current.migrations_dir, name)
+        return
     result = autogen.dev(found[0], current.migrations_dir, name, create_only=create_only)
     for step in result.applied:
         _applied(step)
@@ -104,6 +116,20 @@ def dev(name: Annotated[str, typer.Option("--name", help="snake_case name of the
     if create_only:
         console.print("Nothing was applied: review the file, its SQL and the lint, then "
                       "`shared-db migrate deploy`.")
+
+
+def _dev_from_drift(target: Target, migrations_dir: Path, name: str) -> None:
+    result = capture.capture(target, migrations_dir, name)
+    if not result.created:
+        console.print("The database matches its migrations' models; no migration was created.")
+        return
+    for path in result.files:
+        console.print(f"Created {path}")
+    render_review.print_sql(console, result.sql)
+    labels = ", ".join(s.label for s in result.created)
+    console.print(f"Recorded {labels} as applied in {target.connection.safe_url()} (nothing "
+                  "was run there). Bring the models in line with it, or the next `migrate dev` "
+                  "undoes it.", soft_wrap=True, markup=False)
 
 
 @app.command()

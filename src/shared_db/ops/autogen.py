@@ -100,8 +100,9 @@ def dev(target: Target, migrations_dir: Path, name: str,
             extra = sorted(set(live) ^ set(wanted))
             raise DriftError(
                 f"the database {target.connection.safe_url()} has drifted from its migrations: "
-                + "; ".join(extra[:5]) + ". Undo the manual change, or `shared-db migrate reset` "
-                "a development database; no migration was created")
+                + "; ".join(extra[:5]) + ". Undo the manual change, keep it as a migration with "
+                "`shared-db migrate dev --from-drift --name N`, or `shared-db migrate reset` a "
+                "development database; no migration was created")
         if create_only:
             migrate.deploy(shadow, migrations_dir, run=dev_run)
             with connect_to(shadow_conn) as conn:

@@ -156,7 +156,9 @@ def _migrations(target: Target, migrations_dir: Path) -> Check:
                      "run `shared-db migrate deploy`")
     if result.drift:
         return Check(target.name, "migrations", "fail", "drift: " + "; ".join(result.drift),
-                     "undo the manual change, or write a migration for it (`migrate dev`)")
+                     "a hand change to the database: undo it, or keep it with `shared-db migrate "
+                     "dev --from-drift --name N` and bring the models in line; a change to the "
+                     "models: `shared-db migrate dev --name N`")
     return Check(target.name, "migrations", "ok", f"{len(result.applied)} applied, no drift")
 
 

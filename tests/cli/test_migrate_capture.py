@@ -1,0 +1,53 @@
+"""``shared-db migrate dev --from-drift``: output, exit codes, refusals (shared topology only:
+``migrate dev`` writes migrations from one database)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from shared_db.cli import main
+from shared_db.config import PACKAGE_MIGRATIONS
+from shared_db.ops.history import all_steps
+from tests.conftest import DbFixture
+
+
+@pytest.fixture
+def folder(tmp_path: Path, migrated_db: DbFixture, monkeypatch: pytest.MonkeyPatch) -> Path:
+    copy = tmp_path / "migrations"
+    shutil.copytree(PACKAGE_MIGRATIONS, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("DATABASE_URL", migrated_db.url)
+    monkeypatch.setenv("SHARED_DB_MIGRATIONS_DIR", str(copy))
+    monkeypatch.delenv("SHARED_DB_TOPOLOGY", raising=False)
+    return copy
+
+
+def test_from_drift_writes_prints_and_stamps(folder: Path, migrated_db: DbFixture,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE users ADD COLUMN nickname text")
+    assert main(["migrate", "dev", "--from-drift", "--name", "nickname"]) == 0
+    out = capsys.readouterr().out
+    assert "Created" in out and "ADD COLUMN nickname" in out and "as applied" in out
+    assert main(["migrate", "dev", "--from-drift", "--name", "again"]) == 0
+    assert "no migration was created" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--name", "Bad Name"], "--name 'Bad Name'"),
+    (["--name", "init"], "--name 'init' is already used"),
+    (["--name", "x", "--create-only"], "--from-drift and --create-only"),
+])
+def test_hostile_input_exits_4_writing_nothing(folder: Path, migrated_db: DbFixture,
+                                               capsys: pytest.CaptureFixture[str],
+                                               args: list[str], expected: str) -> None:
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE users ADD COLUMN nickname text")
+    count = len(all_steps(folder, ("auth",)))
+    assert main(["migrate", "dev", "--from-drift", *args]) == 4
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert len(all_steps(folder, ("auth",))) == count
