@@ -13,6 +13,7 @@ from shared_db.cli import main
 from shared_db.config import PACKAGE_MIGRATIONS
 from shared_db.ops.history import all_steps
 from tests.conftest import DbFixture
+from tests.migrations.extra import migration
 
 
 @pytest.fixture
@@ -51,3 +52,18 @@ def test_hostile_input_exits_4_writing_nothing(folder: Path, migrated_db: DbFixt
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
     assert len(all_steps(folder, ("auth",))) == count
+
+
+def test_status_prints_drift_beside_pending(folder: Path, migrated_db: DbFixture,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (folder / "versions/auth/20261202000000_later.py").write_text(
+        migration("pass"))
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE users ADD COLUMN nickname text")
+    assert main(["migrate", "status"]) == 1
+    out = capsys.readouterr().out
+    assert "1 pending migration(s)" in out
+    assert "drift between the database and its applied migrations" in out
+    assert "column users.nickname" in out
+    assert main(["doctor"]) == 1
+    assert "--from-drift" in capsys.readouterr().out

@@ -1,22 +1,27 @@
 """``migrate dev --from-drift``: a database's drift becomes a migration of the owning chain(s),
-recorded as applied there, that builds the same schema in every other database."""
+recorded as applied there, that builds the same schema in every other database; ``migrate
+status`` finds drift while migrations are pending."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import Column, MetaData, Text
 
 from shared_db.base import NAMING_CONVENTION, Base
-from shared_db.config import PACKAGE_MIGRATIONS
+from shared_db.config import PACKAGE_MIGRATIONS, load_settings
 from shared_db.errors import MigrationError
 from shared_db.ops import capture, migrate, status
 from shared_db.ops.history import all_steps
+from shared_db.ops.targets import resolve_targets
 from tests.catalog import snapshot
 from tests.conftest import DbFixture
+from tests.migrations.extra import copy_with, migration
 
 # One hand change per kind of object and chain: a column, an index, a cross-service foreign key
 # (links), a default, a nullability.
@@ -114,3 +119,49 @@ def test_bad_name_is_refused_before_anything(migrated_db: DbFixture, migrations:
 def test_pending_migrations_are_refused(empty_db: DbFixture, migrations: Path) -> None:
     with pytest.raises(MigrationError, match=r"--from-drift.*deploy"):
         capture.capture(empty_db.target(), migrations, "too_early")
+
+
+@pytest.mark.parametrize("topology", ["shared", "per-service"])
+def test_status_reports_drift_with_pending_migrations(
+        topology: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    if topology == "shared":
+        db: DbFixture = request.getfixturevalue("migrated_db")
+        auth, url = db.target(), db.url
+    else:  # databases of this test alone: it changes one by hand
+        stores = request.getfixturevalue("private_stores")
+        auth = next(t for t in resolve_targets(stores.settings()) if "auth" in t.chains)
+        url = stores.url("auth")
+    # One migration more in the files than in the databases: it is pending.
+    folder = copy_with(tmp_path, {"auth/20261202000000_later": migration("pass")})
+    clean = status.status(auth, folder)
+    assert [s.label for s in clean.pending] == ["auth:20261202000000_later"]
+    assert clean.drift_checked and clean.drift == []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE users ADD COLUMN nickname text")
+    drifted = status.status(auth, folder)
+    assert drifted.pending == clean.pending and not drifted.up_to_date
+    assert drifted.drift == ["column users.nickname: in the database, not made by the migrations"]
+
+
+def test_status_with_nothing_applied_compares_nothing(empty_db: DbFixture) -> None:
+    result = status.status(empty_db.target(), PACKAGE_MIGRATIONS)
+    assert not result.drift_checked and result.drift == []
+
+
+def test_status_without_createdb_leaves_drift_unchecked(migrated_db: DbFixture,
+                                                        tmp_path: Path) -> None:
+    role = f"sdb_nocreatedb_{secrets.token_hex(4)}"
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(
+            sql.Identifier(role)))
+    try:
+        folder = copy_with(tmp_path, {"auth/20261202000000_later": migration("pass")})
+        url = migrated_db.url.replace("postgres@", f"{role}@", 1)
+        (target,) = resolve_targets(load_settings({"DATABASE_URL": url}))
+        result = status.status(target, folder)
+        assert len(result.pending) == 1 and not result.drift_checked
+    finally:
+        with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

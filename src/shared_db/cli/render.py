@@ -48,7 +48,12 @@ def status_summary(status: TargetStatus) -> str:
     if status.unknown:
         return f"[red]{status.target}: the database has migrations no file defines[/]"
     if status.pending:
-        return f"[yellow]{status.target}: {len(status.pending)} pending migration(s)[/]"
+        summary = f"[yellow]{status.target}: {len(status.pending)} pending migration(s)[/]"
+        if status.drift:  # compared with the applied migrations replayed (ops.applied_drift)
+            lines = "\n  ".join(status.drift)
+            summary += (f"\n[red]{status.target}: drift between the database and its applied "
+                        f"migrations:[/]\n  {lines}")
+        return summary
     if status.drift:
         lines = "\n  ".join(status.drift)
         return f"[red]{status.target}: drift between models and database:[/]\n  {lines}"

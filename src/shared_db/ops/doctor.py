@@ -149,6 +149,12 @@ def _migrations(target: Target, migrations_dir: Path) -> Check:
         return Check(target.name, "migrations", "fail",
                      f"applied but missing from the files: {', '.join(result.unknown)}",
                      "restore the missing migration files (check out the code that wrote them)")
+    if result.pending and result.drift:  # the database vs its applied migrations replayed
+        return Check(target.name, "migrations", "fail",
+                     f"{len(result.pending)} pending, and drift from the applied migrations: "
+                     + "; ".join(result.drift),
+                     "undo the hand change, then `shared-db migrate deploy`; or deploy, then "
+                     "keep it with `shared-db migrate dev --from-drift --name N`")
     if result.pending:
         return Check(target.name, "migrations", "warn",
                      f"{len(result.pending)} pending: "

@@ -1,4 +1,5 @@
-"""``migrate status``: applied, pending and drift (models vs database) for every target.
+"""``migrate status``: applied, pending and drift for every target (models vs database, or with
+pending migrations the database vs its applied migrations, ``ops.applied_drift``).
 
 Light on purpose: it reads the history from the files and the version tables on a plain
 psycopg connection, and loads Alembic, SQLAlchemy and the models only when the drift has to be
@@ -40,7 +41,8 @@ class TargetStatus:
 
 def status(target: Target, migrations_dir: Path, metadata: MetaData | None = None, *,
            cache: Path | None = None) -> TargetStatus:
-    """Where ``target`` stands; drift is only checked once nothing is pending.
+    """Where ``target`` stands, and its drift: from the models once nothing is pending, else
+    from its applied migrations replayed in a shadow database (``ops.applied_drift``).
 
     ``cache``: where clean drift answers are remembered (none: always compare in full);
     unused with a ``metadata`` of the caller's, which the package's digest does not cover.
@@ -54,6 +56,16 @@ def status(target: Target, migrations_dir: Path, metadata: MetaData | None = Non
         if not pending and not unknown:
             result.drift = _drift(conn, target, metadata, None if metadata else cache)
             result.drift_checked = True
+    if pending and not unknown:
+        # Loaded only here: the replay needs Alembic and a scratch database.
+        from shared_db.ops import applied_drift
+
+        if applied_drift.replayable(migrations_dir, target, applied):
+            try:
+                result.drift = applied_drift.applied_drift(target, migrations_dir, applied)
+                result.drift_checked = True
+            except applied_drift.NO_SHADOW:
+                pass  # a role that may not create databases: drift stays unchecked
     return result
 
 
