@@ -67,3 +67,15 @@ def test_status_prints_drift_beside_pending(folder: Path, migrated_db: DbFixture
     assert "column users.nickname" in out
     assert main(["doctor"]) == 1
     assert "--from-drift" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "expected", "code"), [
+    (["--chain", "auth", "--to", "20261201000000"], "replacing 3 migration(s)", 0),
+    (["--chain", "nope", "--to", "20261201000000"], "--chain 'nope'", 4),
+    (["--chain", "auth", "--to", "bad rev"], "--to: unknown migration", 4),
+])
+def test_squash_cli(folder: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                    expected: str, code: int) -> None:
+    assert main(["migrate", "squash", *args]) == code
+    captured = capsys.readouterr()
+    assert expected in captured.out + captured.err and "Traceback" not in captured.err

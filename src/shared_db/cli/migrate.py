@@ -14,7 +14,7 @@ from shared_db.errors import MigrationError
 
 if TYPE_CHECKING:
     from shared_db.config import Settings
-    from shared_db.ops import autogen, capture, locks, migrate, review, seeding
+    from shared_db.ops import autogen, capture, locks, migrate, review, seeding, squash
     from shared_db.ops import status as status_ops
     from shared_db.ops.history import Step
     from shared_db.ops.targets import Target
@@ -25,6 +25,7 @@ else:
     migrate = lazy("shared_db.ops.migrate")
     review = lazy("shared_db.ops.review")
     seeding = lazy("shared_db.ops.seeding")
+    squash = lazy("shared_db.ops.squash")
     status_ops = lazy("shared_db.ops.status")
 
 app = typer.Typer(no_args_is_help=True, help="Create, apply, inspect and roll back migrations.")
@@ -130,6 +131,20 @@ def _dev_from_drift(target: Target, migrations_dir: Path, name: str) -> None:
     console.print(f"Recorded {labels} as applied in {target.connection.safe_url()} (nothing "
                   "was run there). Bring the models in line with it, or the next `migrate dev` "
                   "undoes it.", soft_wrap=True, markup=False)
+
+
+@app.command("squash")
+def squash_command(
+        chain: Annotated[str, typer.Option("--chain", help="The service chain to squash.")],
+        to: Annotated[str, typer.Option("--to", help="The newest migration the squash "
+                                        "replaces (REV).")]) -> None:
+    """Replace a chain's history up to --to by one migration for new databases."""
+    current = settings()
+    done = squash.squash(current.migrations_dir, chain, to)
+    console.print(f"Created {done.path}, replacing {len(done.replaces)} migration(s) (moved to "
+                  f"{done.path.parent / 'replaced'}). Databases at or past {done.step.revision} "
+                  "go on as before; deploy it everywhere before committing the squash.",
+                  soft_wrap=True, markup=False)
 
 
 @app.command()

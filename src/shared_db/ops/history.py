@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,8 @@ class Step:
     revision: str
     name: str
     down_revision: str | None
+    replaces: tuple[str, ...] = field(default=(), compare=False)
+    """For a squash (``ops.squash``): the revisions it stands for, oldest first."""
 
     @property
     def label(self) -> str:
@@ -45,7 +47,9 @@ class Step:
 
     @property
     def order(self) -> tuple[str, int]:
-        return (self.revision, CHAINS.index(self.chain))
+        # A squash runs where its first replaced migration ran: other chains' migrations in
+        # between (``links``) need what it makes.
+        return (self.replaces[0] if self.replaces else self.revision, CHAINS.index(self.chain))
 
 
 def alembic_config(migrations_dir: Path, chain: str, connection: Connection | None = None,
@@ -92,7 +96,17 @@ def _read(path: Path, chain: str) -> Step:
     if not isinstance(revision, str) or not (down is None or isinstance(down, str)):
         raise MigrationError(f"migration {path.name}: revision must be a string and "
                              "down_revision a string or None (chains do not branch or merge)")
-    return Step(chain, revision, path.stem.partition("_")[2] or revision, down)
+    replaces = _literal(tree, "replaces", path) if _assigns(tree, "replaces") else ()
+    if not (isinstance(replaces, tuple) and all(isinstance(r, str) for r in replaces)):
+        raise MigrationError(f"migration {path.name}: replaces must be a tuple of revision "
+                             "strings")
+    return Step(chain, revision, path.stem.partition("_")[2] or revision, down, replaces)
+
+
+def _assigns(tree: ast.Module, name: str) -> bool:
+    return any(isinstance(t, ast.Name) and t.id == name
+               for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))
 
 
 def chain_steps(migrations_dir: Path, chain: str) -> list[Step]:
