@@ -85,3 +85,13 @@ def test_per_service_database_goes_on_after_the_squash(private_stores, tmp_path:
     targets = resolve_targets(private_stores.settings())
     assert all(status.status(t, folder).pending == [] for t in targets)
     assert migrate.deploy(next(t for t in targets if "auth" in t.chains), folder).steps == []
+
+
+@pytest.mark.parametrize("value", ["'20260101000000'", "('20260101000000', 3)", "tuple()"])
+def test_a_replaces_that_is_not_a_literal_tuple_of_ids_is_refused(migrations: Path,
+                                                                 value: str) -> None:
+    squashed = squash.squash(migrations, "auth", "20260103000000").path
+    squashed.write_text(squashed.read_text().replace(
+        "replaces = ('20260101000000', '20260103000000')", f"replaces = {value}"))
+    with pytest.raises(MigrationError, match=f"{squashed.name}: replaces must be"):
+        chain_steps(migrations, "auth")
