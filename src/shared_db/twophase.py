@@ -33,7 +33,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 
 from shared_db import tracing
-from shared_db.errors import InDoubtError, SharedDbError
+from shared_db.errors import DatabaseUnavailableError, InDoubtError, SharedDbError
 from shared_db.errors_db import first_line, translate_error
 from shared_db.sql import Executor
 
@@ -121,18 +121,32 @@ async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None) 
     return left
 
 
+SETTLE_TRIES = 3
+"""Connections tried to settle a part: the pooled one taken may have died with the first (a
+server that ended every session of the database), which only another connection can tell."""
+
+
 async def _commit_elsewhere(fresh: Fresh, gid: str) -> bool:
     # Still prepared means its COMMIT PREPARED never took effect; gone means it did (only a
-    # coordinator commits a part this young). One held by its old backend is "busy": in doubt.
-    try:
-        async with fresh() as conn:
-            cursor = await conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (gid,))
-            if await cursor.fetchone() is not None:
-                await conn.execute(_COMMIT.format(sql.Literal(gid)))
-            return True
-    except (psycopg.Error, SharedDbError) as exc:
-        log.warning("part %s not settled on a new connection: %s", gid, first_line(exc))
-        return False
+    # coordinator commits a part this young), so asking again on another connection after a
+    # lost one is safe. One held by its old backend is "busy": in doubt.
+    lost: BaseException | None = None
+    for _ in range(SETTLE_TRIES):
+        try:
+            async with fresh() as conn:
+                cursor = await conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s",
+                                            (gid,))
+                if await cursor.fetchone() is not None:
+                    await conn.execute(_COMMIT.format(sql.Literal(gid)))
+                return True
+        except (psycopg.OperationalError, DatabaseUnavailableError) as exc:
+            lost = exc
+        except (psycopg.Error, SharedDbError) as exc:
+            lost = exc
+            break
+    assert lost is not None
+    log.warning("part %s not settled on a new connection: %s", gid, first_line(lost))
+    return False
 
 
 async def _abort(executors: Sequence[Executor], ids: list[str],
