@@ -36,7 +36,10 @@ import psycopg
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 DEFAULT_HOME = Path("/tmp/shared-db-ha")
-BASE_PORT = 55432
+BASE_PORT = 25432
+"""PostgreSQL on BASE_PORT + i, etcd on + 100 and + 101, Patroni's REST API on + 200 + i: below
+the kernel's range of ephemeral ports (32768-60999 by default), where an outgoing connection may
+hold any port at the moment the cluster wants to listen on it."""
 _CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 
@@ -83,7 +86,7 @@ class Cluster:
         os.chown(self.home, postgres.pw_uid, postgres.pw_gid)
         self._spawn("etcd", self._etcd_args(), self.home / "etcd.log")
         self._wait(lambda: self._http(f"http://127.0.0.1:{self.etcd_port}/health"), timeout,
-                   "etcd did not start")
+                   "etcd did not start", self.home / "etcd.log")
         for node in self.nodes:
             node.home.mkdir(parents=True, exist_ok=True)
             os.chown(node.home, postgres.pw_uid, postgres.pw_gid)
@@ -237,14 +240,16 @@ class Cluster:
             return None
 
     @staticmethod
-    def _wait(probe: Any, timeout: float, failure: str) -> Any:
+    def _wait(probe: Any, timeout: float, failure: str, log: Path | None = None) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = probe()
             if found:
                 return found
             time.sleep(0.2)
-        raise RuntimeError(f"{failure} within {timeout:.0f} s")
+        said = log.read_text(errors="replace").strip().splitlines()[-1:] if log else []
+        raise RuntimeError(f"{failure} within {timeout:.0f} s" + "".join(
+            f" (its log ends: {line})" for line in said))
 
 
 def _alive(pid: int) -> bool:

@@ -43,7 +43,7 @@ def cluster() -> Iterator[Cluster]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    found = Cluster(Path("/tmp/shared-db-ha-test"), nodes=2, base_port=56432)
+    found = Cluster(Path("/tmp/shared-db-ha-test"), nodes=2, base_port=26432)
     found.start()
     with psycopg.connect(found.url(), autocommit=True) as conn:
         conn.execute("CREATE DATABASE app")
