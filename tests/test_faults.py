@@ -20,8 +20,9 @@ import pytest
 from shared_db.client import Database
 from shared_db.config import load_settings
 from shared_db.errors import DatabaseUnavailableError, OutcomeUnknownError
+from shared_db.profile.service import create_user_with_profile
 from tests.conftest import DbFixture
-from tests.factories import make_user
+from tests.factories import PASSWORD_HASH, make_user
 from tests.faults import (
     Server,
     commits_unanswered,
@@ -65,6 +66,16 @@ async def test_a_lost_commit_reply_is_outcome_unknown_and_never_resent(
         user.id, Decimal("10.00"), type="payment"))
     assert isinstance(error, OutcomeUnknownError)
     assert len(_payments(migrated_db)) == 1  # committed once, and not sent a second time
+
+    # The user, its audit row and its profile are one statement here, in autocommit.
+    error = await _unanswered(migrated_db, create_user_with_profile(
+        synced, email="whole@example.com", name="W", role="CUSTOMER",
+        password_hash=PASSWORD_HASH))
+    assert isinstance(error, OutcomeUnknownError)
+    with psycopg.connect(migrated_db.url) as conn:
+        assert conn.execute(
+            "SELECT count(*), count(p.id) FROM users u LEFT JOIN user_profiles p "
+            "ON p.user_id = u.id WHERE u.email = 'whole@example.com'").fetchone() == (1, 1)
 
     async def transfer() -> None:
         async with synced.transaction() as tx:
