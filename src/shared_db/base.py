@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared_db.errors import ValidationError
-from shared_db.services import SERVICES as SERVICES  # re-exported for the models' callers
+from shared_db.services import SERVICES
 from shared_db.validation import shown
 
 

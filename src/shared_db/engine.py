@@ -13,9 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from shared_db.connect import connect_args, unavailable
-from shared_db.connect import connect_direct as connect_direct
-from shared_db.connect import connect_timeout as connect_timeout
-from shared_db.connect import reach as reach
 from shared_db.url import ConnectionSettings
 
 # The engines connect through libpq with the URL as the user wrote it (several hosts,

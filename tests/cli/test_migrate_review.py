@@ -16,11 +16,11 @@ import psycopg.conninfo
 import pytest
 from rich.console import Console
 
-from shared_db.base import SERVICES
 from shared_db.cli import main
 from shared_db.cli.render_review import print_sql
 from shared_db.ops import autogen
 from shared_db.ops.scratch import create_database, drop_database
+from shared_db.services import SERVICES
 from shared_db.url import ConnectionSettings
 from tests.catalog import snapshot
 from tests.cli.test_migrate_cli import cli

@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared_db.base import SERVICES
 from shared_db.cli import main
 from shared_db.ops.lint import lint_steps
+from shared_db.services import SERVICES
 from tests.conftest import DbFixture
 from tests.migrations.extra import copy_with, migration
 

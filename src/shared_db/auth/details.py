@@ -13,19 +13,18 @@ from sqlalchemy import bindparam, func, select, update
 
 from shared_db import validation as check
 from shared_db.admin.repository import AuditRepository
+from shared_db.auth.lookups import ID_IS, LIVE, USER_COLUMNS
 from shared_db.auth.models import User
 from shared_db.errors import NotFoundError, ValidationError
 from shared_db.records import UserRecord
 from shared_db.repository import Source
-from shared_db.sql import Query, columns
+from shared_db.sql import Query
 
-_BY_ID = User.id == bindparam("id")
-_LIVE = User.deleted_at.is_(None)
 CURRENT = Query.build("users.details_for_update", select(User.name, User.email_verified).where(
-    _BY_ID, _LIVE).with_for_update())
-UPDATE = Query.build("users.update_details", update(User).where(_BY_ID).values(
+    ID_IS, LIVE).with_for_update())
+UPDATE = Query.build("users.update_details", update(User).where(ID_IS).values(
     name=bindparam("name"), email_verified=bindparam("email_verified"), updated_at=func.now(),
-).returning(*columns(UserRecord, User)))
+).returning(*USER_COLUMNS))
 
 
 async def update_details(source: Source, user_id: uuid.UUID, name: str | None,

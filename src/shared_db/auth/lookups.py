@@ -16,31 +16,32 @@ from shared_db.records import UserRecord, UserWithRelations
 from shared_db.repository import Source, point_lookup
 from shared_db.sql import Query, columns
 
-_USER = columns(UserRecord, User)
-_LIVE = User.deleted_at.is_(None)
-_BY_ID = User.id == bindparam("id")
-_BY_EMAIL = User.email == bindparam("email")
+# The users' columns and conditions every users statement is built from (users.py, details.py).
+USER_COLUMNS = columns(UserRecord, User)
+LIVE = User.deleted_at.is_(None)
+ID_IS = User.id == bindparam("id")
+EMAIL_IS = User.email == bindparam("email")
 _ANY_ID = User.id == func.any(bindparam("keys", type_=ARRAY(Uuid)))
 _ANY_EMAIL = User.email == func.any(bindparam("keys", type_=ARRAY(String)))
 
-GET = Query.build("users.get", select(*_USER).where(_BY_ID, _LIVE))
-GET_ANY = Query.build("users.get_any", select(*_USER).where(_BY_ID))
-BY_EMAIL = Query.build("users.by_email", select(*_USER).where(_BY_EMAIL, _LIVE))
-BY_EMAIL_ANY = Query.build("users.by_email_any", select(*_USER).where(_BY_EMAIL))
+GET = Query.build("users.get", select(*USER_COLUMNS).where(ID_IS, LIVE))
+GET_ANY = Query.build("users.get_any", select(*USER_COLUMNS).where(ID_IS))
+BY_EMAIL = Query.build("users.by_email", select(*USER_COLUMNS).where(EMAIL_IS, LIVE))
+BY_EMAIL_ANY = Query.build("users.by_email_any", select(*USER_COLUMNS).where(EMAIL_IS))
 
 _id, _email = attrgetter("id"), attrgetter("email")
 BY_ID: Lookup[uuid.UUID, UserRecord] = point_lookup(
-    "auth", GET, Query.build("users.get.many", select(*_USER).where(_ANY_ID, _LIVE)),
+    "auth", GET, Query.build("users.get.many", select(*USER_COLUMNS).where(_ANY_ID, LIVE)),
     "id", UserRecord, _id)
 BY_ID_ANY: Lookup[uuid.UUID, UserRecord] = point_lookup(
-    "auth", GET_ANY, Query.build("users.get_any.many", select(*_USER).where(_ANY_ID)),
+    "auth", GET_ANY, Query.build("users.get_any.many", select(*USER_COLUMNS).where(_ANY_ID)),
     "id", UserRecord, _id)
 # Matched back on the stored email, which is what the statement's plain = compared.
 EMAIL: Lookup[str, UserRecord] = point_lookup(
-    "auth", BY_EMAIL, Query.build("users.by_email.many", select(*_USER).where(
-        _ANY_EMAIL, _LIVE)), "email", UserRecord, _email)
+    "auth", BY_EMAIL, Query.build("users.by_email.many", select(*USER_COLUMNS).where(
+        _ANY_EMAIL, LIVE)), "email", UserRecord, _email)
 EMAIL_ANY: Lookup[str, UserRecord] = point_lookup(
-    "auth", BY_EMAIL_ANY, Query.build("users.by_email_any.many", select(*_USER).where(
+    "auth", BY_EMAIL_ANY, Query.build("users.by_email_any.many", select(*USER_COLUMNS).where(
         _ANY_EMAIL)), "email", UserRecord, _email)
 
 

@@ -37,6 +37,7 @@ from shared_db.auth.batch import (
     prepare_rows,
 )
 from shared_db.auth.details import update_details
+from shared_db.auth.lookups import EMAIL_IS, ID_IS, LIVE, USER_COLUMNS
 from shared_db.auth.models import User
 from shared_db.enums import UserRole
 from shared_db.errors import DataAccessError, NotFoundError, ValidationError
@@ -44,29 +45,24 @@ from shared_db.idempotency import key, once
 from shared_db.passwords import hash_password, verify_password
 from shared_db.records import UserRecord, UserWithRelations
 from shared_db.repository import Repository, Source
-from shared_db.sql import Query, columns, pipelined
-
-_USER = columns(UserRecord, User)
-_LIVE = User.deleted_at.is_(None)
-_BY_ID = User.id == bindparam("id")
-_BY_EMAIL = User.email == bindparam("email")
+from shared_db.sql import Query, pipelined
 
 HASH_BY_EMAIL = Query.build("users.hash_by_email", select(User.password_hash).where(
-    _BY_EMAIL, _LIVE))
+    EMAIL_IS, LIVE))
 CREATE = Query.build("users.create", insert(User).values(
     id=bindparam("id"), email=bindparam("email"), password_hash=bindparam("password_hash"),
     name=bindparam("name"), role=bindparam("role"),
-    email_verified=bindparam("email_verified")).returning(*_USER))
-SOFT_DELETE = Query.build("users.soft_delete", update(User).where(_BY_ID, _LIVE).values(
-    deleted_at=func.now(), updated_at=func.now()).returning(*_USER))
+    email_verified=bindparam("email_verified")).returning(*USER_COLUMNS))
+SOFT_DELETE = Query.build("users.soft_delete", update(User).where(ID_IS, LIVE).values(
+    deleted_at=func.now(), updated_at=func.now()).returning(*USER_COLUMNS))
 RESTORE = Query.build("users.restore", update(User).where(
-    _BY_ID, User.deleted_at.is_not(None)).values(deleted_at=null(), updated_at=func.now(),
-                                                 ).returning(*_USER))
+    ID_IS, User.deleted_at.is_not(None)).values(deleted_at=null(), updated_at=func.now(),
+                                                 ).returning(*USER_COLUMNS))
 ROLE_FOR_UPDATE = Query.build("users.role_for_update", select(User.role).where(
-    _BY_ID, _LIVE).with_for_update())
-SET_ROLE = Query.build("users.set_role", update(User).where(_BY_ID).values(
-    role=bindparam("role"), updated_at=func.now()).returning(*_USER))
-HARD_DELETE = Query.build("users.delete", delete(User).where(_BY_ID))
+    ID_IS, LIVE).with_for_update())
+SET_ROLE = Query.build("users.set_role", update(User).where(ID_IS).values(
+    role=bindparam("role"), updated_at=func.now()).returning(*USER_COLUMNS))
+HARD_DELETE = Query.build("users.delete", delete(User).where(ID_IS))
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     # Compared against when the email is unknown, so a login for a missing account costs as
@@ -76,8 +72,8 @@ def _dummy_hash() -> str:
 
 @lru_cache(maxsize=64)
 def _fields_query(names: tuple[str, ...], include_deleted: bool) -> Query:
-    statement = select(*[User.__table__.c[n] for n in names]).where(_BY_ID)
-    return Query.build("users.fields", statement if include_deleted else statement.where(_LIVE))
+    statement = select(*[User.__table__.c[n] for n in names]).where(ID_IS)
+    return Query.build("users.fields", statement if include_deleted else statement.where(LIVE))
 
 
 class UserRepository(Repository):
