@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select
 
 from shared_db.admin.models import AuditLog
+from shared_db.auth.lookups import USER_COLUMNS
 from shared_db.auth.models import User
 from shared_db.auth.users import UserRepository, user_request
 from shared_db.enums import UserRole
@@ -28,7 +29,7 @@ _AUDIT_FIELDS = ("user_id", "action", "resource_type", "resource_id", "details",
                  "user_agent")
 _NEW_USER = insert(User).values(**{n: bindparam(n) for n in (
     "id", "email", "password_hash", "name", "role", "email_verified")}).returning(
-    *columns(UserRecord, User)).cte("new_user")
+    *USER_COLUMNS).cte("new_user")
 _AUDITED = insert(AuditLog).values(id=func.gen_random_uuid(), **{
     n: bindparam(f"audit_{n}") for n in _AUDIT_FIELDS}).cte("audited")
 _NEW_PROFILE = insert(UserProfile).from_select(
