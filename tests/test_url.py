@@ -88,7 +88,8 @@ def _shown(obj: object) -> str:
 def test_connection_settings_hide_passwords_but_connect_with_them() -> None:
     conn = parse_database_url(f"postgresql://app:{SECRET}@db.local/app?sslmode=verify-full"
                               f"&sslpassword={SECRET}2&application_name=api")
-    for shown in (_shown(conn), conn.safe_url(), _shown(Target("shared", conn, ("auth",)))):
+    for shown in (_shown(conn), conn.safe_url(), _shown(Target("shared", conn, ("auth",))),
+                  _shown(conn.url)):
         assert SECRET not in shown and "app:***@db.local" in shown
         assert "sslpassword=***" in shown or "'sslpassword': '***'" in shown
     assert "application_name=api" in conn.safe_url()

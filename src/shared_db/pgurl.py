@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from shared_db.errors import ConfigError
+from shared_db.redact import redact_url
 
 HIDDEN_PASSWORD = "***"
 _HOST = re.compile(r"[A-Za-z0-9._%~\-]*")
@@ -37,6 +38,13 @@ class PgUrl:
     @property
     def port(self) -> int | None:
         return self.hosts[0][1] if self.hosts else None
+
+    def __repr__(self) -> str:
+        # The fields stay real (connections need them); only what is shown hides the
+        # password and the secret query parameters (sslpassword).
+        return f"PgUrl({redact_url(self.render(hide_password=True))!r})"
+
+    __str__ = __repr__
 
     def set(self, **changes: object) -> PgUrl:
         return replace(self, **changes)  # type: ignore[arg-type]
