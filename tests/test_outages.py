@@ -115,7 +115,8 @@ def _cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, check=False, cwd=Path(__file__).parent)
 
 
-@pytest.mark.parametrize("command", [("migrate", "status"), ("doctor",)])
+@pytest.mark.parametrize("command", [("migrate", "status"), ("doctor",),
+                                     ("studio", "--no-browser")])
 @pytest.mark.parametrize("cause", CAUSES)
 def test_cli_exits_3_with_one_line(cause: str, command: tuple[str, ...],
                                    targets: dict[str, Target]) -> None:

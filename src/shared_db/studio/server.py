@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import webbrowser
 from collections.abc import Callable
 
 import uvicorn
 
+from shared_db.client import Database
 from shared_db.config import LEVELS, Settings
 from shared_db.errors import ConfigError
 from shared_db.studio.app import create_app
@@ -41,20 +43,31 @@ def serve(settings: Settings, host: str, port: int, *, asked_read_only: bool = F
     check_host(host, asked_read_only)
     guard = Guard.for_address(host, port, read_only(settings, asked_read_only, asked_writes))
     url = f"http://{host_header(host, port)}/?token={guard.token}"
-    config = uvicorn.Config(create_app(settings, guard), host=host, port=port,
-                            log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    started = server.startup
+    asyncio.run(_serve(settings, guard, host, port, lambda: _started(url, open_browser, say)))
 
-    # uvicorn binds the socket after the application's start-up (the database opened), and
-    # has no hook after that: the line is printed once the address answers, not before.
 
-    async def startup(sockets: object = None) -> None:
-        await started(sockets)  # type: ignore[arg-type]
-        if server.started:  # the port is bound and the database open: the address works
-            say(f"Studio: {url}")
-            if open_browser:
-                webbrowser.open(url)
+def _started(url: str, open_browser: bool, say: Callable[[str], None]) -> None:
+    say(f"Studio: {url}")
+    if open_browser:
+        webbrowser.open(url)
 
-    server.startup = startup  # type: ignore[method-assign]
-    server.run()
+
+async def _serve(settings: Settings, guard: Guard, host: str, port: int,
+                 started: Callable[[], None]) -> None:
+    # The database is opened before uvicorn starts, so an unreachable one is the one-line
+    # DatabaseUnavailableError naming its cause (exit 3), not uvicorn's start-up traceback.
+    async with Database(settings) as db:
+        config = uvicorn.Config(create_app(settings, guard, db), host=host, port=port,
+                                log_level="warning", access_log=False, lifespan="on")
+        server = uvicorn.Server(config)
+        startup = server.startup
+
+        # uvicorn binds the socket after the application's start-up and has no hook after
+        # that: the line is printed once the address answers, not before.
+        async def announce(sockets: object = None) -> None:
+            await startup(sockets)  # type: ignore[arg-type]
+            if server.started:  # the port is bound: the address works
+                started()
+
+        server.startup = announce  # type: ignore[method-assign]
+        await server.serve()
