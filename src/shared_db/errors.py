@@ -61,6 +61,24 @@ class DriftError(MigrationError):
     """The database schema differs from what the migrations produce."""
 
 
+class AdoptionRefusedError(MigrationError):
+    """``migrate adopt`` will not convert this database (not made by Prisma Migrate, already
+    adopted, a value that cannot be converted); nothing was changed.
+
+    Attributes:
+        problems: one line per reason.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = [redact(p) for p in problems or []]
+
+
+class AdoptionMismatchError(AdoptionRefusedError):
+    """``migrate adopt`` converted the database, found its data or schema different from what
+    it must be, and rolled the whole conversion back; ``problems`` lists the differences."""
+
+
 class UnsafeMigrationError(MigrationError):
     """``deploy`` refused a migration the safety lint flags on a table that holds rows, and
     whose file does not acknowledge that rule; nothing of that migration was applied."""

@@ -2,7 +2,8 @@
 
 Errors of the ``SharedDbError`` family print as one line on stderr with a non-zero exit code:
 2 bad settings, 3 database unreachable, 4 migration problem, 5 confirmation missing,
-6 backup or restore problem, 7 a migration step's locks not granted in any try, 1 other.
+6 backup or restore problem, 7 a migration step's locks not granted in any try, 8 ``migrate
+adopt`` rolled back because the converted data or schema differed, 1 other.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from shared_db.cli.stats import stats
 from shared_db.cli.studio import studio
 from shared_db.cli.up import up
 from shared_db.errors import (
+    AdoptionMismatchError,
     BackupError,
     ConfigError,
     ConfirmationRequired,
@@ -51,6 +53,7 @@ EXIT_CODES: list[tuple[type[SharedDbError], int]] = [
     (ConfigError, 2),
     (DatabaseUnavailableError, 3),
     (LockTimeoutError, 7),
+    (AdoptionMismatchError, 8),
     (MigrationError, 4),
     (ConfirmationRequired, 5),
     (BackupError, 6),

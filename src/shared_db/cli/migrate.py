@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shared_db.cli import migrate_review, render, render_review
+from shared_db.cli import migrate_adopt, migrate_review, render, render_review
 from shared_db.cli.common import confirm, console, console_err, lazy, settings, targets
 from shared_db.errors import MigrationError
 
@@ -33,6 +33,7 @@ app.command("sql")(migrate_review.sql)
 app.command()(migrate_review.lint)
 app.command()(migrate_review.resolve)
 app.command()(migrate_review.baseline)
+app.command()(migrate_adopt.adopt)
 
 
 def _applied(step: Step) -> None:

@@ -50,11 +50,17 @@ QUERIES = {
 
 def read_schema(conn: Connection) -> dict[tuple[str, str], str]:
     """(kind, name) -> PostgreSQL's own rendering, for every object of the current schema."""
-    found = {(kind, str(name)): str(definition)
-             for kind, query in QUERIES.items()
-             for name, definition in conn.execute(text(query))}
+    found = schema_in_transaction(conn)
     conn.rollback()
     return found
+
+
+def schema_in_transaction(conn: Connection) -> dict[tuple[str, str], str]:
+    """``read_schema`` inside the connection's open transaction, which it leaves open (to see
+    a change before it commits)."""
+    return {(kind, str(name)): str(definition)
+            for kind, query in QUERIES.items()
+            for name, definition in conn.execute(text(query))}
 
 
 def differences(database: dict[tuple[str, str], str], wanted: dict[tuple[str, str], str],

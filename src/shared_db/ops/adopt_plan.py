@@ -1,0 +1,207 @@
+"""The SQL that turns a Prisma-made schema into the one shared-db's migrations build.
+
+Nothing here is written by hand per table: both schemas are read from PostgreSQL's catalog (the
+Prisma database, and a scratch database built by the migrations), and every statement either
+converts what Prisma made (TEXT ids to uuid, TIMESTAMP(3) to timestamptz read as UTC, defaults,
+unique indexes to unique constraints) or replays the scratch database's own rendering of what is
+missing (``pg_get_constraintdef``, ``pg_get_indexdef``, ``pg_get_functiondef``,
+``pg_get_triggerdef``, the view's definition). Anything else that differs is refused before a
+statement runs: adopt converts the guide's schema, not a schema that grew beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+PRISMA_HISTORY = "_prisma_migrations"
+UUID, TIMESTAMPTZ = "uuid", "timestamp with time zone"
+Statement = sql.SQL | sql.Composed
+
+_COLUMNS = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       pg_get_expr(d.adbin, d.adrelid)
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+  AND a.attnum > 0 AND NOT a.attisdropped AND c.relname NOT LIKE 'alembic\\_version\\_%'
+ORDER BY c.relname, a.attnum"""
+_CONSTRAINTS = """
+SELECT c.relname, k.conname, k.contype, pg_get_constraintdef(k.oid)
+FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+WHERE k.connamespace = current_schema()::regnamespace AND k.contype IN ('p', 'u', 'f', 'c', 'x')
+  AND c.relname NOT LIKE 'alembic\\_version\\_%'"""
+_INDEXES = """
+SELECT t.relname, i.relname, pg_get_indexdef(i.oid),
+       EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid AND k.conrelid = t.oid
+               AND k.contype IN ('p', 'u', 'x'))
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+WHERE t.relnamespace = current_schema()::regnamespace
+  AND t.relname NOT LIKE 'alembic\\_version\\_%'"""
+_FUNCTIONS = """
+SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p
+WHERE p.pronamespace = current_schema()::regnamespace AND p.prokind IN ('f', 'p')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"""
+_TRIGGERS = """
+SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"""
+_VIEWS = "SELECT viewname, definition FROM pg_views WHERE schemaname = current_schema()"
+
+
+@dataclass(frozen=True)
+class Column:
+    type: str
+    not_null: bool
+    default: str | None
+
+
+@dataclass
+class Shape:
+    """What ``adopt`` needs of one schema: columns in table order, and each object's rendering."""
+
+    columns: dict[str, dict[str, Column]] = field(default_factory=dict)
+    constraints: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    """name -> (table, contype, definition)"""
+    indexes: dict[str, tuple[str, str, bool]] = field(default_factory=dict)
+    """name -> (table, definition, backs a constraint)"""
+    functions: dict[str, str] = field(default_factory=dict)
+    triggers: dict[str, str] = field(default_factory=dict)
+    views: dict[str, str] = field(default_factory=dict)
+
+
+def read_shape(conn: psycopg.Connection[Any]) -> Shape:
+    """The shape of ``conn``'s current schema, read in its open transaction."""
+    shape = Shape()
+    for table, name, type_, not_null, default in conn.execute(_COLUMNS):
+        shape.columns.setdefault(table, {})[name] = Column(type_, not_null, default)
+    shape.constraints = {n: (t, k, d) for t, n, k, d in conn.execute(_CONSTRAINTS)}
+    shape.indexes = {n: (t, d, b) for t, n, d, b in conn.execute(_INDEXES)}
+    shape.functions = dict(conn.execute(_FUNCTIONS).fetchall())
+    shape.triggers = dict(conn.execute(_TRIGGERS).fetchall())
+    shape.views = {n: d.strip().rstrip(";") for n, d in conn.execute(_VIEWS)}
+    return shape
+
+
+@dataclass
+class Plan:
+    """The statements, in order, and the columns whose values they convert."""
+
+    statements: list[Statement] = field(default_factory=list)
+    conversions: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(table, column) -> UUID or TIMESTAMPTZ"""
+    refusals: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    """The tables Prisma made that hold the services' data (its history table left out)."""
+
+
+def _conversion(have: Column, want: Column) -> str | None:
+    if want.type == UUID and have.type == "text":
+        return UUID
+    if want.type == TIMESTAMPTZ and have.type.startswith("timestamp") \
+            and have.type.endswith("without time zone"):
+        return TIMESTAMPTZ
+    return None
+
+
+def _column_actions(plan: Plan, table: str, have: dict[str, Column],
+                    want: dict[str, Column]) -> list[sql.Composable]:
+    actions: list[sql.Composable] = []
+    for name, wanted in want.items():
+        col = sql.Identifier(name)
+        if name not in have:
+            actions.append(sql.SQL("ADD COLUMN {} {}{}{}").format(
+                col, sql.SQL(wanted.type), _default(wanted), _not_null(wanted)))
+            continue
+        found, default = have[name], have[name].default
+        if found.type != wanted.type:
+            kind = _conversion(found, wanted)
+            if kind is None:
+                plan.refusals.append(f"column {table}.{name} is {found.type}; shared-db's is "
+                                     f"{wanted.type}, and adopt converts only text ids to uuid "
+                                     "and timestamps to timestamptz")
+                continue
+            plan.conversions[(table, name)] = kind
+            if default is not None:
+                actions.append(sql.SQL("ALTER COLUMN {} DROP DEFAULT").format(col))
+                default = None
+            using = (sql.SQL("{}::uuid") if kind == UUID
+                     else sql.SQL("{} AT TIME ZONE 'UTC'")).format(col)
+            actions.append(sql.SQL("ALTER COLUMN {} TYPE {} USING {}").format(
+                col, sql.SQL(wanted.type), using))
+        if default != wanted.default:
+            actions.append(sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(
+                col, sql.SQL(wanted.default)) if wanted.default is not None
+                else sql.SQL("ALTER COLUMN {} DROP DEFAULT").format(col))
+        if found.not_null != wanted.not_null:
+            actions.append(sql.SQL("ALTER COLUMN {} {} NOT NULL").format(
+                col, sql.SQL("SET" if wanted.not_null else "DROP")))
+    plan.refusals += [f"column {table}.{n} is not in shared-db's schema" for n in have
+                      if n not in want]
+    return actions
+
+
+def _default(column: Column) -> sql.Composable:
+    return sql.SQL(" DEFAULT {}").format(sql.SQL(column.default)) if column.default else sql.SQL("")
+
+
+def _not_null(column: Column) -> sql.Composable:
+    return sql.SQL(" NOT NULL" if column.not_null else "")
+
+
+def _alter(table: str, actions: list[sql.Composable]) -> Statement:
+    return sql.SQL("ALTER TABLE {} ").format(sql.Identifier(table)) + sql.SQL(", ").join(actions)
+
+
+def _constraints(have: Shape, want: Shape) -> list[Statement]:
+    statements: list[Statement] = []
+    for name, (table, kind, _) in want.constraints.items():
+        found = have.indexes.get(name)
+        # Prisma makes @unique a unique index; shared-db a constraint owning that index.
+        if kind == "u" and name not in have.constraints and found and not found[2]:
+            statements.append(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE USING INDEX {}")
+                              .format(sql.Identifier(table), sql.Identifier(name),
+                                      sql.Identifier(name)))
+    for order in ("pucx", "f"):
+        for name, (table, kind, definition) in want.constraints.items():
+            if kind in order and (kind == "f" or name not in have.constraints) \
+                    and name not in have.indexes:
+                statements.append(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                    sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)))
+    return statements
+
+
+def plan_adoption(have: Shape, want: Shape) -> Plan:
+    """The statements converting ``have`` (Prisma's) into ``want`` (the migrations')."""
+    plan = Plan(tables=[t for t in have.columns if t != PRISMA_HISTORY])
+    plan.refusals += [f"table {t} is not in shared-db's schema" for t in plan.tables
+                      if t not in want.columns]
+    plan.statements.append(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+        sql.SQL(", ").join(sql.Identifier(t) for t in have.columns)))
+    # Foreign keys go first: a key column's type cannot change while a constraint ties it to
+    # the other side; they come back as the migrations define them.
+    plan.statements += [sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+        sql.Identifier(table), sql.Identifier(name))
+        for name, (table, kind, _) in have.constraints.items() if kind == "f"]
+    for table, columns in want.columns.items():
+        if table in have.columns:
+            actions = _column_actions(plan, table, have.columns[table], columns)
+            if actions:
+                plan.statements.append(_alter(table, actions))
+        else:
+            plan.statements.append(sql.SQL("CREATE TABLE {} ({})").format(
+                sql.Identifier(table), sql.SQL(", ").join(
+                    sql.SQL("{} {}{}{}").format(sql.Identifier(n), sql.SQL(c.type), _default(c),
+                                                _not_null(c)) for n, c in columns.items())))
+    plan.statements += _constraints(have, want)
+    plan.statements += [sql.SQL(d) for n, (_, d, backs) in want.indexes.items()
+                        if not backs and n not in have.indexes]
+    plan.statements += [sql.SQL(d) for n, d in want.functions.items() if n not in have.functions]
+    plan.statements += [sql.SQL(d) for n, d in want.triggers.items() if n not in have.triggers]
+    plan.statements += [sql.SQL("CREATE VIEW {} AS {}").format(sql.Identifier(n), sql.SQL(d))
+                        for n, d in want.views.items() if n not in have.views]
+    if PRISMA_HISTORY in have.columns:
+        plan.statements.append(sql.SQL("DROP TABLE {}").format(sql.Identifier(PRISMA_HISTORY)))
+    return plan
