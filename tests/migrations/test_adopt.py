@@ -1,0 +1,177 @@
+"""``migrate adopt`` on a database built by the DDL Prisma Migrate generates for the guide's
+schema (``fixtures/prisma_guide.sql``), with rows in every table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from shared_db.client import Database
+from shared_db.config import load_settings
+from tests.catalog import snapshot
+from tests.cli.test_migrate_review import _env, _ok, per_service  # noqa: F401 (a fixture)
+from tests.conftest import DbFixture
+from tests.state import digest
+
+PRISMA_DDL = Path(__file__).parent / "fixtures" / "prisma_guide.sql"
+CUSTOMER = uuid.UUID("a3c1e8d2-52b4-4f3e-8c6a-9d2f1b7e4a22")
+
+
+@pytest.fixture
+def prisma_db(empty_db: DbFixture) -> DbFixture:
+    with psycopg.connect(empty_db.url, autocommit=True) as conn:
+        conn.execute(PRISMA_DDL.read_text())
+    return empty_db
+
+
+def _state(url: str) -> tuple[Any, ...]:
+    """Schema, version tables, rows, and Prisma's history: all a failed adopt must not touch."""
+    with psycopg.connect(url) as conn:
+        history = conn.execute("SELECT migration_name FROM _prisma_migrations "
+                               "ORDER BY migration_name").fetchall()
+    return snapshot(url, version_tables=True), digest(url), history
+
+
+def test_adopt_converts_to_exactly_the_migrations_schema(prisma_db: DbFixture,
+                                                         migrated_db: DbFixture) -> None:
+    doc = json.loads(_ok("migrate", "adopt", "--json", env=prisma_db.env()))
+    assert doc["adopted"] is True and doc["dry_run"] is False
+    assert doc["prisma_migrations"] == ["20260101000000_init", "20260102000000_add_payments",
+                                        "20260103000000_add_sessions"]
+    assert len(doc["stamped"]) == 5 and "links:20260103000001_link_services" in doc["stamped"]
+    assert {c["table"] for c in doc["checks"]} == {
+        "users", "refresh_tokens", "devices", "sessions", "payments", "payment_transactions",
+        "audit_logs", "system_config", "user_profiles"}
+    assert all(c["ok"] and c["rows"] == c["rows_after"] > 0 for c in doc["checks"])
+    assert doc["conversions"]["users.id"] == "uuid"
+    assert doc["conversions"]["sessions.expires_at"] == "timestamp with time zone"
+    assert snapshot(prisma_db.url) == snapshot(migrated_db.url)
+    status = json.loads(_ok("migrate", "status", "--json", env=prisma_db.env()))
+    assert status["up_to_date"] is True
+    assert "up to date, no drift" in _ok("migrate", "status", env=prisma_db.env())
+
+
+def test_adopted_data_is_intact_and_timestamps_are_utc(prisma_db: DbFixture) -> None:
+    _ok("migrate", "adopt", env=prisma_db.env())
+    assert {t: n for t, (n, _) in digest(prisma_db.url).items()} == {
+        "users": 3, "refresh_tokens": 2, "devices": 1, "sessions": 1, "payments": 2,
+        "payment_transactions": 1, "audit_logs": 2, "system_config": 2, "user_profiles": 2,
+        "auth_idempotency_keys": 0, "admin_idempotency_keys": 0, "profile_idempotency_keys": 0,
+        "payments_idempotency_keys": 0}
+    with psycopg.connect(prisma_db.url) as conn:
+        conn.execute("SET TimeZone = 'America/New_York'")  # instants, whatever the session says
+        user = conn.execute("SELECT id, email, role::text, email_verified, created_at, deleted_at "
+                            "FROM users WHERE email = 'customer@example.com'").fetchone()
+        payment = conn.execute("SELECT user_id, amount, metadata, created_at FROM payments "
+                               "WHERE description = 'First order'").fetchone()
+        session = conn.execute("SELECT refresh_token_id, expires_at FROM sessions").fetchone()
+        config = conn.execute("SELECT value FROM system_config WHERE key = 'payment_limits'"
+                              ).fetchone()
+    assert user == (CUSTOMER, "customer@example.com", "CUSTOMER", False,
+                    datetime(2026, 1, 7, 23, 59, 59, 999000, tzinfo=UTC), None)
+    assert payment == (CUSTOMER, Decimal("99.99"), {"order": 1},
+                       datetime(2026, 1, 10, 12, 0, 0, 250000, tzinfo=UTC))
+    assert session == (uuid.UUID("5d1e2f3a-4b5c-4d6e-8f7a-9b0c1d2e3f44"),
+                       datetime(2026, 1, 15, 6, 6, 6, 60000, tzinfo=UTC))
+    assert config == ({"max": 10000, "currency": "USD"},)
+
+
+async def test_the_repositories_work_on_an_adopted_database(prisma_db: DbFixture) -> None:
+    _ok("migrate", "adopt", env=prisma_db.env())
+    async with Database(load_settings({"DATABASE_URL": prisma_db.url})) as db:
+        customer = await db.users.get_by_email("Customer@Example.com")
+        assert customer is not None and customer.id == CUSTOMER
+        assert customer.created_at == datetime(2026, 1, 7, 23, 59, 59, 999000, tzinfo=UTC)
+        renamed = await db.users.update(CUSTOMER, name="Customer Renamed")
+        assert renamed.updated_at > customer.updated_at  # the trigger adopt added
+        payment = await db.payments.create(CUSTOMER, "5.00", type="payment")
+        assert isinstance(payment.id, uuid.UUID) and payment.status.value == "pending"
+        reports = {r.email: r for r in await db.reports.payment_reports("CUSTOMER")}
+        assert reports["customer@example.com"].total_payments == 3
+        new = await db.users.create(email="new@example.com", password="correct horse",
+                                    name="New", role="VENDOR")
+        await db.users.soft_delete(new.id)
+        assert await db.users.get(new.id) is None
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(prisma_db: DbFixture) -> None:
+    before = _state(prisma_db.url)
+    doc = json.loads(_ok("migrate", "adopt", "--dry-run", "--json", env=prisma_db.env()))
+    assert doc["dry_run"] is True and doc["adopted"] is False and doc["stamped"] == []
+    assert doc["sql"][0].startswith("LOCK TABLE") and doc["sql"][-1] == \
+        'DROP TABLE "_prisma_migrations"'
+    assert any('TYPE uuid USING "id"::uuid' in s for s in doc["sql"])
+    assert any("AT TIME ZONE 'UTC'" in s for s in doc["sql"])
+    assert any(s.startswith('CREATE VIEW "payment_reports"') for s in doc["sql"])
+    assert {c["table"]: c["rows"] for c in doc["checks"]}["users"] == 3
+    out = _ok("migrate", "adopt", "--dry-run", env=prisma_db.env())
+    assert "BEGIN;" in out and "COMMIT;" in out and "Nothing was changed." in out
+    assert _state(prisma_db.url) == before
+
+
+def test_a_non_uuid_id_refuses_and_changes_nothing(prisma_db: DbFixture) -> None:
+    with psycopg.connect(prisma_db.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO audit_logs (id, user_id, action) VALUES "
+                     "('0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d99', 'legacy-42', 'import')")
+    before = _state(prisma_db.url)
+    doc = json.loads(_ok("migrate", "adopt", "--json", env=prisma_db.env(), code=4))
+    assert doc["adopted"] is False and doc["rolled_back"] is False
+    assert doc["problems"] == [
+        "audit_logs.user_id: 1 row(s) hold a value that is not a uuid, e.g. "
+        "id='0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d99' holds 'legacy-42'"]
+    assert "not uuids" in doc["error"]
+    assert "legacy-42" in _ok("migrate", "adopt", "--dry-run", env=prisma_db.env(), code=4)
+    assert _state(prisma_db.url) == before
+
+
+def test_a_difference_found_before_commit_rolls_everything_back(prisma_db: DbFixture) -> None:
+    with psycopg.connect(prisma_db.url, autocommit=True) as conn:
+        conn.execute("CREATE INDEX users_name_idx ON users (name)")
+    before = _state(prisma_db.url)
+    doc = json.loads(_ok("migrate", "adopt", "--json", env=prisma_db.env(), code=8))
+    assert doc["rolled_back"] is True
+    assert doc["problems"] == ["index users_name_idx: in the database, not made by the "
+                               "migrations"]
+    assert _state(prisma_db.url) == before
+
+
+def test_adopting_twice_refuses(prisma_db: DbFixture, migrated_db: DbFixture) -> None:
+    _ok("migrate", "adopt", env=prisma_db.env())
+    doc = json.loads(_ok("migrate", "adopt", "--json", env=prisma_db.env(), code=4))
+    assert "already adopted" in doc["error"]
+    assert "already adopted" in json.loads(_ok("migrate", "adopt", "--json",
+                                               env=migrated_db.env(), code=4))["error"]
+
+
+def test_a_database_prisma_did_not_make_is_refused(empty_db: DbFixture) -> None:
+    with psycopg.connect(empty_db.url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id text PRIMARY KEY)")
+    doc = json.loads(_ok("migrate", "adopt", "--dry-run", "--json", env=empty_db.env(),
+                         code=4))
+    assert "not made by Prisma Migrate (no _prisma_migrations table)" in doc["error"]
+
+
+def test_two_adopts_at_once_convert_once(prisma_db: DbFixture) -> None:
+    # Two processes: Alembic keeps its migration context in module globals.
+    runs = [subprocess.Popen([sys.executable, "-m", "shared_db", "migrate", "adopt", "--json"],
+                             env=prisma_db.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    results = [(run.returncode, json.loads(out)) for run, out in zip(runs, outputs, strict=True)]
+    assert sorted(code for code, _ in results) == [0, 4]
+    assert ["already adopted" in doc["error"] for code, doc in results if code == 4] == [True]
+    assert "up to date, no drift" in _ok("migrate", "status", env=prisma_db.env())
+
+
+def test_per_service_topology_is_refused(per_service: dict[str, str]) -> None:  # noqa: F811
+    doc = json.loads(_ok("migrate", "adopt", "--json", env=_env(per_service), code=4))
+    assert "shared Prisma database" in doc["error"] and "shared-db split" in doc["error"]
