@@ -22,7 +22,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from shared_db.auth.batch import NewUser
-from shared_db.validation import MAX_TEXT, shown
+from shared_db.validation import MAX_JSON_DEPTH, MAX_TEXT, shown
 
 __all__ = ["shown", "strategy"]
 
@@ -144,6 +144,57 @@ def strategy(name: str, hint: Any) -> st.SearchStrategy[Drawn]:
     return _strategy(name, hint).map(allowed_elsewhere)
 
 
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_="
+SPLICED = st.builds(lambda a, bad, b: a + bad + b, st.text(max_size=12),
+                    st.sampled_from(["\ud800", "\udfff", "\udc80\udc80", "\x00"]),
+                    st.text(max_size=12))
+JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20)),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=20)
+
+
+def _generated(name: str, hint: Any) -> st.SearchStrategy[Drawn] | None:
+    """Values drawn afresh for each call, beside the fixed lists (which alone run out after
+    about 3,000 distinct calls a topology): text with a lone surrogate or NUL spliced in, any
+    text or int for an id, any number where a bool, int or amount is due, any JSON."""
+    if name == "cursor":
+        return st.one_of(SPLICED.map(lambda v: (v, True)),
+                         st.text(B64, max_size=300).map(lambda v: (v, False)),
+                         JSON.map(lambda v: (_b64(json.dumps(v)), False)),
+                         st.integers(1, 500).map(lambda d: (_b64(json.dumps(_deep_list(d))),
+                                                            False)))
+    if name == "amount":
+        return st.one_of(st.floats().map(lambda v: (v, True)),
+                         st.decimals().map(lambda v: (v, False)),
+                         st.text(max_size=12).map(lambda v: (v, False)))
+    members = _members(hint)
+    base = typing.get_origin(members[0]) or members[0]
+    if base in (str, typing.Annotated, typing.Literal) or (
+            isinstance(base, type) and issubclass(base, Enum)):
+        return SPLICED.map(lambda v: (v, True))
+    if base is uuid.UUID:
+        return st.one_of(st.text(max_size=40), st.integers(), st.binary(max_size=16)).map(
+            lambda v: (v, True))
+    if base is bool:
+        return st.one_of(st.integers(), st.floats(), st.text(max_size=5)).map(
+            lambda v: (v, True))
+    if base is int:
+        return st.one_of(st.integers().map(lambda v: (v, False)),
+                         st.floats().map(lambda v: (v, True)))
+    if base is float:
+        return st.floats().map(lambda v: (v, not math.isfinite(v)))
+    deep = st.integers(MAX_JSON_DEPTH + 1, 5000)
+    if base is dict:
+        return st.one_of(st.dictionaries(st.text(max_size=8), JSON, max_size=4).map(
+            lambda v: (v, False)), deep.map(lambda d: (_deep_dict(d), True)))
+    if name in ("value", "default"):
+        return st.one_of(JSON.map(lambda v: (v, False)),
+                         deep.map(lambda d: (_deep_list(d), name == "value")))
+    return None
+
+
 def _strategy(name: str, hint: Any) -> st.SearchStrategy[Drawn]:
     by_name = {"amount": _pick(BAD_AMOUNT, ODD_AMOUNT), "cursor": _pick(BAD_CURSOR),
                "email": _pick(BAD_EMAIL + NOT_STR, ODD_EMAIL),
@@ -154,6 +205,9 @@ def _strategy(name: str, hint: Any) -> st.SearchStrategy[Drawn]:
     found = by_name.get(name)
     if found is None:
         found = _by_type(hint)
+    generated = _generated(name, hint)
+    if generated is not None:
+        found = st.one_of(found, generated)
     if _optional(hint) or hint is Any:
         return found
     return st.one_of(found, st.just((None, True)))

@@ -180,17 +180,28 @@ def _var_strategy(param: inspect.Parameter) -> st.SearchStrategy[hostile.Drawn]:
         st.just(({}, False)))
 
 
+class Generated:
+    """One generated call; shown short, since Hypothesis prints the failing one and a
+    10,000-deep list has no repr."""
+
+    def __init__(self, entry: Entry, name: str | None, value: Any, refuse: bool) -> None:
+        self.entry, self.name, self.value, self.refuse = entry, name, value, refuse
+
+    def __repr__(self) -> str:
+        return f"{self.entry.label}({self.name}={hostile.shown(self.value)}), refuse={self.refuse}"
+
+
 @st.composite
-def calls(draw: st.DrawFn, entries: list[Entry]) -> tuple[Entry, str | None, Any, bool]:
+def calls(draw: st.DrawFn, entries: list[Entry]) -> Generated:
     entry = draw(st.sampled_from(entries))
     if not entry.params:
-        return entry, None, None, False
+        return Generated(entry, None, None, False)
     param = draw(st.sampled_from(entry.params))
     if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
         value, refuse = draw(_var_strategy(param))
     else:
         value, refuse = draw(hostile.strategy(param.name, entry.hints.get(param.name, Any)))
-    return entry, param.name, value, refuse
+    return Generated(entry, param.name, value, refuse)
 
 
 def arguments(rows: Rows, entry: Entry, hostile_name: str | None, value: Any,
@@ -241,18 +252,23 @@ def names(error: errors.FieldRuleError, parameter: str, value: Any) -> bool:
 
 
 class Fingerprint:
-    """Every table's count and md5, one statement per database, on connections of its own."""
+    """Every table's count and md5 (each table its databases hold, not a list that a new table
+    could miss), one statement per database, on connections of its own."""
 
     def __init__(self, stores: Stores) -> None:
         self.conns = [psycopg.connect(url, autocommit=True)
                       for url in dict.fromkeys(stores.urls.values())]
         self.queries = []
+        self.tables: set[str] = set()
         for conn in self.conns:
-            present = {n for (n,) in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+            present = sorted(n for (n,) in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename NOT LIKE 'alembic_version%'"))
+            self.tables.update(present)
             self.queries.append("SELECT " + ", ".join(
                 f"(SELECT md5(count(*) || string_agg(t::text, '|' ORDER BY t::text)) "
-                f"FROM {t} t)" for t in TABLES if t in present))
+                f"FROM {t} t)" for t in present))
+        assert set(TABLES) <= self.tables, self.tables
 
     def take(self) -> list[Any]:
         return [conn.execute(q).fetchone() for conn, q in zip(self.conns, self.queries,
@@ -337,8 +353,8 @@ def test_generated_hostile_calls_are_refused_by_name(stores: Stores) -> None:
         @settings(max_examples=wanted, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
         @given(calls(entries))
-        def one(call: tuple[Entry, str | None, Any, bool]) -> None:
-            runner.call(*call)
+        def one(drawn: Generated) -> None:
+            runner.call(drawn.entry, drawn.name, drawn.value, drawn.refuse)
 
         one()
     finally:

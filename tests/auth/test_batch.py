@@ -96,3 +96,17 @@ async def test_plain_passwords_are_hashed(db: Database) -> None:
     assert await db.users.create_many([NewUser(email="pw@example.com", name="P", role="ADMIN",
                                                password="password1")]) == 1
     assert await db.users.verify_password("pw@example.com", "password1") is not None
+
+
+async def test_a_refused_audit_row_undoes_the_batch(db: Database, stores: Stores) -> None:
+    with psycopg.connect(stores.url("admin"), autocommit=True) as conn:
+        conn.execute("ALTER TABLE audit_logs ADD CONSTRAINT no_bulk3 "
+                     "CHECK (details->>'email' IS DISTINCT FROM 'bulk3@example.com')")
+    try:
+        before = stores.digest()
+        with pytest.raises(ValidationError):  # the users and their audit rows, all or nothing
+            await db.users.create_many(_users(0, 5))
+        assert stores.digest() == before
+    finally:
+        with psycopg.connect(stores.url("admin"), autocommit=True) as conn:
+            conn.execute("ALTER TABLE audit_logs DROP CONSTRAINT no_bulk3")
