@@ -29,7 +29,8 @@ from shared_db.errors import AdoptionMismatchError, AdoptionRefusedError, Migrat
 from shared_db.errors_db import first_line
 from shared_db.ops import migrate
 from shared_db.ops.adopt_checks import TableCheck, compare, data_sums, not_uuids, prisma_history
-from shared_db.ops.adopt_plan import Plan, Shape, Statement, plan_adoption, read_shape
+from shared_db.ops.adopt_columns import Plan, Statement
+from shared_db.ops.adopt_plan import Shape, plan_adoption, read_shape
 from shared_db.ops.catalog import differences, schema_in_transaction
 from shared_db.ops.history import Step, alembic_config, chain_steps
 from shared_db.ops.locks import LockPolicy, set_lock_timeout, with_retries

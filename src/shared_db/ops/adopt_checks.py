@@ -17,7 +17,8 @@ import psycopg
 from psycopg import sql
 
 from shared_db.errors import AdoptionRefusedError
-from shared_db.ops.adopt_plan import PRISMA_HISTORY, UUID, Plan, Shape
+from shared_db.ops.adopt_columns import UUID, Plan
+from shared_db.ops.adopt_plan import PRISMA_HISTORY, Shape
 from shared_db.ops.checksums import table_checksum
 
 _HISTORY_TABLES = """

@@ -17,9 +17,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from shared_db.ops.adopt_columns import Column, Plan, Statement, definition, table_statements
+
 PRISMA_HISTORY = "_prisma_migrations"
-UUID, TIMESTAMPTZ = "uuid", "timestamp with time zone"
-Statement = sql.SQL | sql.Composed
 
 _COLUMNS = """
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
@@ -48,14 +48,15 @@ WHERE p.pronamespace = current_schema()::regnamespace AND p.prokind IN ('f', 'p'
 _TRIGGERS = """
 SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"""
+_KEYED = """
+SELECT c.relname, a.attname FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (x.indkey)
+WHERE c.relnamespace = current_schema()::regnamespace
+UNION
+SELECT c.relname, a.attname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (k.conkey)
+WHERE c.relnamespace = current_schema()::regnamespace AND k.contype <> 'n'"""
 _VIEWS = "SELECT viewname, definition FROM pg_views WHERE schemaname = current_schema()"
-
-
-@dataclass(frozen=True)
-class Column:
-    type: str
-    not_null: bool
-    default: str | None
 
 
 @dataclass
@@ -70,6 +71,8 @@ class Shape:
     functions: dict[str, str] = field(default_factory=dict)
     triggers: dict[str, str] = field(default_factory=dict)
     views: dict[str, str] = field(default_factory=dict)
+    keyed: set[tuple[str, str]] = field(default_factory=set)
+    """(table, column) of every column an index or a constraint uses"""
 
 
 def read_shape(conn: psycopg.Connection[Any]) -> Shape:
@@ -82,77 +85,8 @@ def read_shape(conn: psycopg.Connection[Any]) -> Shape:
     shape.functions = dict(conn.execute(_FUNCTIONS).fetchall())
     shape.triggers = dict(conn.execute(_TRIGGERS).fetchall())
     shape.views = {n: d.strip().rstrip(";") for n, d in conn.execute(_VIEWS)}
+    shape.keyed = {(t, c) for t, c in conn.execute(_KEYED)}
     return shape
-
-
-@dataclass
-class Plan:
-    """The statements, in order, and the columns whose values they convert."""
-
-    statements: list[Statement] = field(default_factory=list)
-    conversions: dict[tuple[str, str], str] = field(default_factory=dict)
-    """(table, column) -> UUID or TIMESTAMPTZ"""
-    refusals: list[str] = field(default_factory=list)
-    tables: list[str] = field(default_factory=list)
-    """The tables Prisma made that hold the services' data (its history table left out)."""
-
-
-def _conversion(have: Column, want: Column) -> str | None:
-    if want.type == UUID and have.type == "text":
-        return UUID
-    if want.type == TIMESTAMPTZ and have.type.startswith("timestamp") \
-            and have.type.endswith("without time zone"):
-        return TIMESTAMPTZ
-    return None
-
-
-def _column_actions(plan: Plan, table: str, have: dict[str, Column],
-                    want: dict[str, Column]) -> list[sql.Composable]:
-    actions: list[sql.Composable] = []
-    for name, wanted in want.items():
-        col = sql.Identifier(name)
-        if name not in have:
-            actions.append(sql.SQL("ADD COLUMN {} {}{}{}").format(
-                col, sql.SQL(wanted.type), _default(wanted), _not_null(wanted)))
-            continue
-        found, default = have[name], have[name].default
-        if found.type != wanted.type:
-            kind = _conversion(found, wanted)
-            if kind is None:
-                plan.refusals.append(f"column {table}.{name} is {found.type}; shared-db's is "
-                                     f"{wanted.type}, and adopt converts only text ids to uuid "
-                                     "and timestamps to timestamptz")
-                continue
-            plan.conversions[(table, name)] = kind
-            if default is not None:
-                actions.append(sql.SQL("ALTER COLUMN {} DROP DEFAULT").format(col))
-                default = None
-            using = (sql.SQL("{}::uuid") if kind == UUID
-                     else sql.SQL("{} AT TIME ZONE 'UTC'")).format(col)
-            actions.append(sql.SQL("ALTER COLUMN {} TYPE {} USING {}").format(
-                col, sql.SQL(wanted.type), using))
-        if default != wanted.default:
-            actions.append(sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(
-                col, sql.SQL(wanted.default)) if wanted.default is not None
-                else sql.SQL("ALTER COLUMN {} DROP DEFAULT").format(col))
-        if found.not_null != wanted.not_null:
-            actions.append(sql.SQL("ALTER COLUMN {} {} NOT NULL").format(
-                col, sql.SQL("SET" if wanted.not_null else "DROP")))
-    plan.refusals += [f"column {table}.{n} is not in shared-db's schema" for n in have
-                      if n not in want]
-    return actions
-
-
-def _default(column: Column) -> sql.Composable:
-    return sql.SQL(" DEFAULT {}").format(sql.SQL(column.default)) if column.default else sql.SQL("")
-
-
-def _not_null(column: Column) -> sql.Composable:
-    return sql.SQL(" NOT NULL" if column.not_null else "")
-
-
-def _alter(table: str, actions: list[sql.Composable]) -> Statement:
-    return sql.SQL("ALTER TABLE {} ").format(sql.Identifier(table)) + sql.SQL(", ").join(actions)
 
 
 def _constraints(have: Shape, want: Shape) -> list[Statement]:
@@ -165,11 +99,11 @@ def _constraints(have: Shape, want: Shape) -> list[Statement]:
                               .format(sql.Identifier(table), sql.Identifier(name),
                                       sql.Identifier(name)))
     for order in ("pucx", "f"):
-        for name, (table, kind, definition) in want.constraints.items():
+        for name, (table, kind, rendered) in want.constraints.items():
             if kind in order and (kind == "f" or name not in have.constraints) \
                     and name not in have.indexes:
                 statements.append(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                    sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)))
+                    sql.Identifier(table), sql.Identifier(name), sql.SQL(rendered)))
     return statements
 
 
@@ -187,14 +121,13 @@ def plan_adoption(have: Shape, want: Shape) -> Plan:
         for name, (table, kind, _) in have.constraints.items() if kind == "f"]
     for table, columns in want.columns.items():
         if table in have.columns:
-            actions = _column_actions(plan, table, have.columns[table], columns)
-            if actions:
-                plan.statements.append(_alter(table, actions))
+            plan.statements += table_statements(plan, table, have.columns[table], columns,
+                                                have.keyed)
         else:
             plan.statements.append(sql.SQL("CREATE TABLE {} ({})").format(
                 sql.Identifier(table), sql.SQL(", ").join(
-                    sql.SQL("{} {}{}{}").format(sql.Identifier(n), sql.SQL(c.type), _default(c),
-                                                _not_null(c)) for n, c in columns.items())))
+                    sql.SQL("{} {}").format(sql.Identifier(n), definition(c))
+                    for n, c in columns.items())))
     plan.statements += _constraints(have, want)
     plan.statements += [sql.SQL(d) for n, (_, d, backs) in want.indexes.items()
                         if not backs and n not in have.indexes]
