@@ -65,7 +65,8 @@ def test_adopt_converts_to_exactly_the_migrations_schema(prisma_db: DbFixture,
 
 
 def test_adopted_data_is_intact_and_timestamps_are_utc(prisma_db: DbFixture) -> None:
-    _ok("migrate", "adopt", env=prisma_db.env())
+    out = _ok("migrate", "adopt", env=prisma_db.env())
+    assert "Adopted:" in out and "20260103000000_add_sessions" in out
     assert {t: n for t, (n, _) in digest(prisma_db.url).items()} == {
         "users": 3, "refresh_tokens": 2, "devices": 1, "sessions": 1, "payments": 2,
         "payment_transactions": 1, "audit_logs": 2, "system_config": 2, "user_profiles": 2,
@@ -179,3 +180,27 @@ def test_two_adopts_at_once_convert_once(prisma_db: DbFixture) -> None:
 def test_per_service_topology_is_refused(per_service: dict[str, str]) -> None:  # noqa: F811
     doc = json.loads(_ok("migrate", "adopt", "--json", env=_env(per_service), code=4))
     assert "shared Prisma database" in doc["error"] and "shared-db split" in doc["error"]
+
+
+def test_tables_locked_by_a_transaction_time_out_changing_nothing(prisma_db: DbFixture) -> None:
+    before = _state(prisma_db.url)
+    with psycopg.connect(prisma_db.url) as holder:
+        holder.execute("SELECT 1 FROM payments LIMIT 1")  # a reader holds the table till rollback
+        result = subprocess.run(
+            [sys.executable, "-m", "shared_db", "migrate", "adopt"],
+            env={**prisma_db.env(), "SHARED_DB_LOCK_TIMEOUT": "0.2", "SHARED_DB_LOCK_RETRIES": "1"},
+            capture_output=True, text=True, timeout=120, check=False)
+        holder.rollback()
+    assert result.returncode == 7, result.stderr
+    assert "lock was not granted" in result.stderr
+    assert _state(prisma_db.url) == before
+
+
+def test_an_adopted_database_splits_per_service(prisma_db: DbFixture,
+                                                per_service: dict[str, str]) -> None:  # noqa: F811
+    _ok("migrate", "adopt", env=prisma_db.env())
+    _ok("split", env={**_env(per_service), "DATABASE_URL": prisma_db.url})
+    users = per_service["AUTH_DATABASE_URL"]
+    with psycopg.connect(users) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (3,)
+    assert json.loads(_ok("migrate", "status", "--json", env=_env(per_service)))["up_to_date"]
