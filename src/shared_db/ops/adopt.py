@@ -25,7 +25,12 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from shared_db.engine import connect_to
-from shared_db.errors import AdoptionMismatchError, AdoptionRefusedError, MigrationError
+from shared_db.errors import (
+    AdoptionMismatchError,
+    AdoptionRefusedError,
+    LockTimeoutError,
+    MigrationError,
+)
 from shared_db.errors_db import first_line
 from shared_db.ops import migrate
 from shared_db.ops.adopt_checks import TableCheck, compare, data_sums, not_uuids, prisma_history
@@ -104,19 +109,26 @@ def _prepare(conn: Connection, result: Adoption, wanted: _Wanted) -> tuple[Plan,
     if plan.refusals:
         _refuse(f"{result.target}: the schema is not the guide's as Prisma makes it; "
                 "nothing was changed", plan.refusals)
-    bad = not_uuids(driver, plan, have)
+    return plan, have
+
+
+def _check_ids(conn: Connection, result: Adoption, plan: Plan, have: Shape) -> None:
+    bad = not_uuids(_driver(conn), plan, have)
     if bad:
         _refuse(f"{result.target}: ids that are not uuids cannot become uuid; nothing "
                 "was changed", bad)
-    return plan, have
 
 
 def _convert(conn: Connection, result: Adoption, wanted: _Wanted, migrations_dir: Path,
              chains: tuple[str, ...]) -> None:
     driver = _driver(conn)
     plan, have = _prepare(conn, result, wanted)
+    lock, *rest = plan.statements
+    # Locked before anything is read: no write can come between the two sums.
+    _run(driver, lock)
+    _check_ids(conn, result, plan, have)
     before = data_sums(driver, plan, have, converted=False)
-    for statement in plan.statements:
+    for statement in rest:
         _run(driver, statement)
     result.checks, problems = compare(before, data_sums(driver, plan, have, converted=True))
     for chain in chains:
@@ -169,6 +181,7 @@ def adopt(targets: list[Target], migrations_dir: Path, dry_run: bool = False,
     if dry_run:
         with _read_only(target) as conn:
             plan, have = _prepare(conn, result, wanted)
+            _check_ids(conn, result, plan, have)
             sums = data_sums(_driver(conn), plan, have, converted=False)
             result.checks = [TableCheck(t, rows, sum_) for t, (rows, sum_) in sums.items()]
         return result
@@ -183,6 +196,12 @@ def adopt(targets: list[Target], migrations_dir: Path, dry_run: bool = False,
 
         try:
             with_retries(attempt, lock_policy, f"adopt {target.name}")
+        except LockTimeoutError as exc:
+            raise LockTimeoutError(
+                f"{target.name}: adopt could not lock the tables: a lock was not granted within "
+                f"lock_timeout {lock_policy.timeout:g} s in any of {lock_policy.retries + 1} "
+                "tries (another transaction holds a table; SHARED_DB_LOCK_TIMEOUT, "
+                "SHARED_DB_LOCK_RETRIES); nothing was changed") from exc
         except DBAPIError as exc:
             raise MigrationError(f"{target.name}: adopt failed and was rolled back: "
                                  f"{first_line(exc)}") from exc
