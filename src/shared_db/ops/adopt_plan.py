@@ -5,8 +5,10 @@ Prisma database, and a scratch database built by the migrations), and every stat
 converts what Prisma made (TEXT ids to uuid, TIMESTAMP(3) to timestamptz read as UTC, defaults,
 unique indexes to unique constraints) or replays the scratch database's own rendering of what is
 missing (``pg_get_constraintdef``, ``pg_get_indexdef``, ``pg_get_functiondef``,
-``pg_get_triggerdef``, the view's definition). Anything else that differs is refused before a
-statement runs: adopt converts the guide's schema, not a schema that grew beside it.
+``pg_get_triggerdef``, the view's definition). A table, column or type it cannot convert is
+refused before a statement runs (adopt converts the guide's schema, not one that grew beside
+it); anything else that differs, such as an index of Prisma's own, is left for the catalog
+comparison before COMMIT to find.
 """
 
 from __future__ import annotations
