@@ -139,12 +139,12 @@ class Transaction(Repositories):
         elif parts:
             pools = [self.db.pool(self._services[id(ex)]) for ex in parts]
             metrics = self.db.metrics
+            in_doubt = None if metrics is None else metrics.in_doubt.inc
             try:
-                left = await twophase.commit(parts, [partial(Fresh, pool) for pool in pools])
+                await twophase.commit(parts, [partial(Fresh, pool) for pool in pools], in_doubt)
             except InDoubtError:
                 if metrics is not None:
                     metrics.two_phase.labels("in_doubt").inc()
-                    metrics.in_doubt.inc(len(parts))
                 raise
             except BaseException:
                 if metrics is not None:
@@ -152,7 +152,6 @@ class Transaction(Repositories):
                 raise
             if metrics is not None:
                 metrics.two_phase.labels("committed").inc()
-                metrics.in_doubt.inc(left)
 
     async def _rollback(self) -> None:
         for ex in self._executors.values():

@@ -73,11 +73,16 @@ Fresh = Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]]
 """A new connection to one part's database, to settle that part when its own was lost."""
 
 
-async def commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None = None) -> int:
+async def commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None = None,
+                 in_doubt: Callable[[int], object] | None = None) -> int:
     """Prepare every part, then commit them in order; on a failed PREPARE roll all back.
 
     Returns how many committed parts stay prepared until recovery (their COMMIT PREPARED
     failed after part 0's had succeeded).
+
+    ``in_doubt``: told how many parts are left prepared for recovery, whatever the outcome:
+    those of a committed transaction, every part of one in doubt, and those a rollback could
+    not settle (part 0 kept prepared, a part that may have been).
 
     ``fresh``: per part, a way to reach its database again. A part whose connection is lost
     during the commit is then settled at once on a new connection instead of waiting for
@@ -90,10 +95,11 @@ async def commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None = 
     """
     parts = {"shared_db.two_phase.parts": len(executors)}
     with tracing.span("shared_db.two_phase_commit", **parts):
-        return await _commit(executors, fresh)
+        return await _commit(executors, fresh, in_doubt or (lambda _: None))
 
 
-async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None) -> int:
+async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None,
+                  in_doubt: Callable[[int], object]) -> int:
     global_id, count = uuid.uuid4().hex, len(executors)
     ids = [part_id(global_id, i, count) for i in range(count)]
     left = 0
@@ -101,7 +107,8 @@ async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None) 
         for i, ex in enumerate(executors):
             await ex.command("twophase.prepare", _PREPARE.format(sql.Literal(ids[i])))
     except BaseException:
-        await _abort(executors, ids, fresh)
+        if kept := await _abort(executors, ids, fresh):
+            in_doubt(kept)
         raise
     for i, ex in enumerate(executors):
         try:
@@ -111,6 +118,7 @@ async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None) 
                     fresh[i], ids[i]):
                 continue
             if i == 0:
+                in_doubt(count)
                 raise InDoubtError(
                     f"transaction {global_id}: the commit of its first part failed "
                     f"({first_line(exc)}); `shared-db db recover` settles it") from exc
@@ -118,6 +126,8 @@ async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None) 
             log.warning("transaction %s: part %d of %d stays prepared until recovery: %s",
                         global_id, i, count, first_line(exc))
             left += 1
+    if left:
+        in_doubt(left)
     return left
 
 
@@ -150,20 +160,22 @@ async def _commit_elsewhere(fresh: Fresh, gid: str) -> bool:
 
 
 async def _abort(executors: Sequence[Executor], ids: list[str],
-                 fresh: Sequence[Fresh] | None) -> None:
+                 fresh: Sequence[Fresh] | None) -> int:
+    """Roll every part back; how many parts are (or may be) left prepared for recovery."""
     # Reverse order keeps part 0 prepared longest: if this is cut short, recovery still sees
     # part 0 and rolls back the rest. For the same reason part 0 stays prepared when a later
     # part might be prepared still: recovery commits parts whose part 0 is gone.
-    uncertain = False
+    uncertain, unsettled = False, 0
     for i in reversed(range(len(executors))):
         ex = executors[i]
         if i == 0 and uncertain:
             log.warning("part 0 of %s stays prepared, so recovery rolls back all", ids[0])
-            return
+            return unsettled + 1
         if ex.connection.broken:
             pid = ex.connection.pgconn.backend_pid
             if fresh is None or not await _rollback_elsewhere(fresh[i], ids[i], pid):
                 uncertain = True
+                unsettled += 1
             continue
         try:
             # A session whose PREPARE went through is out of its transaction block.
@@ -173,7 +185,9 @@ async def _abort(executors: Sequence[Executor], ids: list[str],
                 await ex.connection.execute("ROLLBACK")
         except psycopg.Error as exc:
             uncertain = True
+            unsettled += 1
             log.warning("rollback of part %d left to recovery: %s", i, first_line(exc))
+    return unsettled
 
 
 async def _rollback_elsewhere(fresh: Fresh, gid: str, backend_pid: int) -> bool:
