@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -30,12 +31,45 @@ from shared_db.sql import QueryEvent, QueryHooks
 log = logging.getLogger("shared_db.metrics")
 REPLICA_EVERY = 15.0
 SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# Lag is known only when the standby has WAL still to replay: a replica whose primary is idle
-# is caught up, however old its last replayed transaction.
-REPLICA_LAG = ("SELECT CASE WHEN NOT pg_is_in_recovery() "
-               "OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-               "ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END")
+LAG_HISTORY = 256
+# Lag is how far behind the replica's data is: the time since the oldest commit it has not yet
+# replayed. A caught-up replica (all it received is replayed) has none, however old its last
+# replayed commit. One that is behind cannot read that oldest commit's time; the time of the
+# last commit it replayed bounds it from above but counts any idle spell before it: a replica
+# paused a second after an hour's quiet would read an hour behind. So each sample also keeps
+# the LSN received by then, and once replay has passed it the replica was current as of then.
+REPLICA_LAG = ("SELECT pg_is_in_recovery(), extract(epoch FROM now())::float8, "
+               "pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::float8, "
+               "pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::float8, "
+               "extract(epoch FROM pg_last_xact_replay_timestamp())::float8")
 Pools = dict[str, "AsyncConnectionPool[Any]"]
+
+
+class ReplicaLag:
+    """One replica's lag from its successive samples (server clock, LSNs as byte offsets)."""
+
+    def __init__(self) -> None:
+        self._received: deque[tuple[float, float]] = deque(maxlen=LAG_HISTORY)
+
+    def update(self, row: Sequence[Any]) -> float:
+        """The lag in seconds, from one row of ``REPLICA_LAG``."""
+        recovering, now, received, replayed, replayed_at = row
+        if not recovering:
+            return 0.0
+        if received is None:  # not streaming: the last replayed commit is all there is
+            return 0.0 if replayed_at is None else max(0.0, now - replayed_at)
+        if replayed >= received:
+            self._received.clear()
+            self._received.append((now, received))
+            return 0.0
+        self._received.append((now, received))
+        while len(self._received) > 1 and self._received[1][1] <= replayed:
+            self._received.popleft()  # only the latest sample replay has passed matters
+        current_as_of = replayed_at
+        first_at, first = self._received[0]
+        if first <= replayed:
+            current_as_of = first_at if replayed_at is None else max(first_at, replayed_at)
+        return 0.0 if current_as_of is None else max(0.0, now - current_as_of)
 
 
 class _PoolCollector(Collector):
@@ -136,12 +170,13 @@ class Metrics:
 
     async def _sample(self, replicas: Pools) -> None:
         distinct = {id(p): p for p in replicas.values()}.values()
+        lags = {id(pool): ReplicaLag() for pool in distinct}
         while True:
             for pool in distinct:
                 try:
                     async with pool.connection() as conn:
                         row = await (await conn.execute(REPLICA_LAG)).fetchone()
-                    lag = float(row[0]) if row and row[0] is not None else 0.0
+                    lag = lags[id(pool)].update(row) if row is not None else 0.0
                     self.replica_lag.labels(pool.name.removeprefix("shared-db ")).set(lag)
                 except Exception as exc:  # a replica down is the pool gauges' news, not ours
                     log.debug("replica lag not sampled: %s", exc)
