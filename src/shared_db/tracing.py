@@ -78,11 +78,13 @@ def disable() -> None:
 
 
 def _dropped() -> bool:
-    """Is the current span one the sampler dropped? Its children are not started: with the
+    """Is the current trace one the sampler dropped? Its spans are not started: with the
     parent-based samplers services use (the SDK's default) they would be dropped too, after
-    costing nearly as much as a recorded span."""
-    current = state.api.get_current_span()
-    return bool(not current.is_recording() and current.get_span_context().is_valid)
+    costing nearly as much as a recorded span. The sampled flag decides, not whether the current
+    span records: a parent read from an incoming ``traceparent`` never records, yet its trace
+    is sampled when the flag says so."""
+    found = state.api.get_current_span().get_span_context()
+    return bool(found.is_valid and not found.trace_flags.sampled)
 
 
 def _failed(span: Any, exc: BaseException) -> None:

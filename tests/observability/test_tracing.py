@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry import context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Integer, bindparam, cast, select
 
@@ -59,6 +67,31 @@ async def test_a_call_and_its_statements_are_children_of_the_callers_span(
     assert attributes["server.port"] == int(where.get("port", 5432))
     assert statement.start_time >= call.start_time  # type: ignore[operator]
     assert statement.end_time <= call.end_time  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+async def test_a_remote_parent_decides_by_its_sampled_flag(
+        traced: Database, provider: Provided, sampled: bool) -> None:
+    """A parent read from an incoming traceparent (never recording itself): its flag says
+    whether the call is traced, as the SDK's parent-based sampler would decide."""
+    _, exporter = provider
+    user = await make_user(traced, "remote@example.com")
+    exporter.clear()
+    parent = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(
+        TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT))
+    token = context.attach(set_span_in_context(NonRecordingSpan(parent)))
+    try:
+        assert await traced.users.get(user.id) is not None
+    finally:
+        context.detach(token)
+    spans = exporter.get_finished_spans()
+    if not sampled:
+        assert spans == ()
+        return
+    (call,) = _named(spans, "UserRepository.get")
+    assert call.parent is not None and call.parent.span_id == 0x5678
+    assert call.context.trace_id == 0x1234  # type: ignore[union-attr]
+    assert [s.name for s in _children(spans, call)] == ["users.get"]
 
 
 async def test_errors_mark_the_call_and_the_statement(traced: Database,
