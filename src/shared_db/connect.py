@@ -43,8 +43,13 @@ def connect_args(conn: ConnectionSettings) -> dict[str, Any]:
 
 def connect_direct(conn: ConnectionSettings, **kwargs: Any) -> psycopg.Connection[TupleRow]:
     """A plain psycopg connection (for COPY, snapshots, admin statements) that gives up within
-    ``connect_timeout``; an unreachable server is ``DatabaseUnavailableError``."""
-    defaults = {k: v for k, v in connect_args(conn).items() if k == "connect_timeout"}
+    ``connect_timeout``; an unreachable server is ``DatabaseUnavailableError``. The URL's
+    ``schema`` is its search path, as on the pools: the version tables and the data are there.
+    """
+    defaults = {k: v for k, v in connect_args(conn).items()
+                if k in ("connect_timeout", "options")}
+    if "options" in defaults and "options" in kwargs:
+        kwargs = {**kwargs, "options": f"{defaults['options']} {kwargs['options']}"}
     try:
         return psycopg.connect(conn.libpq_url(), **{**defaults, **kwargs})
     except psycopg.OperationalError as exc:

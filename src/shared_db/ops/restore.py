@@ -77,14 +77,21 @@ def _script(file: Path, fmt: str) -> Iterator[bytes]:
         raise BackupError(f"pg_restore cannot read {file.name}: {error}")
 
 
-def _feed(stdin: IO[bytes], chunks: Iterator[bytes], drop_new_settings: bool) -> None:
+def _feed(stdin: IO[bytes], chunks: Iterator[bytes], dropped: tuple[bytes, ...]) -> None:
     head = True
     for chunk in chunks:
-        if head and drop_new_settings:
-            for setting in NEW_SETTINGS:
-                chunk = chunk.replace(setting + b"\n", b"")
+        if head:
+            for line in dropped:
+                chunk = chunk.replace(line + b"\n", b"")
             head = False
         stdin.write(chunk)
+
+
+def _created_by_prologue(schema: str) -> tuple[bytes, ...]:
+    """The dump's own ``CREATE SCHEMA`` of a schema other than public (pg_dump quotes the name
+    only where it must): the prologue has just created it, and a second one would fail."""
+    quoted = '"' + schema.replace('"', '""') + '"'
+    return tuple(f"CREATE SCHEMA {name};".encode() for name in {schema, quoted})
 
 
 def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
@@ -108,14 +115,14 @@ def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
             "--file", "-"]
     prologue, epilogue = PROLOGUE.encode(), EPILOGUE.encode()
     progress(f"restoring {file.name} into {conn.safe_url()}")
-    drop_new = server_version < 170000
+    dropped = (NEW_SETTINGS if server_version < 170000 else ()) + _created_by_prologue(schema)
     with subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE) as psql:
         assert psql.stdin is not None and psql.stderr is not None
         failure: BackupError | None = None
         try:
             psql.stdin.write(prologue)
-            _feed(psql.stdin, _script(file, manifest.format), drop_new)
+            _feed(psql.stdin, _script(file, manifest.format), dropped)
             psql.stdin.write(epilogue)
         except BackupError as exc:
             failure = exc
