@@ -17,7 +17,7 @@ sampler). So every call here runs inside a request's trace context, as if an inc
 Clients take turns chunk by chunk, as in ``python -m bench``. Tracing is process-wide, so each
 chunk sets the tracer of the client it runs. The report gives, per round, each client's mean
 latency (W1: a sampled minority does not move the median) or ops/s (C1) over ``off``'s, and
-their medians; issue 17's goal is within 10 %. Nothing is asserted.
+their medians; the goal is within 10 %. Nothing is asserted.
 """
 
 from __future__ import annotations

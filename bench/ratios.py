@@ -1,4 +1,4 @@
-"""Ratios against the fastest raw driver, and the targets of issue 14.
+"""Ratios against the fastest raw driver, and the targets they are held to.
 
 The baseline is not one fixed driver: sync psycopg, async psycopg and asyncpg each win some
 workloads, and on a noisy two-core machine the winner can change from round to round. So in every
