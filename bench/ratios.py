@@ -69,7 +69,7 @@ def compare(rounds: Rounds) -> dict[str, Any]:
 
 def targets(results: dict[str, dict[str, dict[str, float]]],
             compared: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Issue 14's targets for shared-db, on whichever workloads ran: met or missed, never an
+    """The targets for shared-db, on whichever workloads ran: met or missed, never an
     assertion (timings on a shared machine are evidence, not a test). Keyed by the target alone,
     so that a pinned and an unpinned run line up."""
     ratios, fastest = compared["ratio_to_fastest_raw"], compared["fastest_raw"]
