@@ -9,36 +9,18 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import psycopg
-import pytest
 
 from shared_db.client import Database
 from shared_db.config import load_settings
 from tests.catalog import snapshot
 from tests.cli.test_migrate_review import _env, _ok, per_service  # noqa: F401 (a fixture)
 from tests.conftest import DbFixture
+from tests.migrations.prisma import state
 from tests.state import digest
 
-PRISMA_DDL = Path(__file__).parent / "fixtures" / "prisma_guide.sql"
 CUSTOMER = uuid.UUID("a3c1e8d2-52b4-4f3e-8c6a-9d2f1b7e4a22")
-
-
-@pytest.fixture
-def prisma_db(empty_db: DbFixture) -> DbFixture:
-    with psycopg.connect(empty_db.url, autocommit=True) as conn:
-        conn.execute(PRISMA_DDL.read_text())
-    return empty_db
-
-
-def _state(url: str) -> tuple[Any, ...]:
-    """Schema, version tables, rows, and Prisma's history: all a failed adopt must not touch."""
-    with psycopg.connect(url) as conn:
-        history = conn.execute("SELECT migration_name FROM _prisma_migrations "
-                               "ORDER BY migration_name").fetchall()
-    return snapshot(url, version_tables=True), digest(url), history
 
 
 def test_adopt_converts_to_exactly_the_migrations_schema(prisma_db: DbFixture,
@@ -109,7 +91,7 @@ async def test_the_repositories_work_on_an_adopted_database(prisma_db: DbFixture
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(prisma_db: DbFixture) -> None:
-    before = _state(prisma_db.url)
+    before = state(prisma_db.url)
     doc = json.loads(_ok("migrate", "adopt", "--dry-run", "--json", env=prisma_db.env()))
     assert doc["dry_run"] is True and doc["adopted"] is False and doc["stamped"] == []
     assert doc["sql"][0].startswith("LOCK TABLE") and doc["sql"][-1] == \
@@ -120,14 +102,14 @@ def test_dry_run_prints_the_plan_and_changes_nothing(prisma_db: DbFixture) -> No
     assert {c["table"]: c["rows"] for c in doc["checks"]}["users"] == 3
     out = _ok("migrate", "adopt", "--dry-run", env=prisma_db.env())
     assert "BEGIN;" in out and "COMMIT;" in out and "Nothing was changed." in out
-    assert _state(prisma_db.url) == before
+    assert state(prisma_db.url) == before
 
 
 def test_a_non_uuid_id_refuses_and_changes_nothing(prisma_db: DbFixture) -> None:
     with psycopg.connect(prisma_db.url, autocommit=True) as conn:
         conn.execute("INSERT INTO audit_logs (id, user_id, action) VALUES "
                      "('0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d99', 'legacy-42', 'import')")
-    before = _state(prisma_db.url)
+    before = state(prisma_db.url)
     doc = json.loads(_ok("migrate", "adopt", "--json", env=prisma_db.env(), code=4))
     assert doc["adopted"] is False and doc["rolled_back"] is False
     assert doc["problems"] == [
@@ -135,18 +117,18 @@ def test_a_non_uuid_id_refuses_and_changes_nothing(prisma_db: DbFixture) -> None
         "id='0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d99' holds 'legacy-42'"]
     assert "not uuids" in doc["error"]
     assert "legacy-42" in _ok("migrate", "adopt", "--dry-run", env=prisma_db.env(), code=4)
-    assert _state(prisma_db.url) == before
+    assert state(prisma_db.url) == before
 
 
 def test_a_difference_found_before_commit_rolls_everything_back(prisma_db: DbFixture) -> None:
     with psycopg.connect(prisma_db.url, autocommit=True) as conn:
         conn.execute("CREATE INDEX users_name_idx ON users (name)")
-    before = _state(prisma_db.url)
+    before = state(prisma_db.url)
     doc = json.loads(_ok("migrate", "adopt", "--json", env=prisma_db.env(), code=8))
     assert doc["rolled_back"] is True
     assert doc["problems"] == ["index users_name_idx: in the database, not made by the "
                                "migrations"]
-    assert _state(prisma_db.url) == before
+    assert state(prisma_db.url) == before
 
 
 def test_adopting_twice_refuses(prisma_db: DbFixture, migrated_db: DbFixture) -> None:
@@ -183,7 +165,7 @@ def test_per_service_topology_is_refused(per_service: dict[str, str]) -> None:  
 
 
 def test_tables_locked_by_a_transaction_time_out_changing_nothing(prisma_db: DbFixture) -> None:
-    before = _state(prisma_db.url)
+    before = state(prisma_db.url)
     with psycopg.connect(prisma_db.url) as holder:
         holder.execute("SELECT 1 FROM payments LIMIT 1")  # a reader holds the table till rollback
         result = subprocess.run(
@@ -193,7 +175,7 @@ def test_tables_locked_by_a_transaction_time_out_changing_nothing(prisma_db: DbF
         holder.rollback()
     assert result.returncode == 7, result.stderr
     assert "lock was not granted" in result.stderr and "nothing was changed" in result.stderr
-    assert _state(prisma_db.url) == before
+    assert state(prisma_db.url) == before
 
 
 def test_an_adopted_database_splits_per_service(prisma_db: DbFixture,
