@@ -79,6 +79,11 @@ class AdoptionMismatchError(AdoptionRefusedError):
     it must be, and rolled the whole conversion back; ``problems`` lists the differences."""
 
 
+class AdoptionFailedError(MigrationError):
+    """A statement of ``migrate adopt``'s conversion failed; the whole transaction was rolled
+    back and nothing was changed."""
+
+
 class UnsafeMigrationError(MigrationError):
     """``deploy`` refused a migration the safety lint flags on a table that holds rows, and
     whose file does not acknowledge that rule; nothing of that migration was applied."""

@@ -11,13 +11,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import psycopg
+import pytest
+from psycopg import sql
 
 from shared_db.client import Database
 from shared_db.config import load_settings
+from shared_db.errors import DuplicateError
 from tests.catalog import snapshot
 from tests.cli.test_migrate_review import _env, _ok, per_service  # noqa: F401 (a fixture)
 from tests.conftest import DbFixture
-from tests.migrations.prisma import state
+from tests.migrations.conftest import PRISMA_DDL
+from tests.migrations.prisma import prisma_with, state
 from tests.state import digest
 
 CUSTOMER = uuid.UUID("a3c1e8d2-52b4-4f3e-8c6a-9d2f1b7e4a22")
@@ -186,3 +190,96 @@ def test_an_adopted_database_splits_per_service(prisma_db: DbFixture,
     with psycopg.connect(users) as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone() == (3,)
     assert json.loads(_ok("migrate", "status", "--json", env=_env(per_service)))["up_to_date"]
+
+
+def test_a_statement_that_fails_rolls_back_and_prints_json(prisma_db: DbFixture) -> None:
+    before = prisma_with(
+        prisma_db,
+        "CREATE FUNCTION no_updates() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN RAISE EXCEPTION 'users are read-only'; END$$",
+        "CREATE TRIGGER users_read_only BEFORE UPDATE ON users FOR EACH ROW "
+        "EXECUTE FUNCTION no_updates()")
+    doc = json.loads(_ok("migrate", "adopt", "--json", env=prisma_db.env(), code=4))
+    assert doc["adopted"] is False and doc["rolled_back"] is True and doc["problems"] == []
+    assert "adopt failed and was rolled back, nothing was changed: users are read-only" \
+        in doc["error"]
+    assert state(prisma_db.url) == before
+
+
+def test_a_lock_timeout_prints_json(prisma_db: DbFixture) -> None:
+    with psycopg.connect(prisma_db.url) as holder:
+        holder.execute("SELECT 1 FROM payments LIMIT 1")
+        result = subprocess.run(
+            [sys.executable, "-m", "shared_db", "migrate", "adopt", "--json"],
+            env={**prisma_db.env(), "SHARED_DB_LOCK_TIMEOUT": "0.2", "SHARED_DB_LOCK_RETRIES": "0"},
+            capture_output=True, text=True, timeout=120, check=False)
+        holder.rollback()
+    assert result.returncode == 7, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["adopted"] is False and doc["rolled_back"] is False
+    assert "lock was not granted" in doc["error"] and len(result.stderr.splitlines()) == 1
+
+
+def test_a_role_without_createdb_gets_json(prisma_db: DbFixture) -> None:
+    role = f"adopt_{uuid.uuid4().hex[:8]}"
+    name = sql.Identifier(role)
+    with psycopg.connect(prisma_db.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB").format(name))
+        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(name))
+    try:
+        url = prisma_db.url.replace("postgres@", f"{role}@", 1)
+        doc = json.loads(_ok("migrate", "adopt", "--json", env={**prisma_db.env(),
+                                                                 "DATABASE_URL": url}, code=4))
+        assert "the role needs CREATEDB" in doc["error"] and doc["rolled_back"] is False
+    finally:
+        with psycopg.connect(prisma_db.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(name))
+            conn.execute(sql.SQL("DROP ROLE {}").format(name))
+
+
+async def test_mixed_case_emails_are_lower_cased(prisma_db: DbFixture) -> None:
+    prisma_with(prisma_db, "INSERT INTO users (id, email, password_hash, name, role, updated_at) "
+                            "VALUES ('0f0e0d0c-0b0a-4909-8807-060504030201', "
+                            "'Mixed.Case@Example.COM', 'x', 'Mixed', 'CUSTOMER', now())")
+    dry = json.loads(_ok("migrate", "adopt", "--dry-run", "--json", env=prisma_db.env()))
+    assert dry["lowered"] == ["users.email"]
+    assert 'UPDATE "users" SET "email" = lower("email") WHERE "email" <> lower("email")' \
+        in dry["sql"]
+    doc = json.loads(_ok("migrate", "adopt", "--json", env=prisma_db.env()))
+    assert all(c["ok"] for c in doc["checks"])
+    async with Database(load_settings({"DATABASE_URL": prisma_db.url})) as db:
+        found = await db.users.get_by_email("Mixed.Case@Example.COM")
+        assert found is not None and found.email == "mixed.case@example.com"
+        with pytest.raises(DuplicateError):
+            await db.users.create(email="mixed.case@example.com", password="correct horse",
+                                  name="Second", role="CUSTOMER")
+
+
+def test_upper_case_ids_become_uuids_with_their_references(prisma_db: DbFixture) -> None:
+    upper = "ABCDEF01-2345-4678-89AB-CDEF01234567"
+    prisma_with(prisma_db,
+                 "INSERT INTO users (id, email, password_hash, name, role, updated_at) VALUES "
+                 "('ABCDEF01-2345-4678-89AB-CDEF01234567', 'upper@example.com', 'x', 'Upper', "
+                 "'VENDOR', now())",
+                 "INSERT INTO refresh_tokens (id, user_id, token, expires_at) VALUES "
+                 "('11111111-2222-4333-8444-555555555555', "
+                 "'ABCDEF01-2345-4678-89AB-CDEF01234567', 'rt_upper', now())")
+    doc = json.loads(_ok("migrate", "adopt", "--json", env=prisma_db.env()))
+    assert all(c["ok"] for c in doc["checks"])
+    with psycopg.connect(prisma_db.url) as conn:
+        assert conn.execute("SELECT u.id FROM users u JOIN refresh_tokens r ON r.user_id = u.id "
+                            "WHERE r.token = 'rt_upper'").fetchone() == (uuid.UUID(upper),)
+
+
+def test_a_url_with_a_schema_is_adopted_there(empty_db: DbFixture) -> None:
+    with psycopg.connect(empty_db.url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA app")
+        conn.execute("SET search_path = app")
+        conn.execute(PRISMA_DDL.read_text())
+    env = {**empty_db.env(), "DATABASE_URL": f"{empty_db.url}?schema=app"}
+    doc = json.loads(_ok("migrate", "adopt", "--json", env=env))
+    assert doc["adopted"] is True and all(c["ok"] for c in doc["checks"])
+    assert json.loads(_ok("migrate", "status", "--json", env=env))["up_to_date"] is True
+    with psycopg.connect(empty_db.url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                            ).fetchone() == (0,)

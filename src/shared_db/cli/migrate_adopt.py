@@ -9,7 +9,12 @@ import typer
 from shared_db.cli import render_adopt as render
 from shared_db.cli.common import console, lazy, settings, targets
 from shared_db.cli.render_review import dumps
-from shared_db.errors import AdoptionMismatchError, AdoptionRefusedError
+from shared_db.errors import (
+    AdoptionFailedError,
+    AdoptionMismatchError,
+    AdoptionRefusedError,
+    SharedDbError,
+)
 
 if TYPE_CHECKING:
     from shared_db.ops import adopt as adopt_ops
@@ -24,16 +29,19 @@ def adopt(dry_run: Annotated[bool, typer.Option(
           = False,
           as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Convert a Prisma-made database into shared-db's schema, in one verified transaction."""
-    current = settings()
     try:
+        current = settings()
         result = adopt_ops.adopt(targets(current), current.migrations_dir, dry_run=dry_run,
                                  policy=locks.LockPolicy.from_settings(current))
-    except AdoptionRefusedError as exc:
+    except SharedDbError as exc:
+        # Every outcome has its document: a script reading --json must never read nothing.
+        problems = exc.problems if isinstance(exc, AdoptionRefusedError) else []
         if as_json:
             console.print_json(dumps(render.refused_json(
-                str(exc), exc.problems, isinstance(exc, AdoptionMismatchError))))
+                str(exc), problems,
+                isinstance(exc, AdoptionMismatchError | AdoptionFailedError))))
         else:
-            for line in exc.problems:
+            for line in problems:
                 console.print(f"  {line}", soft_wrap=True, markup=False)
         raise
     if as_json:

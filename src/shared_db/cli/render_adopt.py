@@ -22,6 +22,7 @@ def adoption_json(result: Adoption) -> dict[str, Any]:
         "database": result.database,
         "prisma_migrations": result.prisma_migrations,
         "conversions": result.conversions,
+        "lowered": result.lowered,
         "sql": result.statements,
         "checks": [{"table": c.table, "rows": c.rows, "checksum": c.checksum,
                     "rows_after": c.rows_after, "checksum_after": c.checksum_after,
@@ -59,12 +60,14 @@ def print_adoption(console: Console, result: Adoption) -> None:
                   + "COMMIT;\n")
     console.print(checks_table(result))
     uuids = sum(1 for kind in result.conversions.values() if kind == "uuid")
+    lowered = f", {', '.join(result.lowered)} lower-cased" if result.lowered else ""
     console.print(f"{uuids} id column(s) to uuid, {len(result.conversions) - uuids} timestamp "
-                  "column(s) to timestamptz (read as UTC).")
+                  f"column(s) to timestamptz (read as UTC){escape(lowered)}.", soft_wrap=True)
     if result.dry_run:
-        console.print("Dry run: every id is a uuid; before COMMIT adopt compares these counts "
+        console.print("Dry run: every id is a uuid and no two ids or emails differ only in "
+                      "case; before COMMIT adopt compares these counts "
                       "and checksums and the schema with a scratch build of the migrations, "
-                      "then stamps every chain at its head. Nothing was changed.")
+                      "then stamps every chain at its head. Nothing was changed.", soft_wrap=True)
         return
     heads = ", ".join(s.label for s in result.stamped)
     console.print(f"[green]Adopted:[/] the schema equals what the migrations build, the data "

@@ -1,14 +1,15 @@
 """``migrate adopt``: convert a database Prisma Migrate made from the guide's schema, in place and
 in one transaction, into exactly the schema shared-db's migrations build, stamped at head.
 
-The migrations are first built in a scratch database beside it; the conversion (``adopt_plan``)
-is computed from the two catalogs. Then, under the migration lock and in one transaction: the
-database is recognised again (two adopts cannot both convert it), every id to convert is checked
-to be a uuid, the data is summed, the statements run, the data is summed again, the version
-tables are stamped, and the catalog is compared with the scratch database's (``ops.catalog``,
-as ``migrate baseline`` does). Any difference rolls everything back. Prisma's history table is
-dropped in the same transaction: shared-db's version tables take its place, and a table the
-migrations do not make would be drift for every later command.
+The migrations are first built in a scratch database beside it; the conversion (``adopt_plan``) is
+computed from the two catalogs. Then, under the migration lock and in one transaction: the database
+is recognised again (two adopts cannot both convert it), every id to convert is checked to be a uuid
+and no two ids of a key nor two emails to differ only in case (they would be one value once
+converted and lower-cased), the data is summed, the statements run, the data is summed again, the
+version tables are stamped, and the catalog is compared with the scratch database's
+(``ops.catalog``, as ``migrate baseline`` does). Any difference rolls everything back. Prisma's
+history table is dropped in the same transaction: shared-db's version tables take its place, and a
+table the migrations do not make would be drift for every later command.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from typing import Any, NoReturn
 
 import psycopg
 from alembic import command
+from psycopg import sql
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from shared_db.connect import connect_direct
 from shared_db.engine import connect_to
 from shared_db.errors import (
+    AdoptionFailedError,
     AdoptionMismatchError,
     AdoptionRefusedError,
     LockTimeoutError,
@@ -33,12 +37,19 @@ from shared_db.errors import (
 )
 from shared_db.errors_db import first_line
 from shared_db.ops import migrate
-from shared_db.ops.adopt_checks import TableCheck, compare, data_sums, not_uuids, prisma_history
+from shared_db.ops.adopt_checks import (
+    TableCheck,
+    compare,
+    data_sums,
+    not_uuids,
+    prisma_history,
+    same_lowered,
+)
 from shared_db.ops.adopt_columns import Plan, Statement
 from shared_db.ops.adopt_plan import Shape, plan_adoption, read_shape
 from shared_db.ops.catalog import differences, schema_in_transaction
 from shared_db.ops.history import Step, alembic_config, chain_steps
-from shared_db.ops.locks import LockPolicy, set_lock_timeout, with_retries
+from shared_db.ops.locks import LockPolicy, driver_error, set_lock_timeout, with_retries
 from shared_db.ops.scratch import scratch_database
 from shared_db.ops.targets import Target
 from shared_db.ops.versions import CHAINS
@@ -55,6 +66,8 @@ class Adoption:
     statements: list[str] = field(default_factory=list)
     conversions: dict[str, str] = field(default_factory=dict)
     """``table.column`` -> the type its values were converted to."""
+    lowered: list[str] = field(default_factory=list)
+    """``table.column`` whose values were lower-cased (the emails)."""
     checks: list[TableCheck] = field(default_factory=list)
     stamped: list[Step] = field(default_factory=list)
 
@@ -74,6 +87,11 @@ def _driver(conn: Connection) -> psycopg.Connection[Any]:
 def _built(target: Target, migrations_dir: Path) -> _Wanted:
     try:
         with scratch_database(target.connection, "adopt") as scratch:
+            if scratch.schema:
+                # The URL's schema= is where the migrations build, there as in the database.
+                with connect_direct(scratch, autocommit=True) as admin:
+                    admin.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        sql.Identifier(scratch.schema)))
             migrate.deploy(Target("scratch", scratch, target.chains), migrations_dir,
                            run=migrate.StepRun(check_rows=False))
             with connect_to(scratch) as conn:
@@ -83,7 +101,14 @@ def _built(target: Target, migrations_dir: Path) -> _Wanted:
     except psycopg.Error as exc:
         raise MigrationError(f"{target.name}: adopt builds the migrations in a scratch database "
                              f"beside it and could not: {first_line(exc)} (the role needs "
-                             "CREATEDB)") from exc
+                             "CREATEDB); nothing was changed") from exc
+    except MigrationError as exc:
+        # deploy's message speaks of "the database": here only the scratch one was touched.
+        cause = driver_error(exc)
+        raise MigrationError(f"{target.name}: adopt builds the migrations in a scratch database "
+                             "beside it, and building them failed there: "
+                             f"{first_line(cause) if cause else exc}; nothing was changed in "
+                             f"{target.name}") from exc
 
 
 def _refuse(message: str, problems: list[str],
@@ -106,6 +131,7 @@ def _prepare(conn: Connection, result: Adoption, wanted: _Wanted) -> tuple[Plan,
     plan = plan_adoption(have, wanted.shape)
     result.statements = [s.as_string(driver) for s in plan.statements]
     result.conversions = {f"{t}.{c}": kind for (t, c), kind in plan.conversions.items()}
+    result.lowered = [f"{t}.{c}" for t, c in plan.lowered]
     if plan.refusals:
         _refuse(f"{result.target}: the schema is not the guide's as Prisma makes it; "
                 "nothing was changed", plan.refusals)
@@ -117,6 +143,10 @@ def _check_ids(conn: Connection, result: Adoption, plan: Plan, have: Shape) -> N
     if bad:
         _refuse(f"{result.target}: ids that are not uuids cannot become uuid; nothing "
                 "was changed", bad)
+    same = same_lowered(_driver(conn), plan, have)
+    if same:
+        _refuse(f"{result.target}: values that differ only in case would be one value once "
+                "converted (uuids and emails are lower-case); nothing was changed", same)
 
 
 def _convert(conn: Connection, result: Adoption, wanted: _Wanted, migrations_dir: Path,
@@ -169,8 +199,12 @@ def adopt(targets: list[Target], migrations_dir: Path, dry_run: bool = False,
 
     Raises:
         AdoptionRefusedError: not a Prisma-made database of the guide's schema, already adopted,
-            per-service targets, or a non-uuid id; nothing was changed.
+            per-service targets, a non-uuid id, or ids or emails differing only in case;
+            nothing was changed.
+        AdoptionFailedError: a statement of the conversion failed; all was rolled back.
         AdoptionMismatchError: the converted data or schema differed; all was rolled back.
+        MigrationError: the migrations could not be built in a scratch database; nothing
+            was changed.
         LockTimeoutError: the tables could not be locked within lock_timeout in any try.
     """
     target = _one_target(targets)
@@ -203,6 +237,6 @@ def adopt(targets: list[Target], migrations_dir: Path, dry_run: bool = False,
                 "tries (another transaction holds a table; SHARED_DB_LOCK_TIMEOUT, "
                 "SHARED_DB_LOCK_RETRIES); nothing was changed") from exc
         except DBAPIError as exc:
-            raise MigrationError(f"{target.name}: adopt failed and was rolled back: "
-                                 f"{first_line(exc)}") from exc
+            raise AdoptionFailedError(f"{target.name}: adopt failed and was rolled back, "
+                                      f"nothing was changed: {first_line(exc)}") from exc
     return result

@@ -1,11 +1,13 @@
 """What ``migrate adopt`` proves about a database: that Prisma Migrate made it and nothing else
-manages it, that every id it converts is a uuid, and that the data reads the same afterwards.
+manages it, that every id it converts is a uuid, that no two ids of a key nor two emails differ
+only in case, and that the data reads the same afterwards.
 
 The data checksums reuse the backup manifests' (``ops.checksums``), over a row built column by
 column so that the two sides compare values, not types: an id as its lower-case text (Prisma's
 uuid() strings, and a uuid's own rendering), a Prisma timestamp as its text and the converted
-one as the UTC wall-clock time of its instant. Equal sums mean every row came through with the
-same id, the same values and the same moment in time.
+one as the UTC wall-clock time of its instant, an email lower-cased before (as adopt stores it)
+and as is after. Equal sums mean every row came through with the same id, the same values (its
+email lower-cased) and the same moment in time.
 """
 
 from __future__ import annotations
@@ -25,10 +27,21 @@ _HISTORY_TABLES = """
 SELECT c.relname FROM pg_class c
 WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'
   AND (c.relname = %s OR c.relname LIKE 'alembic\\_version\\_%%') ORDER BY c.relname"""
+_HISTORY_COLUMNS = """
+SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = %s
+  AND a.attnum > 0 AND NOT a.attisdropped"""
+PRISMA_COLUMNS = ("id", "checksum", "finished_at", "migration_name", "logs", "rolled_back_at",
+                  "started_at", "applied_steps_count")
 _PRISMA_MIGRATIONS = sql.SQL("SELECT migration_name, finished_at IS NOT NULL, "
                              "rolled_back_at IS NOT NULL FROM {} ORDER BY started_at, id")
 _NOT_UUID = sql.SQL("SELECT count(*) OVER (), {}::text, {} FROM {} "
                     "WHERE {} !~* %s LIMIT 1")
+# Values equal once lower-cased: as uuids (or as shared-db's lower-cased emails) they would be
+# one value in a column the migrations make unique.
+_SAME_LOWERED = sql.SQL("SELECT count(*) OVER (), string_agg({}::text, ', ' ORDER BY {}), "
+                        "string_agg({}, ', ' ORDER BY {}) FROM {} WHERE {} IS NOT NULL "
+                        "GROUP BY lower({}) HAVING count(*) > 1 ORDER BY 2 LIMIT 1")
 _UUID_TEXT = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 Sums = dict[str, tuple[int, str]]
 
@@ -66,6 +79,14 @@ def prisma_history(conn: psycopg.Connection[Any], target: str) -> list[str]:
             f"{target}: not made by Prisma Migrate (no {PRISMA_HISTORY} table); adopt converts "
             "a database Prisma Migrate built from the guide's schema (`migrate baseline` stamps "
             "one that already has shared-db's schema)")
+    columns = {c for (c,) in conn.execute(_HISTORY_COLUMNS, (PRISMA_HISTORY,))}
+    lacking = [c for c in PRISMA_COLUMNS if c not in columns]
+    if lacking:
+        raise AdoptionRefusedError(
+            f"{target}: table {PRISMA_HISTORY} is not Prisma Migrate's history (it lacks "
+            f"column(s) {', '.join(lacking)}); adopt converts a database Prisma Migrate built "
+            "from the guide's schema; nothing was changed",
+            [f"{PRISMA_HISTORY} lacks column {c}" for c in lacking])
     rows = conn.execute(_PRISMA_MIGRATIONS.format(sql.Identifier(PRISMA_HISTORY))).fetchall()
     unfinished = [name for name, finished, rolled_back in rows if not finished and not rolled_back]
     if unfinished:
@@ -102,12 +123,29 @@ def not_uuids(conn: psycopg.Connection[Any], plan: Plan, shape: Shape) -> list[s
     return found
 
 
+def same_lowered(conn: psycopg.Connection[Any], plan: Plan, shape: Shape) -> list[str]:
+    """One line per column whose values, lower-cased, would break the migrations' unique key:
+    uuid keys (the cast lower-cases them) and the lower-cased emails."""
+    found = []
+    for table, column in [*plan.unique, *plan.lowered]:
+        key, col = sql.Identifier(_key(shape, table)), sql.Identifier(column)
+        row = conn.execute(_SAME_LOWERED.format(key, key, col, col, sql.Identifier(table), col,
+                                                col)).fetchone()
+        if row:
+            count, keys, values = row
+            found.append(f"{table}.{column}: {count} value(s) are held by more than one row in "
+                         f"different case, e.g. {values} ({_key(shape, table)} {keys}); "
+                         "lower-cased they would be one value")
+    return found
+
+
 def _row(table: str, columns: list[str], plan: Plan, converted: bool) -> sql.Composable:
     values: list[sql.Composable] = []
     for name in columns:
         col, kind = sql.Identifier(name), plan.conversions.get((table, name))
         if kind is None:
-            values.append(col)
+            values.append(sql.SQL("lower({})").format(col)
+                          if (table, name) in plan.lowered and not converted else col)
         elif kind == UUID:
             values.append(sql.SQL("{}::text" if converted else "lower({})").format(col))
         else:

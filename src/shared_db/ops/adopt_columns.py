@@ -15,6 +15,10 @@ from psycopg import sql
 
 UUID, TIMESTAMPTZ = "uuid", "timestamp with time zone"
 Statement = sql.SQL | sql.Composed
+LOWER_CASED = (("users", "email"),)
+"""Columns shared-db keeps lower-cased (``validation.email`` lower-cases every address it writes
+and looks up) and Prisma keeps as written: left as they are, such an address could never be
+found again, and the same address in lower case could make a second account."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,10 @@ class Plan:
     refusals: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
     """The tables Prisma made that hold the services' data (its history table left out)."""
+    lowered: list[tuple[str, str]] = field(default_factory=list)
+    """(table, column) of the ``LOWER_CASED`` columns Prisma made, lower-cased by the plan."""
+    unique: list[tuple[str, str]] = field(default_factory=list)
+    """(table, column) converted to uuid that the migrations make a primary key or unique."""
 
 
 def _conversion(have: Column, want: Column) -> str | None:
@@ -57,13 +65,18 @@ def _value(kind: str | None, name: str) -> sql.Composable:
 def _moved(have: dict[str, Column], want: dict[str, Column]) -> list[str]:
     """Prisma's columns to rebuild at the end of the table so that it ends in ``want``'s order:
     those after the longest start of ``want`` that ``have`` already holds in that order."""
+    return [n for n in list(want)[_kept(have, want):] if n in have]
+
+
+def _kept(have: dict[str, Column], want: dict[str, Column]) -> int:
+    """How many of ``want``'s first columns ``have`` already holds in that order."""
     position = {n: i for i, n in enumerate(have)}
     last, kept = -1, 0
     for name in want:
         if position.get(name, -1) <= last:
             break
         last, kept = position[name], kept + 1
-    return [n for n in list(want)[kept:] if n in have]
+    return kept
 
 
 def _in_place(plan: Plan, table: str, name: str, found: Column, wanted: Column,
@@ -104,9 +117,14 @@ def table_statements(plan: Plan, table: str, have: dict[str, Column], want: dict
     plan.refusals += [f"column {table}.{n} is not in shared-db's schema" for n in have
                       if n not in want]
     moved = _moved(have, want)
-    plan.refusals += [f"column {table}.{n} must move after a new column and has an index or "
-                      "constraint; adopt rebuilds only plain columns" for n in moved
-                      if (table, n) in keyed]
+    if moved:
+        # What starts the rebuild: a column Prisma lacks, or one Prisma has elsewhere.
+        start = list(want)[_kept(have, want)]
+        why = (f"after the new column {table}.{start}" if start not in have else
+               f"as from {table}.{start} on the columns' order differs from the migrations'")
+        plan.refusals += [f"column {table}.{n} must move to the end of the table {why}, and has "
+                          "an index or constraint; adopt rebuilds only plain columns"
+                          for n in moved if (table, n) in keyed]
     first: list[sql.Composable] = []
     fill: list[sql.Composable] = []
     temporary = {n: f"adopt_{n}"[:63] for n in moved}

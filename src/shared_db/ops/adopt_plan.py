@@ -5,10 +5,12 @@ Prisma database, and a scratch database built by the migrations), and every stat
 converts what Prisma made (TEXT ids to uuid, TIMESTAMP(3) to timestamptz read as UTC, defaults,
 unique indexes to unique constraints) or replays the scratch database's own rendering of what is
 missing (``pg_get_constraintdef``, ``pg_get_indexdef``, ``pg_get_functiondef``,
-``pg_get_triggerdef``, the view's definition). A table, column or type it cannot convert is
-refused before a statement runs (adopt converts the guide's schema, not one that grew beside
-it); anything else that differs, such as an index of Prisma's own, is left for the catalog
-comparison before COMMIT to find.
+``pg_get_triggerdef``, the view's definition). A table, column, enum type or value it cannot
+convert, a view reading the tables (its columns could not change type), and a table or type of
+the guide's that Prisma's database lacks (a Prisma migration not applied) are refused before a
+statement runs (adopt converts the guide's schema, not one that grew beside it or stopped short
+of it); anything else that differs, such as an index of Prisma's own, is left for the catalog
+comparison before COMMIT to find. Emails are lower-cased on the way (``LOWER_CASED``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from shared_db.ops.adopt_columns import Column, Plan, Statement, definition, table_statements
+from shared_db.ops.adopt_columns import (
+    LOWER_CASED,
+    UUID,
+    Column,
+    Plan,
+    Statement,
+    definition,
+    table_statements,
+)
 
 PRISMA_HISTORY = "_prisma_migrations"
 
@@ -59,6 +69,22 @@ SELECT c.relname, a.attname FROM pg_constraint k JOIN pg_class c ON c.oid = k.co
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (k.conkey)
 WHERE c.relnamespace = current_schema()::regnamespace AND k.contype <> 'n'"""
 _VIEWS = "SELECT viewname, definition FROM pg_views WHERE schemaname = current_schema()"
+_ENUMS = """
+SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_type t
+JOIN pg_enum e ON e.enumtypid = t.oid
+WHERE t.typnamespace = current_schema()::regnamespace GROUP BY t.typname ORDER BY t.typname"""
+# Views and materialized views of any schema over the tables: a column one reads cannot change
+# type, so each would stop the conversion part-way.
+_DEPENDENT_VIEWS = """
+SELECT DISTINCT v.relnamespace::regnamespace::text, v.relname, v.relkind, t.relname
+FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class
+JOIN pg_class t ON t.oid = d.refobjid
+WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+  AND t.relnamespace = current_schema()::regnamespace AND t.relkind IN ('r', 'p')
+  AND v.oid <> t.oid ORDER BY 1, 2, 4"""
+OWN_TABLE_SUFFIX = "_idempotency_keys"
+"""The only tables the migrations make that the guide's Prisma schema does not; any other table
+Prisma's database lacks means a Prisma migration was not applied."""
 
 
 @dataclass
@@ -75,6 +101,10 @@ class Shape:
     views: dict[str, str] = field(default_factory=dict)
     keyed: set[tuple[str, str]] = field(default_factory=set)
     """(table, column) of every column an index or a constraint uses"""
+    enums: dict[str, list[str]] = field(default_factory=dict)
+    """type -> its values, in order"""
+    dependent_views: list[tuple[str, str, str, str]] = field(default_factory=list)
+    """(schema, view, relkind, table) of every view reading one of the tables"""
 
 
 def read_shape(conn: psycopg.Connection[Any]) -> Shape:
@@ -88,7 +118,26 @@ def read_shape(conn: psycopg.Connection[Any]) -> Shape:
     shape.triggers = dict(conn.execute(_TRIGGERS).fetchall())
     shape.views = {n: d.strip().rstrip(";") for n, d in conn.execute(_VIEWS)}
     shape.keyed = {(t, c) for t, c in conn.execute(_KEYED)}
+    shape.enums = {n: list(v) for n, v in conn.execute(_ENUMS)}
+    shape.dependent_views = [(n, v, k, t) for n, v, k, t in conn.execute(_DEPENDENT_VIEWS)]
     return shape
+
+
+def _refusals(have: Shape, want: Shape) -> list[str]:
+    """What Prisma's database has or lacks that no statement of adopt's can convert."""
+    found = [f"{'materialized view' if kind == 'm' else 'view'} {schema}.{view} reads table "
+             f"{table}, whose columns adopt converts; drop it, adopt, then create it again"
+             for schema, view, kind, table in have.dependent_views]
+    found += [f"type {t} is not in shared-db's schema" for t in have.enums if t not in want.enums]
+    for name, values in have.enums.items():
+        found += [f"type {name} has value {v!r}, which shared-db's schema does not" for v in values
+                  if name in want.enums and v not in want.enums[name]]
+    missing = [f"type {t}" for t in want.enums if t not in have.enums]
+    missing += [f"table {t}" for t in want.columns if t not in have.columns
+                and not t.endswith(OWN_TABLE_SUFFIX)]
+    found += [f"{m} is missing: the guide's Prisma migrations make it, and adopt converts a "
+              "database they were all applied to (`prisma migrate deploy`)" for m in missing]
+    return found
 
 
 def _constraints(have: Shape, want: Shape) -> list[Statement]:
@@ -114,8 +163,12 @@ def plan_adoption(have: Shape, want: Shape) -> Plan:
     plan = Plan(tables=[t for t in have.columns if t != PRISMA_HISTORY])
     plan.refusals += [f"table {t} is not in shared-db's schema" for t in plan.tables
                       if t not in want.columns]
+    plan.refusals += _refusals(have, want)
     plan.statements.append(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
         sql.SQL(", ").join(sql.Identifier(t) for t in have.columns)))
+    plan.lowered = [(t, c) for t, c in LOWER_CASED if c in have.columns.get(t, {})]
+    plan.statements += [sql.SQL("UPDATE {} SET {} = lower({}) WHERE {} <> lower({})").format(
+        sql.Identifier(t), *[sql.Identifier(c)] * 4) for t, c in plan.lowered]
     # Foreign keys go first: a key column's type cannot change while a constraint ties it to
     # the other side; they come back as the migrations define them.
     plan.statements += [sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
@@ -131,6 +184,9 @@ def plan_adoption(have: Shape, want: Shape) -> Plan:
                     sql.SQL("{} {}").format(sql.Identifier(n), definition(c))
                     for n, c in columns.items())))
     plan.statements += _constraints(have, want)
+    plan.unique = [(t, c) for t, k, d in want.constraints.values() if k in "pu"
+                   for c in [d.partition("(")[2].partition(")")[0].strip('"')]
+                   if plan.conversions.get((t, c)) == UUID]
     plan.statements += [sql.SQL(d) for n, (_, d, backs) in want.indexes.items()
                         if not backs and n not in have.indexes]
     plan.statements += [sql.SQL(d) for n, d in want.functions.items() if n not in have.functions]
