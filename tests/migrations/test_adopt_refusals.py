@@ -19,7 +19,7 @@ def test_a_history_table_without_prisma_columns_is_refused(empty_db: DbFixture) 
     before = snapshot(empty_db.url, version_tables=True), digest(empty_db.url)
     doc = refused(empty_db)
     assert "_prisma_migrations is not Prisma Migrate's history" in doc["error"]
-    assert "_prisma_migrations lacks column migration_name" in doc["problems"]
+    assert "it lacks column(s) checksum, finished_at, migration_name" in doc["error"]
     assert (snapshot(empty_db.url, version_tables=True), digest(empty_db.url)) == before
 
 

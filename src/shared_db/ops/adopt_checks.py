@@ -85,8 +85,7 @@ def prisma_history(conn: psycopg.Connection[Any], target: str) -> list[str]:
         raise AdoptionRefusedError(
             f"{target}: table {PRISMA_HISTORY} is not Prisma Migrate's history (it lacks "
             f"column(s) {', '.join(lacking)}); adopt converts a database Prisma Migrate built "
-            "from the guide's schema; nothing was changed",
-            [f"{PRISMA_HISTORY} lacks column {c}" for c in lacking])
+            "from the guide's schema; nothing was changed")
     rows = conn.execute(_PRISMA_MIGRATIONS.format(sql.Identifier(PRISMA_HISTORY))).fetchall()
     unfinished = [name for name, finished, rolled_back in rows if not finished and not rolled_back]
     if unfinished:
