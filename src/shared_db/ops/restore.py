@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from psycopg import sql
+
 from shared_db.connect import connect_direct
 from shared_db.devserver import bin_dir, tool_env
 from shared_db.errors import BackupError, ConfirmationRequired
@@ -90,8 +92,9 @@ def _feed(stdin: IO[bytes], chunks: Iterator[bytes], dropped: tuple[bytes, ...])
 def _created_by_prologue(schema: str) -> tuple[bytes, ...]:
     """The dump's own ``CREATE SCHEMA`` of a schema other than public (pg_dump quotes the name
     only where it must): the prologue has just created it, and a second one would fail."""
-    quoted = '"' + schema.replace('"', '""') + '"'
-    return tuple(f"CREATE SCHEMA {name};".encode() for name in {schema, quoted})
+    statement = sql.SQL("CREATE SCHEMA {};")
+    return (statement.format(sql.SQL(schema)).as_bytes(None),
+            statement.format(sql.Identifier(schema)).as_bytes(None))
 
 
 def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
