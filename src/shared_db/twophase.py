@@ -74,11 +74,8 @@ Fresh = Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]]
 
 
 async def commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None = None,
-                 in_doubt: Callable[[int], object] | None = None) -> int:
+                 in_doubt: Callable[[int], object] | None = None) -> None:
     """Prepare every part, then commit them in order; on a failed PREPARE roll all back.
-
-    Returns how many committed parts stay prepared until recovery (their COMMIT PREPARED
-    failed after part 0's had succeeded).
 
     ``in_doubt``: told how many parts are left prepared for recovery, whatever the outcome:
     those of a committed transaction, every part of one in doubt, and those a rollback could
@@ -95,11 +92,11 @@ async def commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None = 
     """
     parts = {"shared_db.two_phase.parts": len(executors)}
     with tracing.span("shared_db.two_phase_commit", **parts):
-        return await _commit(executors, fresh, in_doubt or (lambda _: None))
+        await _commit(executors, fresh, in_doubt or (lambda _: None))
 
 
 async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None,
-                  in_doubt: Callable[[int], object]) -> int:
+                  in_doubt: Callable[[int], object]) -> None:
     global_id, count = uuid.uuid4().hex, len(executors)
     ids = [part_id(global_id, i, count) for i in range(count)]
     left = 0
@@ -126,9 +123,8 @@ async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None,
             log.warning("transaction %s: part %d of %d stays prepared until recovery: %s",
                         global_id, i, count, first_line(exc))
             left += 1
-    if left:
+    if left:  # committed parts whose COMMIT PREPARED failed after part 0's succeeded
         in_doubt(left)
-    return left
 
 
 SETTLE_TRIES = 3
