@@ -190,3 +190,26 @@ async def test_many_waiters_time_out_and_leak_nothing(migrated_db: DbFixture) ->
         assert await db.config.list() == []
         assert _backends(migrated_db.url) <= 2
     assert _backends(migrated_db.url) == 0
+
+
+PID = Query.build("test.pid", select(func.pg_backend_pid()))
+
+
+async def test_calls_one_at_a_time_reuse_the_connection_returned_last(
+        migrated_db: DbFixture) -> None:
+    async with _client(migrated_db, "connection_limit=4") as db:
+        async def hold() -> int:
+            async with db.transaction() as tx, tx.executor("auth") as ex:
+                await ex.scalar(SLEEP, {"seconds": 0.2})  # all four out at once
+                return int(await ex.scalar(PID, {}))
+
+        opened = set(await asyncio.gather(*(hold() for _ in range(4))))
+        assert len(opened) == 4 and db.pool("auth").get_stats()["pool_available"] == 4
+
+        async def pid() -> int:
+            async with db.executor("auth") as ex:
+                return int(await ex.scalar(PID, {}))
+
+        # A FIFO pool would hand out each of the four idle connections in turn.
+        seen = [await pid() for _ in range(8)]
+        assert len(set(seen)) == 1 and seen[0] in opened

@@ -42,6 +42,7 @@ from shared_db.errors import (
 )
 from shared_db.errors_db import translate
 from shared_db.observe import QueryLog, telemetry
+from shared_db.pooling import LifoPool
 from shared_db.reconnect import RetryingConnection
 from shared_db.repositories import Repositories
 from shared_db.services import SERVICES
@@ -164,7 +165,7 @@ class Database(Repositories):
         # The pool would retry an unreachable server in the background, logging each failure,
         # and end in PoolTimeout: one attempt of our own fails in connect_timeout, with its cause.
         await reach(conn, kwargs)
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        pool: AsyncConnectionPool[Any] = LifoPool(
             conn.libpq_url(), min_size=min(2, conn.pool_size), max_size=conn.pool_size,
             timeout=conn.pool_timeout, kwargs=kwargs, configure=_configure, open=False,
             connection_class=RetryingConnection,
