@@ -17,7 +17,6 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from psycopg import AsyncConnection
-from psycopg.types.enum import EnumInfo, register_enum
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -30,7 +29,6 @@ from shared_db.connect import connect_args, reach
 from shared_db.context import ActorContext, current_actor
 from shared_db.devserver import shared_url
 from shared_db.engine import async_engine
-from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.errors import (
     ClientClosedError,
     ConfigError,
@@ -42,7 +40,7 @@ from shared_db.errors import (
 )
 from shared_db.errors_db import translate
 from shared_db.observe import QueryLog, telemetry
-from shared_db.pooling import LifoPool
+from shared_db.pooling import LifoPool, configure
 from shared_db.reconnect import RetryingConnection
 from shared_db.repositories import Repositories
 from shared_db.services import SERVICES
@@ -58,17 +56,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Isolation = Literal["read committed", "repeatable read", "serializable"]
-ENUMS = (UserRole, PaymentStatus, PaymentType)
 MAX_AGE = 86_400.0 * 3650
-
-
-async def _configure(conn: AsyncConnection[Any]) -> None:
-    """Per new connection: room for every prepared statement; the guide's enums as Python enums."""
-    conn.prepared_max = 256
-    for kind in ENUMS:
-        info = await EnumInfo.fetch(conn, f'"{kind.__name__}"')
-        if info is not None:
-            register_enum(info, conn, kind)
 
 
 class Database(Repositories):
@@ -167,7 +155,7 @@ class Database(Repositories):
         await reach(conn, kwargs)
         pool: AsyncConnectionPool[Any] = LifoPool(
             conn.libpq_url(), min_size=min(2, conn.pool_size), max_size=conn.pool_size,
-            timeout=conn.pool_timeout, kwargs=kwargs, configure=_configure, open=False,
+            timeout=conn.pool_timeout, kwargs=kwargs, configure=configure, open=False,
             connection_class=RetryingConnection,
             name=f"shared-db {conn.database}")
         wait = max(conn.pool_timeout, 10.0)

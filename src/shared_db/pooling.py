@@ -12,14 +12,29 @@ process: 242 against 257 µs, 479 against 515, 424 against 454).
 
 The connections idle longest are still at the other end, where the pool's ``max_idle`` shrink
 takes them from; everything else (waiting clients, checks, refills, stats) is psycopg_pool's.
+
+Each new connection also learns the guide's enums, read as the Python enums. psycopg's enum
+loader is a Python method per value (a type check, a copy to ``bytes``, a dict lookup); here the
+loader's ``load`` is the lookup itself, a dict's ``__getitem__`` called from C, with the label
+as psycopg hands it over (a read-only memoryview hashes and compares as the bytes it holds).
+A page of 20 payments carries 40 enum values: that cut its client CPU by 8 % (A/B, 457 against
+420 µs on a slow moment of this machine).
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
+from psycopg.pq import Format
+from psycopg.types.enum import EnumInfo, register_enum
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from shared_db.enums import PaymentStatus, PaymentType, UserRole
+
+ENUMS = (UserRole, PaymentStatus, PaymentType)
 
 
 class LifoPool(AsyncConnectionPool[AsyncConnection[Any]]):
@@ -35,3 +50,39 @@ class LifoPool(AsyncConnectionPool[AsyncConnection[Any]]):
         if len(self._pool) < self._nconns_min:
             self._nconns_min = len(self._pool)
         return conn
+
+
+class _Labels(dict[bytes, Enum]):
+    """An enum's members by label; a label the Python enum lacks fails as psycopg's would."""
+
+    kind: type[Enum]
+
+    def __missing__(self, label: bytes) -> Enum:
+        raise psycopg.DataError(f"bad member for enum {self.kind.__qualname__}: "
+                                f"{bytes(label).decode(errors='replace')!r}")
+
+
+def _direct(base: type[Any], kind: type[Enum]) -> type[Any]:
+    labels = _Labels(base._load_map)
+    labels.kind = kind
+
+    class DirectEnumLoader(base):  # type: ignore[misc]
+        def __init__(self, oid: int, context: Any = None) -> None:
+            super().__init__(oid, context)
+            self.load = labels.__getitem__
+
+    return DirectEnumLoader
+
+
+async def configure(conn: AsyncConnection[Any]) -> None:
+    """Per new connection: room for every prepared statement; the guide's enums as Python enums."""
+    conn.prepared_max = 256
+    for kind in ENUMS:
+        info = await EnumInfo.fetch(conn, f'"{kind.__name__}"')
+        if info is None:
+            continue
+        register_enum(info, conn, kind)
+        for fmt in (Format.TEXT, Format.BINARY):
+            base = conn.adapters.get_loader(info.oid, fmt)
+            if base is not None:
+                conn.adapters.register_loader(info.oid, _direct(base, kind))
