@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 import pytest
 from sqlalchemy import bindparam, func, select
 
 from shared_db.client import Database, Transaction
 from shared_db.config import load_settings
 from shared_db.errors import (
+    DataAccessError,
     PoolTimeoutError,
     QueryTimeoutError,
     RetryExhaustedError,
@@ -213,3 +215,16 @@ async def test_calls_one_at_a_time_reuse_the_connection_returned_last(
         # A FIFO pool would hand out each of the four idle connections in turn.
         seen = [await pid() for _ in range(8)]
         assert len(set(seen)) == 1 and seen[0] in opened
+
+
+async def test_a_label_the_python_enum_lacks_is_a_shared_db_error(migrated_db: DbFixture) -> None:
+    async with _client(migrated_db, "connection_limit=1") as db:
+        user = await db.users.create(email="enum@example.com", password_hash=PASSWORD_HASH,
+                                     name="E", role="CUSTOMER")
+        payment = await db.payments.create(user.id, "1.00", type="payment")
+        assert (await db.payments.get(payment.id)) == payment  # read back as the enums
+        with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+            conn.execute("""ALTER TYPE "PaymentStatus" ADD VALUE 'disputed'""")
+            conn.execute("UPDATE payments SET status = 'disputed' WHERE id = %s", (payment.id,))
+        with pytest.raises(DataAccessError, match="disputed"):
+            await db.payments.get(payment.id)

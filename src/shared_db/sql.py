@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import ClauseElement
 
-from shared_db.errors import OutcomeUnknownError
+from shared_db.errors import DataAccessError, OutcomeUnknownError
 from shared_db.errors_db import event_error, first_line, translate, translate_error
 
 T = TypeVar("T")
@@ -35,6 +35,27 @@ def attribution(name: str) -> str:
     statement's text from its first token on, dropping a leading comment. The line break ends
     any ``--`` comment the statement might end with."""
     return f"\n/* shared_db:{name.replace('*/', '*_/')} */"
+
+
+def _unreadable(name: str, exc: psycopg.Error) -> DataAccessError:
+    """A result the client could not read: the statement ran, so this is no input error."""
+    return DataAccessError(f"{name}: the result could not be read ({first_line(exc)})")
+
+
+async def first(cursor: Any, name: str) -> Any:
+    """The first row of an executed cursor, or None; ``name``: its query's."""
+    try:
+        return await cursor.fetchone()
+    except psycopg.Error as exc:
+        raise _unreadable(name, exc) from exc
+
+
+async def every(cursor: Any, name: str) -> list[Any]:
+    """Every row of an executed cursor; ``name``: its query's."""
+    try:
+        return await cursor.fetchall()  # type: ignore[no-any-return]
+    except psycopg.Error as exc:
+        raise _unreadable(name, exc) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,23 +200,24 @@ class Executor:
                   record: Callable[..., T]) -> T | None:
         """The first row as a ``record`` (a type or function taking the columns in order), or
         None."""
-        # Results are in memory once execute() returns: fetching does no I/O and cannot fail.
+        # Results are in memory once execute() returns: fetching does no I/O, and fails only
+        # when a value cannot be read (an enum label the Python enum lacks).
         cursor = await self._run(query, params, _row_maker(record))
-        return await cursor.fetchone()  # type: ignore[no-any-return]
+        return await first(cursor, query.name)  # type: ignore[no-any-return]
 
     async def all(self, query: Query, params: Mapping[str, Any],
                   record: Callable[..., T]) -> list[T]:
         cursor = await self._run(query, params, _row_maker(record))
-        return await cursor.fetchall()  # type: ignore[no-any-return]
+        return await every(cursor, query.name)
 
     async def row(self, query: Query, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The first row as a plain tuple, or None."""
         cursor = await self._run(query, params, None)
-        return await cursor.fetchone()  # type: ignore[no-any-return]
+        return await first(cursor, query.name)  # type: ignore[no-any-return]
 
     async def scalar(self, query: Query, params: Mapping[str, Any]) -> Any:
         cursor = await self._run(query, params, None)
-        row = await cursor.fetchone()
+        row = await first(cursor, query.name)
         return None if row is None else row[0]
 
     async def copy_rows(self, query: Query, rows: Sequence[Sequence[Any]]) -> None:

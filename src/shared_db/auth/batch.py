@@ -41,7 +41,7 @@ from shared_db.context import ActorContext
 from shared_db.enums import UserRole, pg_enum
 from shared_db.errors import ValidationError
 from shared_db.passwords import hash_password
-from shared_db.sql import Executor, Query
+from shared_db.sql import Executor, Query, every
 
 _stage = Table("shared_db_user_stage", MetaData(), Column("email", Text),
                Column("password_hash", Text), Column("name", Text), Column("role", Text),
@@ -160,8 +160,8 @@ async def insert_returning(ex: Executor, rows: list[list[Any]], skip_duplicates:
                            ) -> list[tuple[uuid.UUID, str, Any]]:
     """Insert ``rows`` (sent as arrays); the id, email and role of each user inserted."""
     columns = dict(zip(_BATCH_COLUMNS, (list(c) for c in zip(*rows, strict=True)), strict=True))
-    cursor = await ex.cursor(CREATE_MANY[skip_duplicates, False], columns)
-    return await cursor.fetchall()  # type: ignore[no-any-return]
+    query = CREATE_MANY[skip_duplicates, False]
+    return await every(await ex.cursor(query, columns), query.name)
 
 
 async def audit_created(ex: Executor, created: list[tuple[uuid.UUID, str, Any]],

@@ -45,7 +45,7 @@ from shared_db.idempotency import key, once
 from shared_db.passwords import hash_password, verify_password
 from shared_db.records import UserRecord, UserWithRelations
 from shared_db.repository import Repository, Source
-from shared_db.sql import Query, pipelined
+from shared_db.sql import Query, first, pipelined
 
 HASH_BY_EMAIL = Query.build("users.hash_by_email", select(User.password_hash).where(
     EMAIL_IS, LIVE))
@@ -166,7 +166,7 @@ class UserRepository(Repository):
                 async with tx.executor(self.service) as ex, pipelined(ex):
                     created = await ex.cursor(CREATE, params, UserRecord)
                     await ex.cursor(AUDIT_APPEND, audit)
-                user = await created.fetchone()
+                user = await first(created, CREATE.name)
         assert user is not None
         return user
 
