@@ -59,8 +59,8 @@ def with_relations(n: int, many: bool) -> Query:
 
 
 def _split(*values: object) -> tuple[UserRecord, ProfileRecord | None] | PaymentRecord:
-    if values[0] is None:
-        return PaymentRecord(*values[_N_PAYMENT:])  # type: ignore[arg-type]
+    if values[0] is None:  # tuple.__new__: the record's own __new__ is a Python call per row
+        return tuple.__new__(PaymentRecord, values[_N_PAYMENT:])
     profile = values[_N_USER:_N_PAYMENT]
     return (UserRecord(*values[:_N_USER]),  # type: ignore[arg-type]
             ProfileRecord(*profile) if profile[0] is not None else None)  # type: ignore[arg-type]
@@ -87,14 +87,16 @@ async def load_with_relations(ex: Executor, user_ids: list[uuid.UUID], n: int,
         return []
     many = len(user_ids) > 1
     params: dict[str, object] = {"ids": user_ids} if many else {"id": user_ids[0]}
-    found: dict[uuid.UUID, tuple[UserRecord, ProfileRecord | None, list[PaymentRecord]]] = {}
+    # Keyed by the ids' integers: a UUID hashes and compares in Python, an int in C.
+    found: dict[int, tuple[UserRecord, ProfileRecord | None, list[PaymentRecord]]] = {}
     for row in await ex.all(with_relations(n, many), params, _split):
         if isinstance(row, PaymentRecord):
-            found[row.user_id][2].append(row)  # its user's row came first
+            found[row.user_id.int][2].append(row)  # its user's row came first
         else:
-            found[row[0].id] = (row[0], row[1], [])
+            found[row[0].id.int] = (row[0], row[1], [])
     return [UserWithRelations(user, profile, tuple(payments))
-            for user, profile, payments in (found[i] for i in user_ids if i in found)]
+            for user, profile, payments in (found[k] for k in (i.int for i in user_ids)
+                                            if k in found)]
 
 
 async def load_across(source: Source, user_ids: list[uuid.UUID], n: int,
