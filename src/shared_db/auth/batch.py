@@ -139,10 +139,6 @@ async def prepare_rows(users: list[Any]) -> list[list[Any]]:
     return rows
 
 
-
-
-
-
 def audit_params(actor: ActorContext) -> dict[str, Any]:
     return {"actor_id": actor.actor_id, "ip_address": actor.ip_address,
             "user_agent": actor.user_agent}
