@@ -101,3 +101,17 @@ async def test_a_cancelled_first_caller_leaves_the_others_served(db: Database) -
     assert await asyncio.gather(*others) == users[1:]
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_callers_in_a_loop_keep_sharing_one_statement_per_round(
+        db: Database, statements: list[QueryEvent]) -> None:
+    users = await _users(db, 8)
+    statements.clear()
+
+    async def caller(user: UserRecord) -> list[UserRecord | None]:
+        return [await db.users.get(user.id) for _ in range(4)]
+
+    rounds = await asyncio.gather(*(caller(u) for u in users))
+    assert rounds == [[u] * 4 for u in users]
+    # The caller who opened a batch wakes with the others, in time to join the next one.
+    assert _names(statements) == ["users.get.many"] * 4

@@ -69,7 +69,11 @@ class Batcher:
             joined: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
             waiting.setdefault(key, []).append(joined)
             return await joined
-        batch: dict[Any, list[asyncio.Future[Any]]] = {key: []}
+        # The first caller waits on a future of its own like those who join: waiting on the
+        # shared task instead woke it two loop turns after them, too late for the next batch,
+        # which it then left short by one (8 callers made batches of 7, 8 and 1).
+        mine: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        batch: dict[Any, list[asyncio.Future[Any]]] = {key: [mine]}
         kind.waiting = batch
         task = None
         try:
@@ -83,7 +87,7 @@ class Batcher:
         finally:
             if kind.waiting is batch:
                 kind.waiting = None
-            if len(batch) > 1 or batch[key]:  # served even if this call was cancelled
+            if len(batch) > 1 or len(batch[key]) > 1:  # served even if this call was cancelled
                 task = asyncio.get_running_loop().create_task(self._run(lookup, batch))
                 task.add_done_callback(_consume)
                 kind.flying = task
@@ -93,8 +97,7 @@ class Batcher:
                 return await lookup.one(self._source, key)
             finally:
                 flying.set_result(None)
-        found = await asyncio.shield(task)
-        return found.get(key)
+        return await mine
 
     async def _run(self, lookup: Lookup[K, V], waiting: dict[K, list[asyncio.Future[Any]]],
                    ) -> Mapping[K, V]:
