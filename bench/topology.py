@@ -1,14 +1,20 @@
 """What one database per service costs: ``python -m bench.topology [--ops N] [--rounds N]``.
 
 On the embedded server (or ``DATABASE_URL``'s), in one run: a shared database and four
-per-service databases, all migrated. Two writes that cross services are timed, each by shared-db
-and by hand-written psycopg doing the same statements, so every ratio is against the raw driver
-in the same topology and the same run:
+per-service databases, all migrated, in three topologies: the shared database directly, the same
+shared database through a real PgBouncer in transaction pooling mode (``bench.bouncer``, started
+for the run), and the four per-service databases. Two writes that cross services are timed, each
+by shared-db and by hand-written psycopg doing the same statements, so every ratio is against the
+raw driver in the same topology and the same run:
 
 * T1 user + audit row + profile (the guide's 6.1): shared, one transaction; per service, three
   databases and two-phase commit (PREPARE TRANSACTION x3, COMMIT PREPARED x3);
 * T2 a payment for a live user: shared, one ``INSERT ... SELECT``; per service, the user locked
   ``FOR KEY SHARE`` in auth and the payment inserted in payments, two-phase.
+
+Through PgBouncer both contenders lose server-side prepared statements, as they must there:
+shared-db by ``?pgbouncer=true`` on its URL, psycopg by ``prepare_threshold=None``. Directly,
+both prepare (shared-db always, psycopg once a statement has run a few times).
 
 Contenders take turns chunk by chunk so drift on the machine hits all of them alike.
 """
@@ -28,6 +34,7 @@ from typing import Any
 
 import psycopg
 
+from bench.bouncer import pgbouncer
 from shared_db import Database, devserver, load_settings
 from shared_db.config import PACKAGE_MIGRATIONS
 from shared_db.ops import migrate
@@ -108,11 +115,15 @@ async def run(server_url: str, ops: int, rounds: int) -> dict[str, dict[str, flo
                               (*SERVICES, "links")), PACKAGE_MIGRATIONS)
         for s in SERVICES:
             migrate.deploy(Target(s, parse_database_url(urls[s]), (s,)), PACKAGE_MIGRATIONS)
-        layouts = {"shared": dict.fromkeys(SERVICES, urls["shared"]),
-                   "per-service": {s: urls[s] for s in SERVICES}}
-        results = {}
-        for layout, by_service in layouts.items():
-            results[layout] = await _run_layout(layout, by_service, ops, rounds)
+        with pgbouncer(server) as port:
+            bounced = (f"postgresql://{server.url.username or 'postgres'}@127.0.0.1:{port}/"
+                       f"{names['shared']}")
+            layouts = {"shared": dict.fromkeys(SERVICES, urls["shared"]),
+                       "pgbouncer": dict.fromkeys(SERVICES, bounced),
+                       "per-service": {s: urls[s] for s in SERVICES}}
+            results = {}
+            for layout, by_service in layouts.items():
+                results[layout] = await _run_layout(layout, by_service, ops, rounds)
         return results
     finally:
         for name in names.values():
@@ -121,21 +132,27 @@ async def run(server_url: str, ops: int, rounds: int) -> dict[str, dict[str, flo
 
 async def _run_layout(layout: str, by_service: dict[str, str], ops: int,
                       rounds: int) -> dict[str, float]:
-    env = ({"DATABASE_URL": by_service["auth"] + "?connection_limit=4"} if layout == "shared"
-           else {"SHARED_DB_TOPOLOGY": "per-service", **{
-               f"{s.upper()}_DATABASE_URL": u + "?connection_limit=4"
-               for s, u in by_service.items()}})
-    opened = {u: await psycopg.AsyncConnection.connect(u, autocommit=True)
+    bounced = layout == "pgbouncer"
+    params = "?connection_limit=4&pgbouncer=true" if bounced else "?connection_limit=4"
+    if layout == "per-service":
+        env = {"SHARED_DB_TOPOLOGY": "per-service",
+               **{f"{s.upper()}_DATABASE_URL": u + params for s, u in by_service.items()}}
+    else:
+        env = {"DATABASE_URL": by_service["auth"] + params}
+    # A statement prepared on one server connection is unknown on the next PgBouncer hands out.
+    raw_args: dict[str, Any] = {"prepare_threshold": None} if bounced else {}
+    opened = {u: await psycopg.AsyncConnection.connect(u, autocommit=True, **raw_args)
               for u in dict.fromkeys(by_service.values())}
     conns = {s: opened[u] for s, u in by_service.items()}
     try:
         async with Database(load_settings(env)) as db:
-            user, _ = await create_user_with_profile(db, email="payer@r.io", name="P",
+            user, _ = await create_user_with_profile(db, email=f"payer.{layout}@r.io", name="P",
                                                      role="CUSTOMER", password_hash=HASH)
             t1 = await _measure({
                 "shared_db": lambda i: create_user_with_profile(
-                    db, email=f"s{i}@b.io", name="B", role="CUSTOMER", password_hash=HASH),
-                "psycopg": lambda i: _raw_user(conns, i, "r")}, ops, rounds)
+                    db, email=f"s{i}.{layout}@b.io", name="B", role="CUSTOMER",
+                    password_hash=HASH),
+                "psycopg": lambda i: _raw_user(conns, i, f"r.{layout}.")}, ops, rounds)
             t2 = await _measure({
                 "shared_db": lambda i: db.payments.create(user.id, Decimal("1.50"),
                                                           type="payment"),
@@ -160,9 +177,10 @@ def main() -> None:
             ours, raw = r[f"{t}_shared_db"], r[f"{t}_psycopg"]
             print(f"  {layout:12} {t}: shared_db {ours:8.0f}  psycopg {raw:8.0f}  "
                   f"({ours / raw:.2f}x)")
-    for t in ("T1", "T2"):
-        cost = results["per-service"][f"{t}_shared_db"] / results["shared"][f"{t}_shared_db"]
-        print(f"  per-service / shared, shared_db {t}: {cost:.2f}x")
+    for layout in ("pgbouncer", "per-service"):
+        for t in ("T1", "T2"):
+            cost = results[layout][f"{t}_shared_db"] / results["shared"][f"{t}_shared_db"]
+            print(f"  {layout} / shared, shared_db {t}: {cost:.2f}x")
 
 
 if __name__ == "__main__":
