@@ -4,13 +4,15 @@ results, errors and isolation each call would have had alone."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 from decimal import Decimal
 
+import psycopg
 import pytest
 
 from shared_db.client import Database
-from shared_db.errors import ValidationError
+from shared_db.errors import SharedDbError, ValidationError
 from shared_db.records import UserRecord
 from shared_db.sql import QueryEvent
 from tests.conftest import Stores
@@ -101,6 +103,31 @@ async def test_a_cancelled_first_caller_leaves_the_others_served(db: Database) -
     assert await asyncio.gather(*others) == users[1:]
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_a_cancelled_first_caller_leaves_no_error_unread(db: Database) -> None:
+    users = await _users(db, 2)
+    loop = asyncio.get_running_loop()
+    unread: list[object] = []
+    loop.set_exception_handler(lambda _, context: unread.append(context["message"]))
+    url = db.connection_settings("auth").libpq_url()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+        await admin.execute("ALTER TABLE users RENAME TO users_away")  # the shared read fails
+        try:
+            first = asyncio.create_task(db.users.get(users[0].id))
+            other = asyncio.create_task(db.users.get(users[1].id))
+            await asyncio.sleep(0)
+            first.cancel()
+            with pytest.raises(SharedDbError):
+                await other
+            with pytest.raises(asyncio.CancelledError):
+                await first
+        finally:
+            await admin.execute("ALTER TABLE users_away RENAME TO users")
+    del first, other
+    gc.collect()
+    loop.set_exception_handler(None)
+    assert unread == []  # no "Future exception was never retrieved" for the cancelled caller
 
 
 async def test_callers_in_a_loop_keep_sharing_one_statement_per_round(

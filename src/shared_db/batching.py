@@ -84,6 +84,9 @@ class Batcher:
                 await asyncio.wait([kind.flying])
             else:
                 await asyncio.sleep(0)
+        except BaseException:
+            mine.cancel()  # leaving (cancelled): nobody will read this call's result or error
+            raise
         finally:
             if kind.waiting is batch:
                 kind.waiting = None
