@@ -11,7 +11,10 @@ one caller at a time, a pool of 8: raw psycopg through psycopg_pool took 270 µs
 process: 242 against 257 µs, 479 against 515, 424 against 454).
 
 The connections idle longest are still at the other end, where the pool's ``max_idle`` shrink
-takes them from; everything else (waiting clients, checks, refills, stats) is psycopg_pool's.
+takes them from; everything else (waiting clients, checks, refills, stats) is psycopg_pool's. A
+connection left idle at the far end under light load is still replaced within the pool's
+``max_lifetime`` (an hour), and checked for a server-side end before each use
+(``shared_db.calls``).
 
 Each new connection also learns the guide's enums, read as the Python enums. psycopg's enum
 loader is a Python method per value (a type check, a copy to ``bytes``, a dict lookup); here the

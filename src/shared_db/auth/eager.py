@@ -3,8 +3,9 @@
 One statement for any number of users: the users LEFT JOIN their profiles, UNION ALL their newest
 payments (LATERAL), each row carrying only its own columns and NULL in the others. A join that
 repeated the user and profile on every payment row made the client decode them ten times (the
-profile's jsonb included); NULLs cost nothing to decode. One statement still beats two in one
-pipeline, since psycopg's pipeline mode costs more than the extra columns.
+profile's jsonb included); NULLs cost nothing to decode. One statement also beats two in one
+pipeline: even against the repeating join, psycopg's pipeline mode cost more (273 against 230 µs
+for one user).
 Per service (three databases) it is three statements in two round trips: the live users from
 auth, then their profiles and payments from the other two databases at the same time.
 """
