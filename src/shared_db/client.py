@@ -25,23 +25,19 @@ from shared_db.base import Service
 from shared_db.batching import Batcher
 from shared_db.calls import AutocommitWrite, ReadCall, WriteCall
 from shared_db.config import QueryLogSettings, Settings
-from shared_db.connect import connect_args, reach
 from shared_db.context import ActorContext, current_actor
 from shared_db.devserver import shared_url
 from shared_db.engine import async_engine
 from shared_db.errors import (
     ClientClosedError,
     ConfigError,
-    DatabaseUnavailableError,
-    PoolTimeoutError,
     RetryExhaustedError,
     TransientConflictError,
     ValidationError,
 )
 from shared_db.errors_db import translate
 from shared_db.observe import QueryLog, telemetry
-from shared_db.pooling import LifoPool, configure
-from shared_db.reconnect import RetryingConnection
+from shared_db.pooling import open_pool
 from shared_db.repositories import Repositories
 from shared_db.services import SERVICES
 from shared_db.sql import Executor, QueryHooks
@@ -99,14 +95,14 @@ class Database(Repositories):
         replicas: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
         try:
             for conn in {c.libpq_url(): c for c in self._connections.values()}.values():
-                opened[conn.libpq_url()] = await self._open_pool(conn)
+                opened[conn.libpq_url()] = await open_pool(conn)
             self._pools = {s: opened[c.libpq_url()] for s, c in self._connections.items()}
             if len(opened) > 1:
                 await self._check_two_phase()
                 if self.recover_after is not None:  # a restarted service frees its locks
                     self.recovered = await self.recover(self.recover_after)
             for conn in {c.libpq_url(): c for c in self._replica_settings.values()}.values():
-                replicas[conn.libpq_url()] = await self._open_pool(conn)
+                replicas[conn.libpq_url()] = await open_pool(conn)
         except BaseException:
             # The caller never gets a Database to close: pools opened so far would keep
             # connections, and keep reconnecting in the background.
@@ -147,27 +143,6 @@ class Database(Repositories):
                      for pool in self._distinct_pools()]
             with translate():
                 return await twophase.recover(conns, older_than)
-
-    async def _open_pool(self, conn: ConnectionSettings) -> AsyncConnectionPool[Any]:
-        kwargs: dict[str, Any] = {"autocommit": True, **connect_args(conn)}
-        # The pool would retry an unreachable server in the background, logging each failure,
-        # and end in PoolTimeout: one attempt of our own fails in connect_timeout, with its cause.
-        await reach(conn, kwargs)
-        pool: AsyncConnectionPool[Any] = LifoPool(
-            conn.libpq_url(), min_size=min(2, conn.pool_size), max_size=conn.pool_size,
-            timeout=conn.pool_timeout, kwargs=kwargs, configure=configure, open=False,
-            connection_class=RetryingConnection,
-            name=f"shared-db {conn.database}")
-        wait = max(conn.pool_timeout, 10.0)
-        try:
-            with translate():
-                await pool.open(wait=True, timeout=wait)
-        except PoolTimeoutError as exc:  # the server went away since `reach`
-            await pool.close()
-            raise DatabaseUnavailableError(
-                f"cannot connect to {conn.safe_url()}: the pool could not open its first "
-                f"connections within {wait:g} s") from exc
-        return pool
 
     async def close(self) -> None:
         if self.metrics is not None:

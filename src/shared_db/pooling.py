@@ -1,4 +1,6 @@
-"""The pool hands out the connection returned last (LIFO), not the one idle longest (FIFO).
+"""The pools a ``Database`` opens (``open_pool``), and how they differ from psycopg_pool's.
+
+The pool hands out the connection returned last (LIFO), not the one idle longest (FIFO).
 
 psycopg_pool queues its idle connections first in, first out, so consecutive calls rotate
 through every connection of the pool, and each lands on a server backend that has slept since
@@ -35,7 +37,12 @@ from psycopg.pq import Format
 from psycopg.types.enum import EnumInfo, register_enum
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from shared_db.connect import connect_args, reach
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
+from shared_db.errors import DatabaseUnavailableError, PoolTimeoutError
+from shared_db.errors_db import translate
+from shared_db.reconnect import RetryingConnection
+from shared_db.url import ConnectionSettings
 
 ENUMS = (UserRole, PaymentStatus, PaymentType)
 
@@ -89,3 +96,26 @@ async def configure(conn: AsyncConnection[Any]) -> None:
             base = conn.adapters.get_loader(info.oid, fmt)
             if base is not None:
                 conn.adapters.register_loader(info.oid, _direct(base, kind))
+
+
+async def open_pool(conn: ConnectionSettings) -> LifoPool:
+    """An open pool for ``conn``, its first connections made; the server unreachable is
+    ``DatabaseUnavailableError``."""
+    kwargs: dict[str, Any] = {"autocommit": True, **connect_args(conn)}
+    # The pool would retry an unreachable server in the background, logging each failure,
+    # and end in PoolTimeout: one attempt of our own fails in connect_timeout, with its cause.
+    await reach(conn, kwargs)
+    pool = LifoPool(
+        conn.libpq_url(), min_size=min(2, conn.pool_size), max_size=conn.pool_size,
+        timeout=conn.pool_timeout, kwargs=kwargs, configure=configure, open=False,
+        connection_class=RetryingConnection, name=f"shared-db {conn.database}")
+    wait = max(conn.pool_timeout, 10.0)
+    try:
+        with translate():
+            await pool.open(wait=True, timeout=wait)
+    except PoolTimeoutError as exc:  # the server went away since `reach`
+        await pool.close()
+        raise DatabaseUnavailableError(
+            f"cannot connect to {conn.safe_url()}: the pool could not open its first "
+            f"connections within {wait:g} s") from exc
+    return pool
