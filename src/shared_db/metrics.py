@@ -18,13 +18,14 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
 from shared_db import calls
 from shared_db.errors_db import REFUSALS
+from shared_db.histogram import LeanHistogram, Observe
 from shared_db.observe import QueryLog
 from shared_db.sql import QueryEvent, QueryHooks
 
@@ -107,18 +108,18 @@ class Metrics:
                  registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.statement_seconds = Histogram(
+        self.statement_seconds = LeanHistogram(
             "shared_db_statement_duration_seconds", "Statement duration by query and outcome",
-            ["query", "outcome"], buckets=SECONDS, registry=r)
+            ["query", "outcome"], SECONDS, r)
         self.errors = Counter("shared_db_statement_errors", "Failed statements by error type",
                               ["query", "type"], registry=r)
         self.slow = Counter("shared_db_slow_queries", "Statements slower than "
                             "SHARED_DB_SLOW_QUERY_MS", ["query"], registry=r)
         self.n_plus_one = Counter("shared_db_n_plus_one_warnings", "N+1 warnings by query",
                                   ["query"], registry=r)
-        self.checkout_wait = Histogram(
+        self.checkout_wait = LeanHistogram(
             "shared_db_pool_checkout_wait_seconds", "Time to get a pooled connection",
-            ["database", "role"], buckets=SECONDS, registry=r)
+            ["database", "role"], SECONDS, r)
         self.retries = Counter("shared_db_transaction_retries",
                                "Transactions run again, by cause", ["cause"], registry=r)
         self.two_phase = Counter("shared_db_two_phase_commits", "Two-phase commits by outcome",
@@ -129,7 +130,7 @@ class Metrics:
                                  ["database"], registry=r)
         self._pools = _PoolCollector()
         r.register(self._pools)
-        self._durations: dict[tuple[str, str], Any] = {}
+        self._durations: dict[tuple[str, str], Observe] = {}
         self._watch: asyncio.Task[None] | None = None
         hooks.listeners.append(self.statement)
         query_log.on_slow(lambda event: self.slow.labels(event.name).inc())
@@ -144,10 +145,10 @@ class Metrics:
             outcome = "refused" if refused else "error"
             self.errors.labels(event.name, event.error_type or "unknown").inc()
         key = (event.name, outcome)
-        child = self._durations.get(key)
-        if child is None:  # labels() costs a lock and a lookup: once per query and outcome
-            child = self._durations[key] = self.statement_seconds.labels(*key)
-        child.observe(event.duration_ms / 1000)
+        observe = self._durations.get(key)
+        if observe is None:
+            observe = self._durations[key] = self.statement_seconds.child(*key)
+        observe(event.duration_ms / 1000)
 
     def watch(self, primaries: Pools, replicas: Pools) -> None:
         """Report these pools (service -> pool), and sample the replicas' lag."""
@@ -155,7 +156,7 @@ class Metrics:
             for pool in pools.values():
                 database = pool.name.removeprefix("shared-db ")
                 self._pools.pools[(database, role)] = pool
-                calls.WAITS[id(pool)] = self.checkout_wait.labels(database, role).observe
+                calls.WAITS[id(pool)] = self.checkout_wait.child(database, role)
         if replicas and self._watch is None:
             self._watch = asyncio.get_running_loop().create_task(self._sample(replicas))
 
