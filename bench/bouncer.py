@@ -37,13 +37,17 @@ def _free_port() -> int:
 
 
 @contextmanager
-def pgbouncer(server: ConnectionSettings, *, server_check_delay: int = 30) -> Iterator[int]:
+def pgbouncer(server: ConnectionSettings, *, server_check_delay: int = 30,
+              server_login_retry: int = 15) -> Iterator[int]:
     """Start PgBouncer in front of ``server``; yields its port on 127.0.0.1.
 
     Clients log in as the server's user without a password (``auth_type = trust``); PgBouncer
     logs in to the server with the user and password of ``server``. ``server_check_delay`` is
     PgBouncer's own (30 s, its default): how long a server connection may idle before PgBouncer
-    checks it with a query of its own before handing it out again. Raises ``RuntimeError``
+    checks it with a query of its own before handing it out again. ``server_login_retry`` is
+    too (15 s, its default): how long PgBouncer waits after a failed login to the server before
+    it tries again, so a server that was down only for a restart stays out of reach that long.
+    Raises ``RuntimeError``
     when pgbouncer is missing or does not start.
     """
     executable = binary()
@@ -70,6 +74,7 @@ default_pool_size = 20
 max_db_connections = 40
 ignore_startup_parameters = extra_float_digits
 server_check_delay = {server_check_delay}
+server_login_retry = {server_login_retry}
 admin_users = {user}
 logfile = {folder / "pgbouncer.log"}
 pidfile = {folder / "pgbouncer.pid"}

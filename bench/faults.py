@@ -1,4 +1,4 @@
-"""Writes under server faults: ``python -m bench.load --faults [--seconds N] [--workers N]``.
+"""Writes under server faults: ``python -m bench.load --faults [--pgbouncer] [--seconds N]``.
 
 Workers create payments and users with their profiles, each call with an idempotency key of
 its own, and retry a call that failed with ``DatabaseUnavailableError`` (``OutcomeUnknownError``
@@ -11,6 +11,8 @@ how doubles would show.
 The server must be one this process may stop: a private embedded server (``DATABASE_URL``
 unset), or the local Debian cluster on port 5432 as root (``pg_ctlcluster``). Its database runs
 with ``synchronous_commit=on``: without it a crash may lose acknowledged commits by design.
+With ``--pgbouncer`` the client goes through a real PgBouncer in transaction pooling mode, which
+stays up while the server behind it goes down and comes back.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +33,7 @@ from typing import Literal
 
 import psycopg
 
+from bench import bouncer
 from shared_db import Database, devserver
 from shared_db.errors import DatabaseUnavailableError, PoolTimeoutError
 from shared_db.profile.service import create_user_with_profile
@@ -218,6 +222,23 @@ def summary(ledger: FaultLedger, counts: dict[str, int]) -> str:
         *recovery(ledger)])
 
 
+@contextmanager
+def reached(url: str, pgbouncer: bool, query: str) -> Iterator[str]:
+    """The URL, with ``query``, a client reaches the database of ``url`` by: ``url`` itself, or a
+    real PgBouncer in transaction pooling mode in front of its server (``pgbouncer=true``),
+    which stays up while the server behind it is restarted and crashed."""
+    if not pgbouncer:
+        yield f"{url}?{query}"
+        return
+    made = parse_database_url(url)
+    # Server connections are checked before each reuse: the server restarts under them, and
+    # an unchecked dead one fails the next transaction. A login refused while the server was
+    # down is tried again after 1 s, not PgBouncer's default 15.
+    with bouncer.pgbouncer(made, server_check_delay=0, server_login_retry=1) as port:
+        yield (f"postgresql://{made.url.username or 'postgres'}@127.0.0.1:{port}/"
+               f"{made.database}?{query}&pgbouncer=true")
+
+
 def server_for(url: str | None, home: Path) -> Server:
     """A server the fault run may stop: private embedded, or the local Debian cluster."""
     if url is None:
@@ -231,7 +252,10 @@ def server_for(url: str | None, home: Path) -> Server:
     return Server(conn.with_database("postgres").libpq_url(), cluster=cluster)
 
 
-def main(seconds: float, workers: int, pool: int) -> None:
+def main(seconds: float, workers: int, pool: int, pgbouncer: bool = False) -> None:
+    """The fault run; with ``pgbouncer``, the client reaches the server through a real
+    PgBouncer in transaction pooling mode (``pgbouncer=true``), which stays up while the server
+    behind it is restarted and crashed."""
     import logging
     import tempfile
 
@@ -254,15 +278,15 @@ def main(seconds: float, workers: int, pool: int) -> None:
             with psycopg.connect(made.libpq_url(), autocommit=True) as conn:
                 conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
             migrate.deploy(Target("shared", made, CHAINS), PACKAGE_MIGRATIONS)
-            settings = load_settings({
-                "DATABASE_URL": f"{made.libpq_url()}?connection_limit={pool}",
-                "SHARED_DB_ENV": "production"})
+            with reached(made.libpq_url(), pgbouncer, f"connection_limit={pool}") as url:
+                settings = load_settings({"DATABASE_URL": url,
+                                          "SHARED_DB_ENV": "production"})
 
-            async def go() -> FaultLedger:
-                async with Database(settings) as db:
-                    return await run(db, restarts(server), seconds, workers)
+                async def go() -> FaultLedger:
+                    async with Database(settings) as db:
+                        return await run(db, restarts(server), seconds, workers)
 
-            ledger = asyncio.run(go())
+                ledger = asyncio.run(go())
             print(summary(ledger, check(made.libpq_url(), ledger)))
         finally:
             drop_database(admin, name)

@@ -185,10 +185,14 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=8)
     parser.add_argument("--faults", action="store_true",
                         help="restart and crash the server during the run (bench/faults.py)")
+    parser.add_argument("--pgbouncer", action="store_true",
+                        help="with --faults: through a real PgBouncer in front of the server")
     args = parser.parse_args()
+    if args.pgbouncer and not args.faults:
+        parser.error("--pgbouncer goes with --faults")
     if args.faults:
         from bench.faults import main as with_faults
-        with_faults(args.seconds, args.workers, args.pool)
+        with_faults(args.seconds, args.workers, args.pool, args.pgbouncer)
         return
     from bench.__main__ import BENCH_DB, _server_url
     from shared_db.config import PACKAGE_MIGRATIONS

@@ -17,13 +17,18 @@ from bench import bouncer
 from shared_db.url import ConnectionSettings
 
 
-@contextmanager
-def pgbouncer(server: ConnectionSettings) -> Iterator[int]:
-    """Start PgBouncer in front of ``server``; yields its port."""
+def require() -> None:
+    """Skip the test where PgBouncer is not installed (fail it under CI)."""
     if bouncer.binary() is None:
         if os.environ.get("CI"):
             pytest.fail(bouncer.MISSING)
         pytest.skip(bouncer.MISSING)
+
+
+@contextmanager
+def pgbouncer(server: ConnectionSettings) -> Iterator[int]:
+    """Start PgBouncer in front of ``server``; yields its port."""
+    require()
     # Check a server connection before every reuse: fault tests restart the server under it.
     with bouncer.pgbouncer(server, server_check_delay=0) as port:
         yield port

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench import faults, load
 from bench.faults import Server
 from shared_db.client import Database
 from shared_db.config import load_settings
+from tests import bouncer
 from tests.conftest import DbFixture
 from tests.faults import migrated_database, restartable
 
@@ -24,14 +27,19 @@ async def test_mixed_load_matches_the_ledger(migrated_db: DbFixture, capsys) -> 
         print("\n" + load.summary(ledger, elapsed))
 
 
+@pytest.mark.parametrize("through", ["direct", "pgbouncer"])
 async def test_writes_under_a_restart_and_a_crash_match_the_ledger(restartable: Server,
+                                                                   through: str,
                                                                    capsys) -> None:
+    if through == "pgbouncer":
+        bouncer.require()
     url = migrated_database(restartable)  # durable commits, or a crash loses some
-    settings = load_settings({"DATABASE_URL": url + "?connection_limit=8",
-                              "SHARED_DB_ENV": "production"})
-    async with Database(settings) as db:
-        ledger = await faults.run(db, faults.restarts(restartable), seconds=6, workers=32)
+    with faults.reached(url, through == "pgbouncer", "connection_limit=8") as client_url:
+        settings = load_settings({"DATABASE_URL": client_url,
+                                  "SHARED_DB_ENV": "production"})
+        async with Database(settings) as db:
+            ledger = await faults.run(db, faults.restarts(restartable), seconds=6, workers=32)
     counts = faults.check(url, ledger)  # 0 lost, 0 doubled, nothing unattempted, no half user
     assert counts["acknowledged"] > 100 and len(ledger.faults) == 2
     with capsys.disabled():
-        print("\n" + faults.summary(ledger, counts))
+        print(f"\n{through}: " + faults.summary(ledger, counts))
