@@ -138,6 +138,24 @@ async def test_prepared_statements_unless_pgbouncer(migrated_db: DbFixture) -> N
             assert (prepared > 0) is expect_prepared, query
 
 
+async def test_connections_probe_a_silent_peer_unless_the_url_says_otherwise(
+        migrated_db: DbFixture) -> None:
+    defaults = {"keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3",
+                "tcp_user_timeout": "60000"}
+    for query, expected in (
+            ("connection_limit=1", defaults),
+            ("connection_limit=1&keepalives_idle=7",
+             {"keepalives_idle": "7", "tcp_user_timeout": "60000"}),
+            ("connection_limit=1&keepalives=0&tcp_user_timeout=5000",
+             {"keepalives": "0", "tcp_user_timeout": "5000"})):
+        async with _client(migrated_db, query) as db, db.transaction() as tx, \
+                tx.executor("auth") as ex:
+            given = ex.connection.info.get_parameters()
+            found = {k: v for k, v in given.items()
+                     if k.startswith("keepalives") or k == "tcp_user_timeout"}
+            assert found == expected, query
+
+
 async def test_schema_parameter_sets_the_search_path(migrated_db: DbFixture) -> None:
     async with (_client(migrated_db, "schema=nowhere") as db, db.transaction() as tx,
                 tx.executor("auth") as ex):

@@ -13,7 +13,12 @@ from psycopg.rows import TupleRow
 
 from shared_db.errors import DatabaseUnavailableError
 from shared_db.errors_db import unreachable
-from shared_db.url import DEFAULT_CONNECT_TIMEOUT, ConnectionSettings
+from shared_db.url import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_KEEPALIVES,
+    DEFAULT_TCP_USER_TIMEOUT,
+    ConnectionSettings,
+)
 
 
 def connect_timeout(conn: ConnectionSettings) -> int:
@@ -32,6 +37,10 @@ def connect_args(conn: ConnectionSettings) -> dict[str, Any]:
     args: dict[str, Any] = {}
     if "connect_timeout" not in conn.libpq:
         args["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
+    if not any(k.startswith("keepalives") for k in conn.libpq):
+        args.update(DEFAULT_KEEPALIVES)
+    if "tcp_user_timeout" not in conn.libpq:
+        args["tcp_user_timeout"] = DEFAULT_TCP_USER_TIMEOUT
     if conn.pgbouncer:
         # Transaction-mode PgBouncer hands each transaction a different server connection, so
         # a statement prepared on one may not exist on the next.
@@ -47,7 +56,8 @@ def connect_direct(conn: ConnectionSettings, **kwargs: Any) -> psycopg.Connectio
     ``schema`` is its search path, as on the pools: the version tables and the data are there.
     """
     defaults = {k: v for k, v in connect_args(conn).items()
-                if k in ("connect_timeout", "options")}
+                if k in ("connect_timeout", "options", "tcp_user_timeout")
+                or k.startswith("keepalives")}
     if "options" in defaults and "options" in kwargs:
         kwargs = {**kwargs, "options": f"{defaults['options']} {kwargs['options']}"}
     try:

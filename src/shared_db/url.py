@@ -7,7 +7,9 @@ Accepted query parameters:
 * ``connect_timeout``: whole seconds libpq waits for the server (at least 1; passed to libpq);
 * ``pgbouncer=true``: never prepare statements server-side (transaction-mode PgBouncer);
 * ``schema``: the ``search_path`` for every connection;
-* ``sslmode`` and the other libpq keywords in ``LIBPQ_KEYWORDS``: passed through as they are.
+* ``sslmode`` and the other libpq keywords in ``LIBPQ_KEYWORDS``: passed through as they are;
+  TCP keepalives default to ``DEFAULT_KEEPALIVES`` unless the URL sets any of them, and
+  ``tcp_user_timeout`` to ``DEFAULT_TCP_USER_TIMEOUT``.
 
 Anything else is rejected, so a typo never silently falls back to a default. So is a duration
 that libpq or the pool would read as "no limit" or round down to nothing: ``0``, ``0.0001``,
@@ -71,6 +73,17 @@ def _got(raw: str) -> str:
 DEFAULT_CONNECT_TIMEOUT = 5
 """Seconds libpq waits for a server when the URL sets no ``connect_timeout``: without one it
 waits for the operating system to give up on TCP, minutes for a server that never answers."""
+DEFAULT_KEEPALIVES = {"keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+"""TCP keepalives for every pooled and command connection whose URL sets none of its own (nor
+``keepalives=0``). The system defaults probe after two hours of silence, so a connection through
+a load balancer or NAT that forgets idle flows (after minutes, often) dies unnoticed in the pool,
+and a reply awaited from a host that vanished without a reset is awaited for hours; probing after
+30 s keeps such flows alive and finds a dead peer within about a minute. A long statement does
+not trip them: the server's kernel answers the probes however busy its backend is."""
+DEFAULT_TCP_USER_TIMEOUT = 60_000
+"""Milliseconds sent data may go unacknowledged before the connection is given up (unless the
+URL sets ``tcp_user_timeout``): keepalives do not probe while data is unacknowledged, so without
+it a statement sent to a vanished host waits for the system's retransmissions, about 15 minutes."""
 
 
 def default_pool_size() -> int:
