@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import shared_db
 from shared_db.auth.batch import NewUser
 from shared_db.client import Database
+from shared_db.config import load_settings
 from shared_db.errors import (
     ClientClosedError,
     ConflictError,
@@ -216,3 +217,17 @@ def test_create_user_with_profile_is_exported() -> None:
     assert "create_user_with_profile" in shared_db.__all__
     from shared_db import create_user_with_profile
     assert callable(create_user_with_profile)
+
+
+def test_the_client_refuses_what_is_not_its_settings() -> None:
+    with pytest.raises(ValidationError, match="settings: must be the Settings of load_settings"
+                                              r"\(\), got str"):
+        Database("postgresql://localhost/app")  # type: ignore[arg-type]
+    made = load_settings({"DATABASE_URL": "postgresql://localhost/app"})
+    for kwargs, rule in (({"hooks": []}, "hooks: must be QueryHooks or None, got list"),
+                         ({"log": {}}, "log: must be QueryLogSettings or None, got dict"),
+                         ({"recover_after": -1}, "recover_after: must be None or a number"),
+                         ({"recover_after": float("nan")}, "recover_after: must be None"),
+                         ({"recover_after": True}, "recover_after: must be None")):
+        with pytest.raises(ValidationError, match=rule):
+            Database(made, **kwargs)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func, select
 
 from shared_db.client import Database
 from shared_db.config import load_settings
-from shared_db.errors import ConfigError, QueryTimeoutError
+from shared_db.errors import ConfigError, QueryTimeoutError, ValidationError
 from shared_db.observe import NPlusOneError, QueryLogSettings, detect_n_plus_one
 from shared_db.sql import Query, QueryEvent
 from tests.conftest import DbFixture
@@ -45,6 +45,25 @@ async def test_slow_queries_warn_and_call_back(migrated_db: DbFixture,
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "Slow query detected" in warnings[0].getMessage()
     assert "pg_sleep" in warnings[0].getMessage() and "0.15" in warnings[0].getMessage()
+
+
+async def test_a_failing_callback_never_fails_the_write_it_watched(
+        migrated_db: DbFixture, caplog: pytest.LogCaptureFixture) -> None:
+    async with _db(migrated_db, slow_ms=1) as db:
+        with pytest.raises(ValidationError, match="callback: must be callable, got int"):
+            db.query_log.on_slow(5)  # type: ignore[arg-type]
+
+        def broken(event: QueryEvent) -> None:
+            raise RuntimeError("the callback's own bug")
+        db.query_log.on_slow(broken)
+        async with db.transaction() as tx, tx.executor("auth") as ex:
+            await ex.scalar(SLEEP, {"seconds": 0.01})  # slow: the callback runs, and fails
+            user = await tx.users.create(email="watched@example.com", name="W",
+                                         role="CUSTOMER", password_hash=PASSWORD_HASH)
+        assert await db.users.get(user.id) == user  # committed, reported as done
+    failures = [r for r in caplog.records if "callback" in r.getMessage()]
+    assert failures and all(r.levelno == logging.ERROR and r.exc_info for r in failures)
+    assert "the callback's own bug" in caplog.text
 
 
 async def test_production_logs_errors_only(migrated_db: DbFixture,

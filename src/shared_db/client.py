@@ -55,6 +55,11 @@ Isolation = Literal["read committed", "repeatable read", "serializable"]
 MAX_AGE = 86_400.0 * 3650
 
 
+def _given(name: str, value: object, kind: Any, what: str) -> None:
+    if not isinstance(value, kind):
+        raise ValidationError(name, f"must be {what}, got {type(value).__name__}")
+
+
 class Database(Repositories):
     """Pools and transactions for one topology; use ``async with Database(settings) as db``."""
 
@@ -63,7 +68,19 @@ class Database(Repositories):
                  ) -> None:
         """``recover_after``: when the topology has several databases, ``open`` settles the
         two-phase transactions a crashed process left prepared longer ago than this many
-        seconds (``recovered`` lists them); None leaves that to ``shared-db db recover``."""
+        seconds (``recovered`` lists them); None leaves that to ``shared-db db recover``.
+
+        Raises:
+            ValidationError: an argument of the wrong type (``settings`` comes from
+                ``load_settings()``), or ``recover_after`` outside 0 s to a day.
+        """
+        _given("settings", settings, Settings, "the Settings of load_settings()")
+        _given("hooks", hooks, QueryHooks | None, "QueryHooks or None")
+        _given("log", log, QueryLogSettings | None, "QueryLogSettings or None")
+        if recover_after is not None and (isinstance(recover_after, bool) or not isinstance(
+                recover_after, (int, float)) or not 0 <= recover_after <= 86_400):
+            raise ValidationError("recover_after", "must be None or a number of seconds from 0 "
+                                  f"to 86400, got {recover_after!r}")
         self.settings = settings
         self.recover_after = recover_after
         self.recovered: list[Settled] = []

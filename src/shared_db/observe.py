@@ -6,6 +6,10 @@ is a warning carrying the SQL, the duration and, only when ``log_params`` is on,
 registered callbacks get the event too. Parameters are never logged by default: they hold
 emails, hashes and tokens.
 
+A callback that raises is logged (``shared_db.query``, with its traceback) and otherwise
+ignored: it runs after the statement has run, often after a write committed, and an exception
+escaping from there would report a done write as failed, inviting its caller to send it again.
+
 The N+1 detector counts statements by shape (the compiled statement) within one unit of work:
 a ``Transaction``, or a ``detect_n_plus_one()`` block (one request, say). The same shape run
 ``threshold`` times or more is a warning; with ``strict`` (for test suites) it raises
@@ -66,13 +70,12 @@ class QueryLog:
         return self
 
     def on_slow(self, callback: Callable[[QueryEvent], None]) -> None:
-        self.slow_callbacks.append(callback)
+        """Call ``callback`` with every statement slower than ``slow_ms``."""
+        self.slow_callbacks.append(_callable(callback))
 
     def on_n_plus_one(self, callback: Callable[[QueryEvent], None]) -> None:
         """Call ``callback`` with the statement that crossed the N+1 threshold."""
-        if not callable(callback):
-            raise ValidationError("callback", f"must be callable, got {type(callback).__name__}")
-        self.n_plus_one_callbacks.append(callback)
+        self.n_plus_one_callbacks.append(_callable(callback))
 
     def __call__(self, event: QueryEvent) -> None:
         levels = self.settings.levels
@@ -97,8 +100,7 @@ class QueryLog:
                 self._log(logging.WARNING, "slow", event, params,
                           "Slow query detected: %s Duration: %.1fms Params: %s", event.sql,
                           event.duration_ms, params if params is not None else "(hidden)")
-            for callback in self.slow_callbacks:
-                callback(event)
+            _notify(self.slow_callbacks, event, "slow-query")
         self._count(event)
 
     def _log(self, level: int, outcome: str, event: QueryEvent, params: object,
@@ -124,8 +126,7 @@ class QueryLog:
         if counts[event.sql] == self.settings.n_plus_one:
             message = (f"possible N+1: {event.name} ran {counts[event.sql]} times in one unit "
                        "of work; load the rows together (e.g. users.eager_many)")
-            for callback in self.n_plus_one_callbacks:
-                callback(event)
+            _notify(self.n_plus_one_callbacks, event, "N+1")
             if self.settings.strict:
                 raise NPlusOneError(message)
             if self.settings.log_format == "json":
@@ -133,6 +134,22 @@ class QueryLog:
                                       "count": counts[event.sql], "message": message,
                                       "trace_id": tracing.trace_id()})
             logger.warning(message, extra={"query": event.name})
+
+
+def _callable(callback: Callable[[QueryEvent], None]) -> Callable[[QueryEvent], None]:
+    if not callable(callback):
+        raise ValidationError("callback", f"must be callable, got {type(callback).__name__}")
+    return callback
+
+
+def _notify(callbacks: list[Callable[[QueryEvent], None]], event: QueryEvent,
+            kind: str) -> None:
+    for callback in callbacks:
+        try:
+            callback(event)
+        except Exception:
+            logger.exception("%s callback %r failed on %s; ignored", kind, callback, event.name,
+                             extra={"query": event.name})
 
 
 def trace_statement(event: QueryEvent) -> None:
