@@ -143,6 +143,20 @@ def test_status_reports_drift_with_pending_migrations(
     assert drifted.drift == ["column users.nickname: in the database, not made by the migrations"]
 
 
+def test_what_an_extension_made_is_no_drift(migrated_db: DbFixture, tmp_path: Path) -> None:
+    # `shared-db stats` installs pg_stat_statements: its views and functions are the
+    # extension's, not a change made by hand.
+    folder = copy_with(tmp_path, {"auth/20261202000000_later": migration("pass")})
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    found = status.status(migrated_db.target(), folder)
+    assert found.drift_checked and found.drift == []
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute("CREATE VIEW by_hand AS SELECT 1 AS one")
+    assert status.status(migrated_db.target(), folder).drift == [
+        "view by_hand: in the database, not made by the migrations"]
+
+
 def test_status_with_nothing_applied_compares_nothing(empty_db: DbFixture) -> None:
     result = status.status(empty_db.target(), PACKAGE_MIGRATIONS)
     assert not result.drift_checked and result.drift == []

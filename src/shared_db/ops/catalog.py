@@ -3,7 +3,9 @@
 Autogenerate's comparison knows only what the models declare; this reads everything a migration
 can make in the schema: columns (type, nullability, default), constraints, indexes, enum labels,
 views, triggers and functions, each rendered by PostgreSQL itself (``pg_get_*def``), so equal
-text means an equal object. Alembic's version tables are left out.
+text means an equal object. Alembic's version tables are left out, and so is whatever an
+extension made (``pg_stat_statements``'s views, which ``shared-db stats`` installs): the extension
+owns those, not the migrations.
 """
 
 from __future__ import annotations
@@ -19,32 +21,50 @@ QUERIES = {
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
-          AND a.attnum > 0 AND NOT a.attisdropped AND c.relname NOT LIKE 'alembic\\_version\\_%'""",
+          AND a.attnum > 0 AND NOT a.attisdropped AND c.relname NOT LIKE 'alembic\\_version\\_%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass
+                          AND x.objid = c.oid AND x.deptype = 'e')""",
     "constraint": """
         SELECT c.relname || '.' || k.conname, pg_get_constraintdef(k.oid)
         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
         WHERE k.connamespace = current_schema()::regnamespace AND k.contype <> 'n'
-          AND c.relname NOT LIKE 'alembic\\_version\\_%'""",
+          AND c.relname NOT LIKE 'alembic\\_version\\_%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass
+                          AND x.objid = c.oid AND x.deptype = 'e')""",
     "index": """
-        SELECT indexname, indexdef FROM pg_indexes
-        WHERE schemaname = current_schema() AND tablename NOT LIKE 'alembic\\_version\\_%'""",
+        SELECT i.indexname, i.indexdef FROM pg_indexes i
+        JOIN pg_class c ON c.relname = i.tablename
+         AND c.relnamespace = current_schema()::regnamespace
+        WHERE i.schemaname = current_schema() AND i.tablename NOT LIKE 'alembic\\_version\\_%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass
+                          AND x.objid = c.oid AND x.deptype = 'e')""",
     "enum": """
         SELECT t.typname, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
         FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid
-        WHERE t.typnamespace = current_schema()::regnamespace GROUP BY t.typname""",
+        WHERE t.typnamespace = current_schema()::regnamespace
+          AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_type'::regclass
+                          AND x.objid = t.oid AND x.deptype = 'e')
+        GROUP BY t.typname""",
     "view": """
-        SELECT viewname, regexp_replace(definition, '\\s+', ' ', 'g') FROM pg_views
-        WHERE schemaname = current_schema()""",
+        SELECT v.viewname, regexp_replace(v.definition, '\\s+', ' ', 'g') FROM pg_views v
+        JOIN pg_class c ON c.relname = v.viewname
+         AND c.relnamespace = current_schema()::regnamespace
+        WHERE v.schemaname = current_schema()
+          AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass
+                          AND x.objid = c.oid AND x.deptype = 'e')""",
     "trigger": """
         SELECT c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-        WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace""",
+        WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace
+          AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass
+                          AND x.objid = c.oid AND x.deptype = 'e')""",
     "function": """
         SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
                md5(pg_get_functiondef(p.oid))
         FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace
           AND p.prokind IN ('f', 'p')
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')""",
+          AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass
+                          AND x.objid = p.oid AND x.deptype = 'e')""",
 }
 
 
