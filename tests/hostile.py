@@ -71,7 +71,7 @@ ODD_FLOAT = [0.0, -0.0, -1.0, 1e-9, 1e308, 0.001, 5, 86_401.0, 2**70]
 BAD_AMOUNT = [Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity"), Decimal("-1"), 0,
               Decimal("0"), Decimal("1.005"), 0.1, 1.5, math.nan, "abc", "1" * 41, True,
               None, 10**20, Decimal("1e100"), "", "-0.01", [1], Decimal("100000000"),
-              Decimal("1e-999999"), "\ud800", "1\x00"]
+              Decimal("1e-999999"), "\ud800", "1\x00", "\uff11", "\u0661.00"]
 ODD_AMOUNT = [Decimal("1.10000"), "12.34", 5, Decimal("99999999.99"), Decimal("0.01"),
               "1e-2", " 7.5 "]
 _naive = datetime(2020, 1, 1).isoformat()
@@ -86,9 +86,10 @@ BAD_TIME = [datetime(2020, 1, 1), "2020-01-01", 0, date(2020, 1, 1), math.nan]
 ODD_TIME = [datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC),
             datetime.now(UTC), datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))]
 BAD_EMAIL = ["not-an-email", "a@b", "@x.io", "a\x00@x.io", "\ud800@x.io",
-             "x" * 300 + "@x.io", "a b@x.io", "a@-x.io"]
+             "x" * 300 + "@x.io", "a b@x.io", "a@-x.io", "a\u200b@x.io", "\ufeffa@x.io",
+             "a\u202e@x.io", "a\x7f@x.io", "a\x85@x.io"]
 ODD_EMAIL = ["UPPER@EXAMPLE.COM", " pad@example.com ", "o'brien@example.com",
-             "user+tag@sub.example.co"]
+             "user+tag@sub.example.co", "josé@example.com", "用户@example.com"]
 BAD_PASSWORD = ["é" * 37, "x" * 73, "\ud800" * 10, "pass\x00word", 12345678, b"password1", ""]
 ODD_PASSWORD = ["password1", "short", "日本語のパスワード", "x" * 72]
 HASH = "$2b$04$JnfTEVhhG5yzPho/1c/sjeo99NUPRaCHqJpkkSyGtFCKdgEL.c5Eq"  # "x" at cost 4

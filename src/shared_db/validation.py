@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -65,10 +66,19 @@ def optional_text(field: str, value: object, *, max_length: int = MAX_TEXT) -> s
 
 
 def email(value: object, field: str = "email") -> str:
-    """A plausible address, normalised to lower case (addresses are unique case-insensitively)."""
+    """A plausible address, normalised to lower case (addresses are unique case-insensitively).
+
+    Its local part may hold any printable character, letters of any script included, but no
+    control, format or separator character: a zero-width space, a byte-order mark or a
+    right-to-left override would make an address that looks like another one and is not.
+    """
     address = text(field, value, max_length=MAX_EMAIL).strip().lower()
     if not EMAIL.match(address):
         raise ValidationError(field, "must be an e-mail address like name@example.com")
+    hidden = next((c for c in address if unicodedata.category(c)[0] in "CZ"), None)
+    if hidden is not None:
+        raise ValidationError(field, f"must not contain invisible or control characters, "
+                              f"got U+{ord(hidden):04X}")
     return address
 
 
@@ -156,6 +166,9 @@ def amount(value: object, field: str = "amount") -> Decimal:
     if isinstance(value, str) and len(value) > 40:
         raise ValidationError(field, f"must be a number of at most 40 characters, "
                               f"got {len(value)}")
+    if isinstance(value, str) and not value.isascii():
+        # Decimal() reads any script's digits (FULLWIDTH DIGIT ONE is 1): amounts are ASCII.
+        raise ValidationError(field, "must be a decimal number in ASCII digits")
     try:
         number = Decimal(value)
     except (InvalidOperation, ValueError):
