@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from decimal import Decimal
 
@@ -34,13 +35,19 @@ async def test_create_normalises_email_and_hashes_with_cost_10(db: Database,
     assert stored.startswith("$2b$10$") and bcrypt.checkpw(b"correct horse", stored.encode())
 
 
-async def test_email_is_unique_whatever_the_case(db: Database, stores: Stores) -> None:
+async def test_email_is_unique_whatever_the_case(db: Database, stores: Stores,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     await _user(db)
     before = stores.digest()
+    caplog.set_level(logging.WARNING)
     with pytest.raises(DuplicateError) as caught:
         await _user(db, "JANE@example.com")
+    async with db.transaction() as tx:
+        with pytest.raises(DuplicateError):
+            await _user(tx, "jane@EXAMPLE.com")  # type: ignore[arg-type]
     assert caught.value.field == "email"
     assert stores.digest() == before
+    assert not caplog.records  # a refusal is an answer: nothing is logged as a warning
 
 
 async def test_reads_never_carry_the_password_hash(db: Database) -> None:

@@ -15,14 +15,8 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    bindparam,
-    delete,
-    func,
-    null,
     select,
-    update,
 )
-from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import references
 from shared_db import validation as check
@@ -37,32 +31,28 @@ from shared_db.auth.batch import (
     prepare_rows,
 )
 from shared_db.auth.details import update_details
-from shared_db.auth.lookups import EMAIL_IS, ID_IS, LIVE, USER_COLUMNS
+from shared_db.auth.lookups import ID_IS, LIVE
 from shared_db.auth.models import User
+from shared_db.auth.statements import (
+    CREATE,
+    CREATE_AUDITED,
+    HARD_DELETE,
+    HASH_BY_EMAIL,
+    RESTORE,
+    ROLE_FOR_UPDATE,
+    SET_ROLE,
+    SOFT_DELETE,
+    audited,
+)
 from shared_db.enums import UserRole
 from shared_db.errors import DataAccessError, NotFoundError, ValidationError
 from shared_db.idempotency import key, once
 from shared_db.passwords import hash_password, verify_password
 from shared_db.records import UserRecord, UserWithRelations
 from shared_db.repository import Repository, Source
-from shared_db.sql import Query, first, pipelined
+from shared_db.sql import Query
 
-HASH_BY_EMAIL = Query.build("users.hash_by_email", select(User.password_hash).where(
-    EMAIL_IS, LIVE))
-CREATE = Query.build("users.create", insert(User).values(
-    id=bindparam("id"), email=bindparam("email"), password_hash=bindparam("password_hash"),
-    name=bindparam("name"), role=bindparam("role"),
-    email_verified=bindparam("email_verified")).returning(*USER_COLUMNS))
-SOFT_DELETE = Query.build("users.soft_delete", update(User).where(ID_IS, LIVE).values(
-    deleted_at=func.now(), updated_at=func.now()).returning(*USER_COLUMNS))
-RESTORE = Query.build("users.restore", update(User).where(
-    ID_IS, User.deleted_at.is_not(None)).values(deleted_at=null(), updated_at=func.now(),
-                                                 ).returning(*USER_COLUMNS))
-ROLE_FOR_UPDATE = Query.build("users.role_for_update", select(User.role).where(
-    ID_IS, LIVE).with_for_update())
-SET_ROLE = Query.build("users.set_role", update(User).where(ID_IS).values(
-    role=bindparam("role"), updated_at=func.now()).returning(*USER_COLUMNS))
-HARD_DELETE = Query.build("users.delete", delete(User).where(ID_IS))
+
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     # Compared against when the email is unknown, so a login for a missing account costs as
@@ -162,11 +152,9 @@ class UserRepository(Repository):
                     user = await ex.one(CREATE, params, UserRecord)
                 async with tx.executor("admin") as ex:
                     await ex.execute(AUDIT_APPEND, audit)
-            else:  # one round trip for both rows
-                async with tx.executor(self.service) as ex, pipelined(ex):
-                    created = await ex.cursor(CREATE, params, UserRecord)
-                    await ex.cursor(AUDIT_APPEND, audit)
-                user = await first(created, CREATE.name)
+            else:  # one statement for both rows
+                async with tx.executor(self.service) as ex:
+                    user = await ex.one(CREATE_AUDITED, audited(params, audit), UserRecord)
         assert user is not None
         return user
 

@@ -12,9 +12,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select
 
-from shared_db.admin.models import AuditLog
-from shared_db.auth.lookups import USER_COLUMNS
-from shared_db.auth.models import User
+from shared_db.auth.statements import AUDITED, NEW_USER, audited
 from shared_db.auth.users import UserRepository, user_request
 from shared_db.enums import UserRole
 from shared_db.idempotency import key, once
@@ -25,20 +23,13 @@ from shared_db.repository import Source
 from shared_db.sql import Query, columns
 from shared_db.typed import checked
 
-_AUDIT_FIELDS = ("user_id", "action", "resource_type", "resource_id", "details", "ip_address",
-                 "user_agent")
-_NEW_USER = insert(User).values(**{n: bindparam(n) for n in (
-    "id", "email", "password_hash", "name", "role", "email_verified")}).returning(
-    *USER_COLUMNS).cte("new_user")
-_AUDITED = insert(AuditLog).values(id=func.gen_random_uuid(), **{
-    n: bindparam(f"audit_{n}") for n in _AUDIT_FIELDS}).cte("audited")
 _NEW_PROFILE = insert(UserProfile).from_select(
     ["id", "user_id", *FIELDS],
-    select(func.gen_random_uuid(), _NEW_USER.c.id,
+    select(func.gen_random_uuid(), NEW_USER.c.id,
            *[bindparam(n, type_=UserProfile.__table__.c[n].type) for n in FIELDS]),
 ).returning(*columns(ProfileRecord, UserProfile)).cte("new_profile")
 CREATE_WITH_PROFILE = Query.build("users.create_with_profile", select(
-    *_NEW_USER.c, *_NEW_PROFILE.c).add_cte(_AUDITED))
+    *NEW_USER.c, *_NEW_PROFILE.c).add_cte(AUDITED))
 _SPLIT = len(UserRecord._fields)
 
 
@@ -80,7 +71,7 @@ async def _create(source: Source, params: dict[str, Any], values: dict[str, Any]
             user = await UserRepository(tx)._insert(params)
             return user, await ProfileRepository(tx).create(user.id, **fields)
     audit = UserRepository(source)._created_audit(source, params)
-    statement = params | values | {f"audit_{n}": v for n, v in audit.items()}
+    statement = audited(params, audit) | values
     async with source.executor("auth", primary=True) as ex:
         created = await ex.one(CREATE_WITH_PROFILE, statement, _pair)
     assert created is not None
