@@ -10,8 +10,7 @@ per-call statement compilation. That is what keeps the hot paths close to hand-w
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -112,17 +111,6 @@ def columns(record: type[Any], model: type[Any]) -> list[InstrumentedAttribute[A
     """``model``'s columns in the order of ``record``'s fields (``metadata`` -> ``metadata_``)."""
     names: tuple[str, ...] = record._fields
     return [getattr(model, n if hasattr(model, n) and n != "metadata" else f"{n}_") for n in names]
-
-
-@asynccontextmanager
-async def pipelined(ex: Executor) -> AsyncIterator[None]:
-    """Send the statements of the block together, in one round trip (psycopg pipeline mode).
-
-    Their cursors are read after the block; errors surface when it ends.
-    """
-    with translate():
-        async with ex.connection.pipeline():
-            yield
 
 
 _ROW_MAKERS: dict[Callable[..., Any], Any] = {}
