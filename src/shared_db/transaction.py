@@ -3,6 +3,12 @@
 A transaction takes a connection per database on first use and begins there. At the end, one
 database commits plainly; several (the per-service topology) commit with two-phase commit
 (``shared_db.twophase``), so a unit of work is all-or-nothing whichever databases it touched.
+
+A transaction is used only inside its ``async with`` block: before the block, after it ends
+(committed, rolled back or failed) and when entered a second time, every use of it (a repository
+method, ``executor``, ``unit``) is ``ValidationError`` on ``tx`` and sends nothing. Otherwise a
+write after the block would report success on a connection nobody ends (or one already back in
+the pool) and be lost or committed with someone else's work.
 """
 
 from __future__ import annotations
@@ -70,8 +76,24 @@ def _setup_statements(isolation: str | None, statement_timeout: float | None,
     return statements
 
 
+def _unusable(state: str) -> ValidationError:
+    """Why a transaction that is not open cannot be used (``state``: see ``Transaction``)."""
+    if state == "new":
+        return ValidationError("tx", "the transaction has not started: use it inside "
+                               "`async with db.transaction() as tx:`; nothing was sent")
+    if state == "open":
+        return ValidationError("tx", "the transaction is already open: it cannot be entered "
+                               "again; use it as it is, or start a new `db.transaction()`")
+    return ValidationError("tx", f"the transaction has already ended ({state}): start a new "
+                           "one with `async with db.transaction() as tx:`; nothing was sent")
+
+
 class Transaction(Repositories):
-    """One unit of work; per database, a connection is taken on first use and kept to the end."""
+    """One unit of work; per database, a connection is taken on first use and kept to the end.
+
+    Usable only between ``__aenter__`` and the start of ``__aexit__`` (``_open``); outside,
+    every use is ``ValidationError`` and sends nothing.
+    """
 
     def __init__(self, db: Pools, isolation: str | None, statement_timeout: float | None,
                  lock_timeout: float | None, actor: ActorContext | None) -> None:
@@ -84,6 +106,8 @@ class Transaction(Repositories):
         self.batcher: Batcher | None = None  # its reads are its own, on its own connection
         self._span: tracing.Opened | None = None
         self._isolation = isolation
+        self._open = False  # all the hot path checks (executor, _executor_for, unit)
+        self._state = "new"  # then "open", then "committed", "rolled back" or "its commit failed"
         super().__init__(self)
 
     def actor(self) -> ActorContext:
@@ -94,22 +118,35 @@ class Transaction(Repositories):
 
     def unit(self) -> AbstractAsyncContextManager[Transaction]:
         """Write methods called inside the transaction simply join it."""
+        if not self._open:
+            raise _unusable(self._state)
         return nullcontext(self)
 
     async def __aenter__(self) -> Transaction:
+        if self._state != "new":  # entered twice, or again after it ended
+            raise _unusable(self._state)
+        self._state = "open"
         await self._stack.__aenter__()
         self._stack.enter_context(detect_n_plus_one())
         if tracing.state.tracer is not None:
             self._span = tracing.Opened("shared_db.transaction", **{
                 "shared_db.isolation": self._isolation or "read committed"})
+        self._open = True
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc: Any) -> None:
         error: BaseException | None = exc[0] if exc_type is not None else None
+        # Closed before COMMIT is sent: nothing joins it from here on, not even a task still
+        # running on it, and nothing is sent on its connections once they are back in the pool.
+        self._open = False
+        self._state = "its commit failed"
         try:
             await self._end(exc_type)
+            self._state = "committed" if exc_type is None else "rolled back"
         except BaseException as failed:
             error = failed
+            if exc_type is not None:
+                self._state = "rolled back"
             raise
         finally:
             if self._span is not None:
@@ -158,6 +195,8 @@ class Transaction(Repositories):
             await rollback(ex.connection)
 
     async def _executor_for(self, service: str) -> Executor:
+        if not self._open:  # a Joined made in the block and entered after it
+            raise _unusable(self._state)
         pool = self.db.pool(service)
         found = self._executors.get(id(pool))
         if found is None:
@@ -174,4 +213,6 @@ class Transaction(Repositories):
 
     def executor(self, service: str, write: bool = False,
                  primary: bool = False) -> AbstractAsyncContextManager[Executor]:
+        if not self._open:
+            raise _unusable(self._state)
         return Joined(self, service)  # always the primary: reads see the transaction's writes
