@@ -43,6 +43,17 @@ def test_default_pool_is_cores_times_two_plus_one() -> None:
     ("mysql://localhost/app", "DATABASE_URL", "must start with postgresql://"),
     ("postgresql://localhost", "DATABASE_URL", "must name a database"),
     ("postgresql://localhost/app?connection_limit=-1", "connection_limit", "positive int"),
+    ("postgresql://localhost/app?connection_limit=1_0", "connection_limit", "positive int"),
+    ("postgresql://localhost/app?connection_limit=10001", "connection_limit", "at most 10000"),
+    ("postgresql://localhost/app?pool_timeout=86401", "pool_timeout", "at most 86400 seconds"),
+    ("postgresql://localhost/app?pool_timeout=1_0", "pool_timeout", "seconds of at least"),
+    ("postgresql://localhost/app?sslmode=bogus", "sslmode", "must be one of disable, allow"),
+    ("postgresql://localhost/app?schema=a%20b", "schema", "must be one schema name"),
+    ("postgresql://localhost/app?schema=a&schema=b", "DATABASE_URL parameter 'schema'",
+     "given more than once"),
+    ("postgresql://localhost/app?password=x", "DATABASE_URL parameter 'password'",
+     "not accepted as a parameter"),
+    ("postgresql://u:pa%00ss@localhost/app", "DATABASE_URL password", "NUL byte"),
     ("postgresql://localhost/app?pool_timeout=soon", "pool_timeout", "seconds of at least"),
     ("postgresql://localhost/app?connect_timeout=0", "connect_timeout", "whole number of seconds"),
     ("postgresql://localhost/app?pgbouncer=maybe", "pgbouncer", "true or false"),
@@ -197,8 +208,8 @@ def test_bad_multi_host_urls_name_the_rule(url: str, field: str, rule: str) -> N
 _LIBPQ_PARTS = ("host", "port", "user", "password", "dbname", "sslmode", "application_name")
 
 
-@given(user=st.text(st.sampled_from("ab_Z9%@:/?é"), max_size=6),
-       password=st.text(st.sampled_from("pq!$&'()*+,;=:@/?#[]% é"), max_size=8),
+@given(user=st.text(st.sampled_from("ab_Z9%@:/?é"), min_size=1, max_size=6),
+       password=st.text(st.sampled_from("pq!$&'()*+,;=:@/?#[]% é\t\n\x01\x7f"), max_size=8),
        hosts=st.lists(st.sampled_from(["db.local", "10.0.0.7", "[::1]", "h-2"]), min_size=1,
                       max_size=3),
        ports=st.lists(st.integers(1, 65535), min_size=3, max_size=3),

@@ -10,9 +10,13 @@ Variables:
 * ``DATABASE_READ_URL`` (shared) or ``<SERVICE>_READ_URL`` (per service, e.g.
   ``PAYMENTS_READ_URL``): optional read replicas. Reads called on the ``Database`` go there;
   writes, and every read inside a transaction, go to the primary.
-* ``SHARED_DB_MIGRATIONS_DIR``: where migration chains live (default: inside the package).
+* ``SHARED_DB_MIGRATIONS_DIR``: where migration chains live (default: inside the package): an
+  existing directory with the package's ``env.py``. Checked when a command reads it
+  (``Settings.migrations_dir``), so that a service or a command that runs no migration is not
+  refused for it.
 * ``SHARED_DB_ENV``: ``development`` (default) or ``production``; selects query log levels.
-* ``SHARED_DB_SLOW_QUERY_MS``: the slow-query threshold (default 1000, the guide's; at least 1).
+* ``SHARED_DB_SLOW_QUERY_MS``: the slow-query threshold (default 1000, the guide's; 1 to
+  86400000, one day).
 * ``SHARED_DB_LOG_PARAMS``: ``true`` to show query parameters in logs and events (default off).
 * ``SHARED_DB_LOG_FORMAT``: ``text`` (default) or ``json``: one JSON object per logged event.
 * ``SHARED_DB_TRACING``: ``true`` for OpenTelemetry spans (the ``otel`` extra); default off.
@@ -20,17 +24,20 @@ Variables:
 * ``SHARED_DB_TRACE_CONTEXT``: ``true`` to end each statement with the W3C trace context
   (sqlcommenter); such statements are not server-prepared. Default off.
 * ``SHARED_DB_N_PLUS_ONE``: how often one statement may run in a unit of work before it is
-  reported as N+1 (default 10); ``SHARED_DB_N_PLUS_ONE_STRICT=true`` raises instead (tests).
+  reported as N+1 (default 10; a whole number from 1 to 1000000);
+  ``SHARED_DB_N_PLUS_ONE_STRICT=true`` raises instead (tests).
 * ``SHARED_DB_CACHE_DIR``: where ``migrate status`` remembers that a schema had no drift
   (default ``$XDG_CACHE_HOME/shared-db``, else ``~/.cache/shared-db``).
 * ``SHARED_DB_LOCK_TIMEOUT``: seconds a migration step may wait for a table lock before it gives
-  up and tries again (default 5); ``SHARED_DB_LOCK_RETRIES``: how often it tries again (default 5).
+  up and tries again (default 5; 0.001 to 86400); ``SHARED_DB_LOCK_RETRIES``: how often it tries
+  again (default 5; 0 to 1000).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -43,6 +50,55 @@ from shared_db.url import ConnectionSettings, parse_database_url
 
 Topology = Literal["shared", "per-service"]
 PACKAGE_MIGRATIONS = Path(__file__).parent / "migrations"
+MAX_SLOW_QUERY_MS = 86_400_000.0
+"""The longest slow-query threshold: one day."""
+MAX_N_PLUS_ONE = 1_000_000
+MAX_LOCK_TIMEOUT = 86_400.0
+"""The longest lock wait of a migration step, one day (PostgreSQL's ``lock_timeout`` stops at
+about 24.8 days)."""
+MAX_LOCK_RETRIES = 1000
+_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+class _MigrationsDir:
+    """``Settings.migrations_dir``: the folder is checked each time it is read, not when the
+    settings are loaded, so a service (``Database(load_settings())``) or a command that runs no
+    migration is not refused for a folder only the migration commands need; every command that
+    reads it is.
+
+    A dataclass field whose default is a descriptor: ``__init__`` stores through ``__set__``, the
+    folder as given staying in the instance's ``__dict__`` (``repr`` shows it unchecked).
+    ``dataclasses.replace`` and ``==`` read it, so they too refuse settings with a bad folder.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = f"_{name}"
+
+    def __get__(self, obj: object, owner: type | None = None) -> Path:
+        if obj is None:
+            return PACKAGE_MIGRATIONS  # the field's default
+        return migrations_folder(obj.__dict__[self.key])
+
+    def __set__(self, obj: object, value: Path | str) -> None:
+        obj.__dict__[self.key] = Path(value)
+
+
+def migrations_folder(path: Path) -> Path:
+    """``path`` if it is a migrations folder: an existing directory holding ``env.py``.
+
+    Raises:
+        ConfigError: ``SHARED_DB_MIGRATIONS_DIR`` names no directory, or one without ``env.py``.
+    """
+    copy = "a copy of the package's shared_db/migrations"
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"must be an existing directory ({copy}), "
+                          f"got {str(path)!r}, which {what}")
+    if not (path / "env.py").is_file():
+        raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"must be a migrations folder ({copy}, "
+                          f"with its env.py and versions/), got {str(path)!r}, which has no "
+                          "env.py")
+    return path
 
 
 LEVELS = {"development": frozenset({"query", "warn", "error"}),
@@ -85,7 +141,8 @@ class Settings:
     read_urls: Mapping[str, str] = field(default_factory=dict)
     """Service -> replica URL for reads outside transactions (all four share one when shared)."""
     home: Path = Path(".shared-db")
-    migrations_dir: Path = PACKAGE_MIGRATIONS
+    migrations_dir: _MigrationsDir = _MigrationsDir()
+    """Read as a ``Path``, checked on each read (``migrations_folder``)."""
     log: QueryLogSettings = field(default_factory=QueryLogSettings)
     lock_timeout: float = 5.0
     """Seconds a migration step waits for a lock (``lock_timeout``) before backing off."""
@@ -98,7 +155,9 @@ class Settings:
 
     def __repr__(self) -> str:
         # The URLs stay as given (connections need them); only what is shown hides passwords.
-        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        # The migrations folder as given: showing settings never checks it.
+        shown = {f.name: self.__dict__["_migrations_dir"] if f.name == "migrations_dir" else
+                 getattr(self, f.name) for f in fields(self)}
         shown["database_url"] = None if self.database_url is None else redact_url(
             self.database_url)
         shown["service_urls"] = {s: redact_url(u) for s, u in self.service_urls.items()}
@@ -154,16 +213,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         migrations_dir=Path(env.get("SHARED_DB_MIGRATIONS_DIR") or PACKAGE_MIGRATIONS),
         log=QueryLogSettings.for_environment(
             _choice(env, "SHARED_DB_ENV", ("development", "production")),
-            slow_ms=_number(env, "SHARED_DB_SLOW_QUERY_MS", 1000.0, minimum=1.0),
+            slow_ms=_number(env, "SHARED_DB_SLOW_QUERY_MS", 1000.0, minimum=1.0,
+                            maximum=MAX_SLOW_QUERY_MS, unit="ms (one day)"),
             log_params=_flag(env, "SHARED_DB_LOG_PARAMS"),
-            n_plus_one=int(_number(env, "SHARED_DB_N_PLUS_ONE", 10)),
+            n_plus_one=_whole(env, "SHARED_DB_N_PLUS_ONE", 10, minimum=1, maximum=MAX_N_PLUS_ONE),
             strict=_flag(env, "SHARED_DB_N_PLUS_ONE_STRICT"),
             log_format=_choice(env, "SHARED_DB_LOG_FORMAT", ("text", "json"))),
         telemetry=TelemetrySettings(tracing=_flag(env, "SHARED_DB_TRACING"),
                                     metrics=_flag(env, "SHARED_DB_METRICS"),
                                     trace_context=_flag(env, "SHARED_DB_TRACE_CONTEXT")),
-        lock_timeout=_number(env, "SHARED_DB_LOCK_TIMEOUT", 5.0, minimum=0.001),
-        lock_retries=_whole(env, "SHARED_DB_LOCK_RETRIES", 5),
+        lock_timeout=_number(env, "SHARED_DB_LOCK_TIMEOUT", 5.0, minimum=0.001,
+                             maximum=MAX_LOCK_TIMEOUT, unit="seconds (one day)"),
+        lock_retries=_whole(env, "SHARED_DB_LOCK_RETRIES", 5, maximum=MAX_LOCK_RETRIES),
         cache_dir=_cache_dir(env),
     )
 
@@ -198,29 +259,31 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float | None = None,
-            ) -> float:
-    """A positive finite number; at least ``minimum`` when given (1 for milliseconds)."""
-    raw = env.get(name)
-    if not raw:
-        return default
-    rule = "a positive number" if minimum is None else f"a number of at least {minimum:g}"
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(name, f"must be {rule}, got {raw!r}") from None
-    if not (math.isfinite(value) and value > 0 and (minimum is None or value >= minimum)):
-        raise ConfigError(name, f"must be {rule}, got {raw!r}")
-    return value
-
-
-def _whole(env: Mapping[str, str], name: str, default: int) -> int:
-    """A whole number from 0."""
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float,
+            maximum: float, unit: str) -> float:
+    """A finite decimal number from ``minimum`` to ``maximum``."""
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
-    if not (raw.isascii() and raw.isdigit()):
-        raise ConfigError(name, f"must be a whole number from 0, got {raw!r}")
+    # float() also takes "1_0", "inf" and non-ASCII digits: none of them is meant.
+    value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
+    if not (math.isfinite(value) and value >= minimum):
+        raise ConfigError(name, f"must be a number of at least {minimum:g}, got {raw!r}")
+    if value > maximum:
+        raise ConfigError(name, f"must be at most {maximum:.15g} {unit}, got {raw!r}")
+    return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0,
+           maximum: int) -> int:
+    """A whole number from ``minimum`` (0 unless given) to ``maximum``."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit() and int(raw) >= minimum):
+        raise ConfigError(name, f"must be a whole number from {minimum}, got {raw!r}")
+    if int(raw) > maximum:
+        raise ConfigError(name, f"must be at most {maximum}, got {raw!r}")
     return int(raw)
 
 

@@ -3,12 +3,21 @@ database and query, split and put back together without changing what libpq will
 
 Parse errors never quote the URL: an unencoded character in a password moves the boundaries
 between the parts, so any piece of the text could be a piece of the password.
+
+Every part is percent-decoded as libpq decodes it, and refused (naming the part, never showing
+it) when libpq or PostgreSQL could not take it as written: a NUL byte (``%00``) anywhere, which
+libpq refuses only when it connects; another control character (``%01``-``%1F``, ``%7F``,
+U+0080-U+009F) anywhere but in a password; percent-encoded bytes that are not UTF-8, which
+would reach the driver changed. An empty user (``postgresql://@host/db``) is refused too: libpq
+would silently connect as the operating-system user. So is a user or database name longer than
+PostgreSQL's 63 bytes, which the server would silently cut short.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
@@ -18,6 +27,8 @@ from shared_db.redact import redact_url
 HIDDEN_PASSWORD = "***"
 _HOST = re.compile(r"[A-Za-z0-9._%~\-]*")
 _PORT = re.compile(r"[0-9]{1,5}")
+MAX_NAME_BYTES = 63
+"""PostgreSQL's longest user and database name (NAMEDATALEN - 1): it cuts longer ones short."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +88,47 @@ _BAD_PORT = ("the port must be a number from 0 to 65535 (percent-encode any '/',
              "in the user or password, e.g. %40 for @)")
 
 
-def query_params(raw: str) -> dict[str, str]:
-    """The query of URL ``raw`` decoded as libpq decodes it ("+" stays "+"); a repeated key's
-    last value wins, as in libpq."""
+def query_pairs(raw: str) -> list[tuple[str, str | None]]:
+    """The query of URL ``raw`` as written: each key percent-decoded as libpq decodes it ("+"
+    stays "+"), each value still encoded (None for an item with no ``=``), in order and with
+    repeats (libpq would keep a repeated key's last value)."""
     query = urlsplit(raw).query
     pairs = (item.partition("=") for item in query.split("&") if item)
-    return {unquote(key): unquote(value) for key, _, value in pairs}
+    return [(unquote(key), value if equals else None) for key, equals, value in pairs]
+
+
+CONTROL_RULE = ("must not contain a control character (such as %00, %0A or %7F): libpq and "
+                "PostgreSQL cannot take a NUL byte, and the others never belong in it")
+NUL_RULE = "must not contain a NUL byte (%00): libpq cannot pass one to the server"
+UTF8_RULE = ("must percent-encode UTF-8 (e.g. %C3%A9 for \u00e9): other bytes would reach the "
+             "driver changed")
+
+
+def decoded(text: str, field_name: str, *, secret: bool = False) -> str:
+    """``text`` percent-decoded as libpq decodes it ("+" stays "+").
+
+    Raises:
+        ConfigError: ``field_name`` (never the text: it may be a secret, or hold part of one)
+            percent-encodes bytes that are not UTF-8, or holds a NUL byte or, unless ``secret``
+            (a password may hold any other character), another control character.
+    """
+    try:
+        value = unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise ConfigError(field_name, UTF8_RULE) from None
+    if secret and "\x00" in value:
+        raise ConfigError(field_name, NUL_RULE)
+    if not secret and any(unicodedata.category(c) == "Cc" for c in value):
+        raise ConfigError(field_name, CONTROL_RULE)
+    return value
+
+
+def _name(text: str, field_name: str) -> str:
+    value = decoded(text, field_name)
+    if len(value.encode()) > MAX_NAME_BYTES:
+        raise ConfigError(field_name, f"must be at most {MAX_NAME_BYTES} bytes long: PostgreSQL "
+                          "would silently cut it short")
+    return value
 
 
 def _invalid(field_name: str, rule: str) -> ConfigError:
@@ -109,11 +155,16 @@ def split_url(raw: str, field_name: str) -> PgUrl:
     if len(hosts) > 1 and any(not host for host, _ in hosts):
         raise _invalid(field_name, "every host of a multi-host URL needs a name, e.g. "
                        "postgresql://h1:5432,h2:5432/app")
+    if at and not user:
+        raise ConfigError(f"{field_name} user", "is empty: name it before the '@' "
+                          "(postgresql://app@host/db), or leave out the '@' and the password "
+                          "for libpq's default user")
     return PgUrl(
         hosts=hosts,
-        username=unquote(user) if at else None,
-        password=unquote(password) if at and colon else None,
-        database=unquote(parts.path[1:]) if parts.path else None,
+        username=_name(user, f"{field_name} user") if at else None,
+        password=(decoded(password, f"{field_name} password", secret=True)
+                  if at and colon else None),
+        database=_name(parts.path[1:], f"{field_name} database name") if parts.path else None,
     )
 
 
@@ -126,11 +177,12 @@ def _host(item: str, field_name: str) -> tuple[str, int | None]:
             ipaddress.IPv6Address(inside.partition("%")[0])
         except ValueError:
             raise _invalid(field_name, _IPV6) from None
+        decoded(inside, f"{field_name} host")  # the zone after '%' reaches libpq as written
         return inside, _port(rest[1:], field_name) if rest else None
     host, colon, port = item.partition(":")
     if not _HOST.fullmatch(host):
         raise _invalid(field_name, _ENCODE)
-    return unquote(host), _port(port, field_name) if colon else None
+    return decoded(host, f"{field_name} host"), _port(port, field_name) if colon else None
 
 
 def _port(raw: str, field_name: str) -> int:
