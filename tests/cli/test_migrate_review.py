@@ -119,12 +119,13 @@ def test_deploy_dry_run_prints_sql_and_lint_and_applies_nothing(migrated_db: DbF
     with psycopg.connect(migrated_db.url, autocommit=True) as conn:
         conn.execute("INSERT INTO system_config (key, value) VALUES ('k', '1')")
     before = snapshot(migrated_db.url, version_tables=True)
-    out = _ok("migrate", "deploy", "--dry-run",
+    out = _ok("migrate", "deploy", "--dry-run", code=4,  # the exit of the deploy it previews
               env={**migrated_db.env(), "SHARED_DB_MIGRATIONS_DIR": str(folder)})
     assert "CREATE INDEX system_config_value_idx ON system_config (value)" in out
     assert "unsafe admin:20261202000000_value_idx create-index on system_config" in out
     assert "deploy would refuse admin:20261202000000_value_idx" in out
-    assert "1 migration(s) would be applied; nothing was changed" in out
+    assert ("deploy would apply 0 of the 1 pending migration(s), then refuse "
+            "admin:20261202000000_value_idx and stop; nothing was changed") in out
     assert snapshot(migrated_db.url, version_tables=True) == before
 
 

@@ -10,7 +10,7 @@ import typer
 
 from shared_db.cli import migrate_adopt, migrate_review, render, render_review
 from shared_db.cli.common import confirm, console, console_err, lazy, settings, targets
-from shared_db.errors import MigrationError
+from shared_db.errors import MigrationError, UnsafeMigrationError
 
 if TYPE_CHECKING:
     from shared_db.config import Settings
@@ -60,8 +60,13 @@ def deploy(dry_run: Annotated[bool, typer.Option(
     """Apply every pending migration, without prompts, each step under lock_timeout."""
     current = settings()
     if dry_run:
-        render_review.print_dry_run(console, review.dry_run(targets(current),
-                                                            current.migrations_dir))
+        runs = review.dry_run(targets(current), current.migrations_dir)
+        render_review.print_dry_run(console, runs)
+        applied, stop = render_review.dry_run_stop(runs)
+        if stop is not None:  # exit 4, as the deploy itself would
+            raise UnsafeMigrationError(
+                f"deploy would refuse {render_review.refusal_text(stop)}, after applying "
+                f"{applied} migration(s); this was a dry run, nothing was changed")
         return
     run = step_run(current)
     total = sum(len(migrate.deploy(t, current.migrations_dir, _applied, run=run).steps)

@@ -86,16 +86,45 @@ def print_targets_sql(console: Console, results: list[TargetSql]) -> None:
             print_sql(console, result.script)
 
 
+Refusal = tuple["StepLint", str, list[str]]
+
+
+def dry_run_stop(runs: list[DryRun]) -> tuple[int, Refusal | None]:
+    """How many migrations ``deploy`` would apply, and the refusal it would stop at, if any.
+
+    Deploy goes through the targets in order and stops at the first step it refuses: every
+    pending step of the targets before, and the steps before it in its own target, are applied;
+    nothing after it is."""
+    applied = 0
+    for run in runs:
+        order = [step for step, _ in run.sql.steps]
+        if run.refused:
+            first = min(run.refused, key=lambda refusal: order.index(refusal[0].step))
+            return applied + order.index(first[0].step), first
+        applied += len(order)
+    return applied, None
+
+
+def refusal_text(refusal: Refusal) -> str:
+    lint, rule, tables = refusal
+    return f"{lint.step.label}: {rule} on {', '.join(tables)}, which holds rows"
+
+
 def print_dry_run(console: Console, runs: list[DryRun]) -> None:
     print_targets_sql(console, [run.sql for run in runs])
     print_lint(console, [lint for run in runs for lint in run.lints])
     for run in runs:
-        for lint, rule, tables in run.refused:
-            console.print(f"[bold red]deploy would refuse[/] {escape(lint.step.label)}: "
-                          f"{rule} on {escape(', '.join(tables))}, which holds rows",
+        for refusal in run.refused:
+            console.print(f"[bold red]deploy would refuse[/] {escape(refusal_text(refusal))}",
                           soft_wrap=True)
-    total = sum(len(run.sql.steps) for run in runs)
-    console.print(f"Dry run: {total} migration(s) would be applied; nothing was changed.")
+    applied, stop = dry_run_stop(runs)
+    if stop is None:
+        console.print(f"Dry run: {applied} migration(s) would be applied; nothing was changed.")
+        return
+    pending = sum(len(run.sql.steps) for run in runs)
+    console.print(f"Dry run: deploy would apply {applied} of the {pending} pending migration(s), "
+                  f"then refuse {escape(stop[0].step.label)} and stop; nothing was changed.",
+                  soft_wrap=True)
 
 
 def resolved_json(result: Resolved) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from shared_db.connect import connect_direct
 from shared_db.devserver import bin_dir, tool_env
 from shared_db.errors import BackupError
 from shared_db.ops.chains import version_table
+from shared_db.ops.checksums import EXTENSIONS as EXTENSIONS
 from shared_db.ops.checksums import Manifest, file_sha256, manifest_path, table_checksums
 from shared_db.ops.restore import restore
 from shared_db.ops.scratch import scratch_database
@@ -36,7 +37,6 @@ from shared_db.ops.targets import Target
 from shared_db.url import ConnectionSettings
 
 Format = Literal["custom", "sql.gz"]
-EXTENSIONS: dict[str, str] = {"custom": ".dump", "sql.gz": ".sql.gz"}
 Progress = Callable[[str], None]
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,16 @@ TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablena
 CHECKSUM = ("SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)"
             "::bigint), 0)::text FROM {} t")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+EXTENSIONS: dict[str, str] = {"custom": ".dump", "sql.gz": ".sql.gz"}
+"""The backup formats, each with how its file's name ends."""
+BIGINT = 2**63 - 1
+CHECKSUM_DIGITS = 38  # a sum of at most 2**63 values of 60 bits is below 2**123
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_DURATION = 10**9
+DIGITS = re.compile(r"[0-9]+")
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -50,20 +61,165 @@ class Manifest:
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
-        """The manifest at ``path``. Raises BackupError when it is missing or not ours."""
+        """The manifest at ``path``.
+
+        Raises:
+            BackupError: it is missing, unreadable, not JSON, or breaks a rule of
+                ``parse_manifest`` (the message names the field and the rule).
+        """
         try:
-            doc = json.loads(path.read_text())
-            manifest = cls(**doc)
+            if path.stat().st_size > MAX_MANIFEST_BYTES:
+                raise BackupError(f"{path} is not a shared-db manifest (larger than "
+                                  f"{MAX_MANIFEST_BYTES >> 20} MiB)")
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise BackupError(f"no manifest at {path}: shared-db restores only backups it made "
                               "(the manifest lies beside the file)") from None
-        except (ValueError, TypeError) as exc:
-            raise BackupError(f"{path} is not a shared-db manifest ({exc})") from None
-        for name, entry in manifest.tables.items():
-            if not NAME.match(name) or not isinstance(entry.get("rows"), int) or not str(
-                    entry.get("checksum", "")).isdigit():
-                raise BackupError(f"{path} is not a shared-db manifest (table entry {name!r})")
-        return manifest
+        except IsADirectoryError:
+            raise BackupError(f"{path} is a directory, not a manifest") from None
+        except OSError as exc:
+            raise BackupError(f"cannot read the manifest {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise BackupError(f"{path} is not a shared-db manifest (not UTF-8 text: {exc.reason} "
+                              f"at byte {exc.start})") from None
+        try:
+            doc = json.loads(text, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+            raise BackupError(f"{path} is not a shared-db manifest (not JSON: {reason})") from None
+        try:
+            return parse_manifest(doc)
+        except ManifestFieldError as exc:
+            raise BackupError(f"{path} is not a valid shared-db manifest: {exc}") from None
+
+
+class ManifestFieldError(ValueError):
+    """A manifest field breaks its rule; the text names the field, the rule and the value."""
+
+    def __init__(self, name: str, rule: str, value: object = ...) -> None:
+        super().__init__(f"{name} {rule}" + ("" if value is ... else f", got {_shown(value)}"))
+        self.field = name
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _shown(value: object) -> str:
+    """A value as the message shows it: its JSON kind for containers, short otherwise."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    text = repr(value) if isinstance(value, str) else str(value)
+    if len(text) > 40:
+        text = f"{text[:30]}... ({len(text)} characters)"
+    return text
+
+
+def _string(doc: dict[str, Any], name: str) -> str:
+    value = doc[name]
+    if not isinstance(value, str):
+        raise ManifestFieldError(name, "must be a string", value)
+    return value
+
+
+def _whole(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= BIGINT:
+        raise ManifestFieldError(name, f"must be a whole number from 0 to {BIGINT}", value)
+    return value
+
+
+def _tables(value: object) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict):
+        raise ManifestFieldError("tables", "must be an object of table name to "
+                                 '{"rows": N, "checksum": "DIGITS"}', value)
+    tables: dict[str, dict[str, Any]] = {}
+    for name, entry in value.items():
+        if not NAME.match(name):
+            raise ManifestFieldError("tables", "keys must be table names (a letter or _, then "
+                                     "letters, digits or _, at most 63)", name)
+        where = f"tables.{name}"
+        if not isinstance(entry, dict):
+            raise ManifestFieldError(where, 'must be an object {"rows": N, "checksum": '
+                                     '"DIGITS"}', entry)
+        for key in ("rows", "checksum"):
+            if key not in entry:
+                raise ManifestFieldError(f"{where}.{key}", "is missing")
+        extra = sorted(set(entry) - {"rows", "checksum"})
+        if extra:
+            raise ManifestFieldError(where, "may hold only rows and checksum", extra[0])
+        rows = _whole(entry["rows"], f"{where}.rows")
+        checksum = entry["checksum"]
+        if not isinstance(checksum, str) or not DIGITS.fullmatch(checksum) \
+                or len(checksum) > CHECKSUM_DIGITS:
+            raise ManifestFieldError(f"{where}.checksum", "must be a string of 1 to "
+                                     f"{CHECKSUM_DIGITS} decimal digits", checksum)
+        tables[name] = {"rows": rows, "checksum": checksum}
+    return tables
+
+
+def _migrations(value: object) -> dict[str, str | None]:
+    if not isinstance(value, dict):
+        raise ManifestFieldError("migrations", "must be an object of chain name to revision "
+                                 "(a string, or null)", value)
+    for chain, head in value.items():
+        if head is not None and not isinstance(head, str):
+            where = f"migrations.{chain}" if NAME.match(chain) else f"migrations[{_shown(chain)}]"
+            raise ManifestFieldError(where, "must be a revision (a string) or "
+                                     "null", head)
+    return dict(value)
+
+
+def parse_manifest(doc: object) -> Manifest:
+    """The manifest a parsed ``backup_*.manifest.json`` holds, every field checked.
+
+    Raises:
+        ManifestFieldError: a field is missing, unknown, of the wrong type or out of range.
+    """
+    if not isinstance(doc, dict):
+        raise ManifestFieldError("the manifest", "must be a JSON object", doc)
+    names = [f.name for f in fields(Manifest)]
+    for name in names:
+        if name not in doc:
+            raise ManifestFieldError(name, "is missing")
+    unknown = sorted(set(doc) - set(names))
+    if unknown:
+        raise ManifestFieldError(f"field {_shown(unknown[0])}", "is unknown (not one that "
+                                 "shared-db writes)")
+    file = _string(doc, "file")
+    if not file or "/" in file or "\\" in file or file in (".", ".."):
+        raise ManifestFieldError("file", "must be a file name, without a folder", file)
+    fmt = _string(doc, "format")
+    if fmt not in EXTENSIONS:
+        raise ManifestFieldError("format", f"must be one of {', '.join(EXTENSIONS)}", fmt)
+    sha256 = _string(doc, "sha256")
+    if not SHA256.fullmatch(sha256):
+        raise ManifestFieldError("sha256", "must be 64 lower-case hexadecimal digits", sha256)
+    duration = doc["duration_s"]
+    if isinstance(duration, bool) or not isinstance(duration, int | float) \
+            or not 0 <= duration <= MAX_DURATION:
+        raise ManifestFieldError("duration_s", f"must be a number of seconds from 0 to "
+                                 f"{MAX_DURATION}", duration)
+    created_at = _string(doc, "created_at")
+    try:
+        datetime.fromisoformat(created_at)
+    except ValueError:
+        raise ManifestFieldError("created_at", "must be an ISO 8601 date and time",
+                                 created_at) from None
+    schema = _string(doc, "schema")
+    if not NAME.match(schema):
+        raise ManifestFieldError("schema", "must be a schema name (a letter or _, then letters, "
+                                 "digits or _, at most 63)", schema)
+    return Manifest(
+        file=file, format=fmt, bytes=_whole(doc["bytes"], "bytes"), sha256=sha256,
+        duration_s=float(duration), created_at=created_at,
+        server_version=_string(doc, "server_version"),
+        pg_dump_version=_string(doc, "pg_dump_version"), database=_string(doc, "database"),
+        schema=schema, migrations=_migrations(doc["migrations"]),
+        tables=_tables(doc["tables"]))
 
 
 def file_sha256(path: Path) -> str:

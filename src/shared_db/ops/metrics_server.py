@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import psycopg
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from shared_db.client import Database
 from shared_db.config import Settings
@@ -32,6 +37,8 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 GROUP BY 1, 2
 """
 Row = tuple[str, str, int, float]
+PATH = "/metrics"
+NOT_FOUND = b"Not found: the metrics are at /metrics\n"
 
 
 class _ServerStatements(Collector):
@@ -50,6 +57,43 @@ class _ServerStatements(Collector):
             seconds.add_metric([database, method], total)
         yield calls
         yield seconds
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a scrape in progress never holds up the end
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No line on stderr per request."""
+
+
+def _only_metrics(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """``app`` at ``/metrics`` only (prometheus_client answers any path); 404 elsewhere."""
+    def routed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == PATH:
+            return app(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
+                                         ("Content-Length", str(len(NOT_FOUND)))])
+        return [NOT_FOUND]
+    return routed
+
+
+def _listen(host: str, port: int, registry: CollectorRegistry,
+            ) -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``registry`` at ``http://host:port/metrics`` from a daemon thread."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                  flags=socket.AI_PASSIVE)[0]
+
+    class Server(_Server):
+        address_family = family  # an IPv6 address needs an IPv6 socket
+
+    httpd = make_server(str(address[0]), port, _only_metrics(make_wsgi_app(registry)), Server,
+                        handler_class=_Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, name="shared-db metrics",
+                              daemon=True)
+    thread.start()
+    return httpd, thread
 
 
 async def _read(db: Database) -> list[Row]:
@@ -74,12 +118,15 @@ async def serve(settings: Settings, host: str, port: int,
         server_side = _ServerStatements()
         db.metrics.registry.register(server_side)
         try:
-            httpd, thread = start_http_server(port, addr=host, registry=db.metrics.registry)
+            httpd, thread = _listen(host, port, db.metrics.registry)
+        except socket.gaierror as exc:
+            raise ValidationError("host", f"cannot listen on {host!r}: {exc.strerror}") from exc
         except OSError as exc:
             raise ValidationError("port", f"cannot listen on {host}:{port}: {exc}") from exc
         try:
             server_side.rows = await _read(db)
-            announce(f"http://{host}:{httpd.server_address[1]}/metrics")
+            shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
+            announce(f"http://{shown}:{httpd.server_address[1]}{PATH}")
             while True:
                 await asyncio.sleep(REFRESH)
                 server_side.rows = await _read(db)

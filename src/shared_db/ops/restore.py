@@ -25,6 +25,7 @@ from shared_db.devserver import bin_dir, tool_env
 from shared_db.errors import BackupError, ConfirmationRequired
 from shared_db.ops.checksums import (
     EPILOGUE,
+    EXTENSIONS,
     PROLOGUE,
     Manifest,
     file_sha256,
@@ -39,12 +40,26 @@ NEW_SETTINGS = (b"SET transaction_timeout = 0;",)
 
 
 def check_file(file: Path) -> Manifest:
-    """The manifest of ``file`` after proving the file is the one it describes."""
-    if not file.is_file():
+    """The manifest of ``file`` after proving the file is the one it describes.
+
+    Raises:
+        BackupError: ``file`` is missing or not a file, its manifest is missing or malformed
+            (naming the field and its rule), or the two do not match.
+    """
+    if file.is_dir():
+        raise BackupError(f"{file} is a directory, not a backup file: give the "
+                          "backup_….dump or backup_….sql.gz file itself")
+    if not file.exists():
         raise BackupError(f"{file} does not exist")
-    manifest = Manifest.read(manifest_path(file))
-    if manifest.file != file.name or manifest.format not in ("custom", "sql.gz"):
-        raise BackupError(f"{manifest_path(file)} describes {manifest.file}, not {file.name}")
+    if not file.is_file():
+        raise BackupError(f"{file} is not a regular file, not a backup")
+    where = manifest_path(file)
+    manifest = Manifest.read(where)
+    if manifest.file != file.name:
+        raise BackupError(f"{where} describes {manifest.file}, not {file.name}")
+    if not file.name.endswith(EXTENSIONS[manifest.format]):
+        raise BackupError(f"{where} says format {manifest.format!r}, whose files end in "
+                          f"{EXTENSIONS[manifest.format]}, but the file is {file.name}")
     size = file.stat().st_size
     if size != manifest.bytes or file_sha256(file) != manifest.sha256:
         raise BackupError(f"{file} does not match its manifest ({size} bytes, the manifest "
@@ -119,8 +134,12 @@ def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
     prologue, epilogue = PROLOGUE.encode(), EPILOGUE.encode()
     progress(f"restoring {file.name} into {conn.safe_url()}")
     dropped = (NEW_SETTINGS if server_version < 170000 else ()) + _created_by_prologue(schema)
-    with subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE) as psql:
+    try:
+        psql = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+    except OSError as exc:  # psql missing, or the manifest's lists too long for its arguments
+        raise BackupError(f"cannot run psql ({exc.strerror}); nothing was restored") from None
+    with psql:
         assert psql.stdin is not None and psql.stderr is not None
         failure: BackupError | None = None
         try:
