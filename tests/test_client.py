@@ -81,6 +81,22 @@ async def test_statement_timeout(db: Database) -> None:
             await ex.scalar(SLEEP, {"seconds": 2})
 
 
+async def test_a_timeout_given_keeps_the_other_the_session_has(migrated_db: DbFixture) -> None:
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{migrated_db.connection.database}" '
+                     "SET lock_timeout = '3s'")
+        conn.execute(f'ALTER DATABASE "{migrated_db.connection.database}" '
+                     "SET statement_timeout = '30s'")
+    show = "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
+    async with _client(migrated_db, "connection_limit=1") as db:
+        for kwargs, expected in (({"statement_timeout": 10}, ("10s", "3s")),
+                                 ({"lock_timeout": 1}, ("30s", "1s")),
+                                 ({}, ("30s", "3s"))):
+            async with db.transaction(**kwargs) as tx, tx.executor("auth") as ex:
+                cursor = await ex.connection.execute(show)
+                assert await cursor.fetchone() == expected, kwargs  # never "0": no limit
+
+
 async def test_lock_timeout(db: Database) -> None:
     await db.config.set("locked", 1)
     holding = asyncio.Event()

@@ -52,25 +52,29 @@ ISOLATION_LEVELS: tuple[str, ...] = ("read committed", "repeatable read", "seria
 
 SET_ISOLATION = {level: "SET TRANSACTION ISOLATION LEVEL " + level.upper()
                  for level in ISOLATION_LEVELS}
-SET_TIMEOUTS = ("SELECT set_config('statement_timeout', %(statement_timeout)s, true), "
-                "set_config('lock_timeout', %(lock_timeout)s, true)")
+# A timeout not given keeps the session's own (from the role, the database or the server): NULL
+# here, never "0", which PostgreSQL reads as no limit.
+SET_TIMEOUTS = ("SELECT set_config('statement_timeout', coalesce(%(statement_timeout)s::text, "
+                "current_setting('statement_timeout')), true), set_config('lock_timeout', "
+                "coalesce(%(lock_timeout)s::text, current_setting('lock_timeout')), true)")
 
 
 def _setup_statements(isolation: str | None, statement_timeout: float | None,
-                      lock_timeout: float | None) -> list[tuple[str, dict[str, str] | None]]:
+                      lock_timeout: float | None,
+                      ) -> list[tuple[str, dict[str, str | None] | None]]:
     """What a transaction runs first: its isolation level, then its timeouts (as parameters)."""
-    statements: list[tuple[str, dict[str, str] | None]] = []
+    statements: list[tuple[str, dict[str, str | None] | None]] = []
     if isolation is not None:
         if isolation not in SET_ISOLATION:
             raise ValidationError("isolation", f"must be one of {', '.join(ISOLATION_LEVELS)}")
         statements.append((SET_ISOLATION[isolation], None))
-    timeouts = {}
+    timeouts: dict[str, str | None] = {}
     for name, seconds in (("statement_timeout", statement_timeout),
                           ("lock_timeout", lock_timeout)):
         if seconds is not None:
             seconds = check.seconds(name, seconds, maximum=86_400)
         # round(): 1 ms or more never becomes "0", which PostgreSQL reads as no limit.
-        timeouts[name] = "0" if seconds is None else str(round(seconds * 1000))
+        timeouts[name] = None if seconds is None else str(round(seconds * 1000))
     if statement_timeout is not None or lock_timeout is not None:
         statements.append((SET_TIMEOUTS, timeouts))
     return statements

@@ -130,6 +130,14 @@ async def test_full_happy_path_with_actor(db: Database, user) -> None:
     assert {(a.ip_address, a.user_agent) for a in audits} == {("192.0.2.1", "checkout/1")}
 
 
+async def test_metadata_never_rewrites_the_change_recorded(db: Database, user) -> None:
+    payment = await db.payments.create(user.id, Decimal("10.00"), type="payment")
+    await db.payment_status.transition(payment.id, "initiated",
+                                       metadata={"from": "completed", "to": "refunded", "psp": 7})
+    (row,) = await db.payments.transactions(payment.id)
+    assert row.metadata == {"from": "pending", "to": "initiated", "psp": 7}
+
+
 async def test_expected_status_guards_stale_reads(db: Database, user) -> None:
     payment = await db.payments.create(user.id, Decimal("1.00"), type="payment")
     await db.payment_status.transition(payment.id, "initiated")

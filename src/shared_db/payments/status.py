@@ -107,7 +107,8 @@ class PaymentStatusService(Repository):
                 if payment is None:
                     raise ConflictError(f"payment {payment_id} changed status concurrently; "
                                         "read it again")
-                details = {"from": current.value, "to": target.value, **(meta or {})}
+                # The caller's metadata never rewrites which change this row records.
+                details = {**(meta or {}), "from": current.value, "to": target.value}
                 await ex.one(RECORD, {
                     "payment_id": payment_id, "transaction_type": f"status.{target.value}",
                     "amount": payment.amount, "status": target.value,
