@@ -73,3 +73,18 @@ async def test_purge_expired_sessions(db: Database, users, stores: Stores) -> No
                      (gone.id,))
     assert await db.sessions.purge_expired() == 1
     assert [s.id for s in await db.sessions.active(alice.id)] == [keep.id]
+
+
+async def test_a_soft_deleted_users_token_and_sessions_are_not_found(db: Database,
+                                                                     users) -> None:
+    alice, _ = users
+    phone = await db.devices.register(alice.id, "phone")
+    issued = await db.tokens.issue(alice.id)
+    await db.sessions.open(alice.id, phone.id, refresh_token_id=issued.record.id)
+    assert await db.tokens.find(issued.token) is not None
+    await db.users.soft_delete(alice.id)
+    assert await db.tokens.find(issued.token) is None  # a deleted account is not let in
+    assert await db.sessions.active(alice.id) == []
+    await db.users.restore(alice.id)
+    assert await db.tokens.find(issued.token) is not None
+    assert len(await db.sessions.active(alice.id)) == 1

@@ -48,9 +48,10 @@ OPEN = Query.build("sessions.open", insert(UserSession).from_select(
         Device.id == bindparam("device"), Device.user_id == bindparam("user_id"),
         User.deleted_at.is_(None)),
 ).returning(*_SESSION))
-ACTIVE = Query.build("sessions.active", select(*_SESSION).where(
+ACTIVE = Query.build("sessions.active", select(*_SESSION).join(
+    User, User.id == UserSession.user_id).where(
     UserSession.user_id == bindparam("user_id"), UserSession.expires_at > func.now(),
-).order_by(UserSession.created_at.desc()))
+    User.deleted_at.is_(None)).order_by(UserSession.created_at.desc()))
 END = Query.build("sessions.end", delete(UserSession).where(UserSession.id == bindparam("id")))
 END_OTHERS = Query.build("sessions.end_others", delete(UserSession).where(
     UserSession.user_id == bindparam("user_id"), UserSession.id != bindparam("keep")))
@@ -119,7 +120,7 @@ class SessionRepository(Repository):
         return session
 
     async def active(self, user_id: uuid.UUID) -> list[SessionRecord]:
-        """Unexpired sessions, newest first."""
+        """Unexpired sessions, newest first; none for a soft-deleted user."""
         async with self._read() as ex:
             return await ex.all(ACTIVE, {"user_id": user_id}, SessionRecord)
 

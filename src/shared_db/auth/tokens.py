@@ -35,7 +35,12 @@ ISSUE = Query.build("tokens.issue", insert(RefreshToken).from_select(
            func.now() + bindparam("ttl", type_=Interval)).where(
         User.id == bindparam("user_id"), User.deleted_at.is_(None)),
 ).returning(*_TOKEN))
-FIND = Query.build("tokens.find", select(*_TOKEN).where(
+# A soft-deleted user's tokens are not found: a service checking a token with ``find`` must not
+# let a deleted account in.
+# (Asked beside the row rather than as a condition, which leaves the token's own unique index
+# the way in whatever the planner thinks of a join.)
+FIND = Query.build("tokens.find", select(*_TOKEN, select(User.id).where(
+    User.id == RefreshToken.user_id, User.deleted_at.is_(None)).exists()).where(
     RefreshToken.token == bindparam("hash"), RefreshToken.expires_at > func.now()))
 # A rotated token is kept, marked used by expiring it at its creation time (no live token can
 # look like that: every TTL is positive), so a replay of it can be told from an unknown token.
@@ -80,11 +85,12 @@ class RefreshTokenRepository(Repository):
         return IssuedToken(token, record)
 
     async def find(self, token: str) -> RefreshTokenRecord | None:
-        """The live (unexpired) token the client presented, or None."""
+        """The live (unexpired) token the client presented, or None (also when its user is
+        soft-deleted)."""
         async with self._read() as ex:
-            return await ex.one(FIND, {"hash": token_hash(check.text("token", token,
-                                                                     max_length=512))},
-                                RefreshTokenRecord)
+            found = await ex.row(FIND, {"hash": token_hash(check.text("token", token,
+                                                                      max_length=512))})
+        return RefreshTokenRecord(*found[:-1]) if found is not None and found[-1] else None
 
     async def rotate(self, token: str, ttl: timedelta = DEFAULT_TTL) -> IssuedToken:
         """Exchange a live token for a new one in one transaction; sessions follow it.
