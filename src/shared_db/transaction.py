@@ -85,7 +85,7 @@ def _unusable(state: str) -> ValidationError:
     if state == "new":
         return ValidationError("tx", "the transaction has not started: use it inside "
                                "`async with db.transaction() as tx:`; nothing was sent")
-    if state == "open":
+    if state in ("entering", "open"):
         return ValidationError("tx", "the transaction is already open: it cannot be entered "
                                "again; use it as it is, or start a new `db.transaction()`")
     return ValidationError("tx", f"the transaction has already ended ({state}): start a new "
@@ -95,8 +95,8 @@ def _unusable(state: str) -> ValidationError:
 class Transaction(Repositories):
     """One unit of work; per database, a connection is taken on first use and kept to the end.
 
-    Usable only between ``__aenter__`` and the start of ``__aexit__`` (``_open``); outside,
-    every use is ``ValidationError`` and sends nothing.
+    Usable only between ``__aenter__`` and the start of ``__aexit__`` (``_state`` "open");
+    outside, every use is ``ValidationError`` and sends nothing.
     """
 
     def __init__(self, db: Pools, isolation: str | None, statement_timeout: float | None,
@@ -110,8 +110,9 @@ class Transaction(Repositories):
         self.batcher: Batcher | None = None  # its reads are its own, on its own connection
         self._span: tracing.Opened | None = None
         self._isolation = isolation
-        self._open = False  # all the hot path checks (executor, _executor_for, unit)
-        self._state = "new"  # then "open", then "committed", "rolled back" or "its commit failed"
+        # "new", "entering", "open" (the only usable one: executor, _executor_for and unit
+        # check it), then "its commit failed", "committed" or "rolled back".
+        self._state = "new"
         super().__init__(self)
 
     def actor(self) -> ActorContext:
@@ -122,27 +123,26 @@ class Transaction(Repositories):
 
     def unit(self) -> AbstractAsyncContextManager[Transaction]:
         """Write methods called inside the transaction simply join it."""
-        if not self._open:
+        if self._state != "open":
             raise _unusable(self._state)
         return nullcontext(self)
 
     async def __aenter__(self) -> Transaction:
         if self._state != "new":  # entered twice, or again after it ended
             raise _unusable(self._state)
-        self._state = "open"
+        self._state = "entering"
         await self._stack.__aenter__()
         self._stack.enter_context(detect_n_plus_one())
         if tracing.state.tracer is not None:
             self._span = tracing.Opened("shared_db.transaction", **{
                 "shared_db.isolation": self._isolation or "read committed"})
-        self._open = True
+        self._state = "open"
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc: Any) -> None:
         error: BaseException | None = exc[0] if exc_type is not None else None
         # Closed before COMMIT is sent: nothing joins it from here on, not even a task still
         # running on it, and nothing is sent on its connections once they are back in the pool.
-        self._open = False
         self._state = "its commit failed"
         try:
             await self._end(exc_type)
@@ -199,7 +199,7 @@ class Transaction(Repositories):
             await rollback(ex.connection)
 
     async def _executor_for(self, service: str) -> Executor:
-        if not self._open:  # a Joined made in the block and entered after it
+        if self._state != "open":  # a Joined made in the block and entered after it
             raise _unusable(self._state)
         pool = self.db.pool(service)
         found = self._executors.get(id(pool))
@@ -217,6 +217,6 @@ class Transaction(Repositories):
 
     def executor(self, service: str, write: bool = False,
                  primary: bool = False) -> AbstractAsyncContextManager[Executor]:
-        if not self._open:
+        if self._state != "open":
             raise _unusable(self._state)
         return Joined(self, service)  # always the primary: reads see the transaction's writes
