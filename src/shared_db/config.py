@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -47,6 +46,7 @@ from shared_db.errors import ConfigError
 from shared_db.redact import redact_url
 from shared_db.services import SERVICES
 from shared_db.url import ConnectionSettings, parse_database_url
+from shared_db.validation import DECIMAL_TEXT
 
 Topology = Literal["shared", "per-service"]
 PACKAGE_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -57,7 +57,6 @@ MAX_LOCK_TIMEOUT = 86_400.0
 """The longest lock wait of a migration step, one day (PostgreSQL's ``lock_timeout`` stops at
 about 24.8 days)."""
 MAX_LOCK_RETRIES = 1000
-_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 class _MigrationsDir:
@@ -266,7 +265,7 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     if not raw:
         return default
     # float() also takes "1_0", "inf" and non-ASCII digits: none of them is meant.
-    value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
+    value = float(raw) if DECIMAL_TEXT.fullmatch(raw) else math.nan
     if not (math.isfinite(value) and value >= minimum):
         raise ConfigError(name, f"must be a number of at least {minimum:g}, got {raw!r}")
     if value > maximum:

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from shared_db.errors import ConfigError
 from shared_db.pgurl import PgUrl, decoded, query_pairs, split_url
 from shared_db.redact import SECRET_KEYWORDS, hide_secrets, redact_url
-from shared_db.validation import MIN_SECONDS
+from shared_db.validation import DECIMAL_TEXT, MIN_SECONDS
 
 LIBPQ_KEYWORDS = frozenset({
     "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword", "sslnegotiation",
@@ -100,7 +100,6 @@ SCHEMA_NAME = re.compile(r"(?!pg_)[a-z_][a-z0-9_]{0,62}")
 PostgreSQL folds it to lower case) as quoted in SQL and in ``pg_dump --schema``; ``pg_`` names
 are the system's."""
 _DIGITS = re.compile(r"[0-9]+")
-_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _PLAIN = re.compile(r"[\w.+\-]{0,40}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -181,7 +180,7 @@ def _pool_size(raw: str) -> int:
 
 
 def _seconds(name: str, raw: str) -> float:
-    value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
+    value = float(raw) if DECIMAL_TEXT.fullmatch(raw) else math.nan
     if not (math.isfinite(value) and value >= MIN_SECONDS):
         raise ConfigError(name, f"must be a number of seconds of at least {MIN_SECONDS} "
                           f"(1 ms), got {_got(raw)}")

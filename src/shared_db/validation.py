@@ -34,6 +34,9 @@ MIN_SECONDS = 0.001
 """The shortest duration any parameter accepts: PostgreSQL's timeouts are whole milliseconds,
 and a shorter one would be sent as 0, which means no limit at all."""
 MIN_DURATION = timedelta(milliseconds=1)
+DECIMAL_TEXT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A number as settings write it: ASCII digits, an optional fraction and exponent (``float()``
+also takes "1_0", "inf" and other scripts' digits, none of them meant)."""
 
 
 def text(field: str, value: object, *, max_length: int = MAX_TEXT, required: bool = True,
