@@ -21,10 +21,10 @@ from shared_db.sql import Query
 HASH_BY_EMAIL = Query.build("users.hash_by_email", select(User.password_hash).where(
     EMAIL_IS, LIVE))
 _NEW_FIELDS = ("id", "email", "password_hash", "name", "role", "email_verified")
-CREATE = Query.build("users.create", insert(User).values(
-    **{n: bindparam(n) for n in _NEW_FIELDS}).returning(*USER_COLUMNS))
-NEW_USER = insert(User).values(**{n: bindparam(n) for n in _NEW_FIELDS}).returning(
-    *USER_COLUMNS).cte("new_user")
+_INSERT_USER = insert(User).values(**{n: bindparam(n) for n in _NEW_FIELDS}).returning(
+    *USER_COLUMNS)
+CREATE = Query.build("users.create", _INSERT_USER)
+NEW_USER = _INSERT_USER.cte("new_user")
 _AUDIT_FIELDS = ("user_id", "action", "resource_type", "resource_id", "details", "ip_address",
                  "user_agent")
 AUDITED = insert(AuditLog).values(id=func.gen_random_uuid(), **{
