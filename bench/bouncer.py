@@ -108,6 +108,12 @@ pidfile = {folder / "pgbouncer.pid"}
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def client_url(server: ConnectionSettings, port: int, database: str) -> str:
+    """The URL a client reaches ``database`` by through the PgBouncer on ``port`` (which trusts
+    the server's user; no query)."""
+    return f"postgresql://{server.url.username or 'postgres'}@127.0.0.1:{port}/{database}"
+
+
 def _quoted(value: str) -> str:
     # The auth file's own escape: a double quote inside a quoted field is doubled.
     return value.replace('"', '""')

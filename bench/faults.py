@@ -235,8 +235,7 @@ def reached(url: str, pgbouncer: bool, query: str) -> Iterator[str]:
     # an unchecked dead one fails the next transaction. A login refused while the server was
     # down is tried again after 1 s, not PgBouncer's default 15.
     with bouncer.pgbouncer(made, server_check_delay=0, server_login_retry=1) as port:
-        yield (f"postgresql://{made.url.username or 'postgres'}@127.0.0.1:{port}/"
-               f"{made.database}?{query}&pgbouncer=true")
+        yield f"{bouncer.client_url(made, port, made.database)}?{query}&pgbouncer=true"
 
 
 def server_for(url: str | None, home: Path) -> Server:

@@ -34,7 +34,7 @@ from typing import Any
 
 import psycopg
 
-from bench.bouncer import pgbouncer
+from bench.bouncer import client_url, pgbouncer
 from shared_db import Database, devserver, load_settings
 from shared_db.config import PACKAGE_MIGRATIONS
 from shared_db.ops import migrate
@@ -116,8 +116,7 @@ async def run(server_url: str, ops: int, rounds: int) -> dict[str, dict[str, flo
         for s in SERVICES:
             migrate.deploy(Target(s, parse_database_url(urls[s]), (s,)), PACKAGE_MIGRATIONS)
         with pgbouncer(server) as port:
-            bounced = (f"postgresql://{server.url.username or 'postgres'}@127.0.0.1:{port}/"
-                       f"{names['shared']}")
+            bounced = client_url(server, port, names["shared"])
             layouts = {"shared": dict.fromkeys(SERVICES, urls["shared"]),
                        "pgbouncer": dict.fromkeys(SERVICES, bounced),
                        "per-service": {s: urls[s] for s in SERVICES}}

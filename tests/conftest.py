@@ -23,6 +23,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from bench.bouncer import client_url
 from shared_db import devserver
 from shared_db.client import Database
 from shared_db.config import PACKAGE_MIGRATIONS, Settings, load_settings
@@ -144,8 +145,7 @@ def bounced(server: ConnectionSettings, template: str) -> Iterator[tuple[str, st
     """
     db = _new_db(server, template)
     with pgbouncer(server) as port:
-        yield db.url, (f"postgresql://{server.url.username}@127.0.0.1:{port}/"
-                       f"{db.connection.database}?pgbouncer=true")
+        yield db.url, f"{client_url(server, port, db.connection.database)}?pgbouncer=true"
     drop_database(server, db.connection.database)
 
 
