@@ -206,15 +206,16 @@ class Database(Repositories):
         return current_actor()
 
     @checked
-    def executor(self, service: Service, write: bool = False,
-                 primary: bool = False) -> AbstractAsyncContextManager[Executor]:
+    def executor(self, service: Service, write: bool = False, primary: bool = False,
+                 fresh: bool = False) -> AbstractAsyncContextManager[Executor]:
         """A connection for one call: its own transaction for writes (on the primary);
         autocommit for reads, on the service's replica when it has one, unless ``primary``
-        (a single-statement write that needs no transaction)."""
+        (a single-statement write that needs no transaction) or ``fresh`` (a read that must
+        see the latest commit: the answers auth decisions are made on)."""
         if write:
             prepare = not self._connections[service].pgbouncer
             return WriteCall(self.pool(service), self.hooks, prepare)
-        replica = None if primary else self._replicas.get(service)
+        replica = None if primary or fresh else self._replicas.get(service)
         if replica is not None:
             prepare = not self._replica_settings[service].pgbouncer
             return ReadCall(replica, self.hooks, prepare)

@@ -27,7 +27,7 @@ class Source(Protocol):
     """Merges concurrent point reads (``shared_db.batching``); None inside a transaction."""
 
     def executor(self, service: str, write: bool = False, primary: bool = False,
-                 ) -> AbstractAsyncContextManager[Executor]: ...
+                 fresh: bool = False) -> AbstractAsyncContextManager[Executor]: ...
 
     def actor(self) -> ActorContext: ...
 
@@ -55,6 +55,11 @@ class Repository:
 
     def _read(self) -> AbstractAsyncContextManager[Executor]:
         return self._source.executor(self.service)
+
+    def _fresh(self) -> AbstractAsyncContextManager[Executor]:
+        """A read on the primary even where a replica serves the others: a replica lags, and a
+        revoked token or a changed password must not be accepted from it."""
+        return self._source.executor(self.service, fresh=True)
 
     def _write(self) -> AbstractAsyncContextManager[Executor]:
         return self._source.executor(self.service, write=True)

@@ -215,8 +215,8 @@ class Transaction(Repositories):
             self._services[id(found)] = service
         return found
 
-    def executor(self, service: str, write: bool = False,
-                 primary: bool = False) -> AbstractAsyncContextManager[Executor]:
+    def executor(self, service: str, write: bool = False, primary: bool = False,
+                 fresh: bool = False) -> AbstractAsyncContextManager[Executor]:
         if self._state != "open":
             raise _unusable(self._state)
         return Joined(self, service)  # always the primary: reads see the transaction's writes

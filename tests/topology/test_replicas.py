@@ -128,3 +128,27 @@ async def test_per_service_read_urls(primary_and_replica: tuple[str, str]) -> No
             _replay(replica, paused=False)
         _caught_up(primary, replica)
         assert await db.payments.get(payment.id) is not None
+
+
+async def test_auth_decisions_read_the_primary(primary_and_replica: tuple[str, str]) -> None:
+    """A lagging replica must not keep a revoked token alive nor refuse a new account."""
+    primary, replica = primary_and_replica
+    settings = load_settings({"DATABASE_URL": primary, "DATABASE_READ_URL": replica})
+    async with Database(settings) as db:
+        user = await db.users.create(email="auth-fresh@example.com", password="first-pass-1",
+                                     name="A", role="CUSTOMER")
+        issued = await db.tokens.issue(user.id)
+        _caught_up(primary, replica)
+        _replay(replica, paused=True)
+        try:
+            assert await db.tokens.revoke(issued.token)
+            assert await db.tokens.find(issued.token) is None
+            newer = await db.users.create(email="auth-new@example.com", password="second-pass",
+                                          name="N", role="CUSTOMER")
+            assert await db.users.get(newer.id) is None  # ordinary reads: the paused replica
+            assert await db.users.verify_password("auth-new@example.com", "second-pass") == newer
+            fresh = await db.tokens.issue(newer.id)
+            found = await db.tokens.find(fresh.token)
+            assert found is not None and found.user_id == newer.id
+        finally:
+            _replay(replica, paused=False)

@@ -18,8 +18,8 @@ from shared_db.auth.lookups import EMAIL_IS, ID_IS, LIVE, USER_COLUMNS
 from shared_db.auth.models import User
 from shared_db.sql import Query
 
-HASH_BY_EMAIL = Query.build("users.hash_by_email", select(User.password_hash).where(
-    EMAIL_IS, LIVE))
+HASH_BY_EMAIL = Query.build("users.hash_by_email", select(
+    User.password_hash, *USER_COLUMNS).where(EMAIL_IS, LIVE))
 _NEW_FIELDS = ("id", "email", "password_hash", "name", "role", "email_verified")
 _INSERT_USER = insert(User).values(**{n: bindparam(n) for n in _NEW_FIELDS}).returning(
     *USER_COLUMNS)

@@ -86,8 +86,8 @@ class RefreshTokenRepository(Repository):
 
     async def find(self, token: str) -> RefreshTokenRecord | None:
         """The live (unexpired) token the client presented, or None (also when its user is
-        soft-deleted)."""
-        async with self._read() as ex:
+        soft-deleted). Read on the primary: a replica could still hold a revoked token."""
+        async with self._fresh() as ex:
             found = await ex.row(FIND, {"hash": token_hash(check.text("token", token,
                                                                       max_length=512))})
         return RefreshTokenRecord(*found[:-1]) if found is not None and found[-1] else None

@@ -112,14 +112,17 @@ class UserRepository(Repository):
         """
         address = check.email(email)
         secret = check.password(password, minimum=1)
-        async with self._read() as ex:
-            stored = await ex.scalar(HASH_BY_EMAIL, {"email": address})
+        # On the primary, user and hash in one read: a replica may still hold the password
+        # before a change, or not yet the account.
+        async with self._fresh() as ex:
+            found = await ex.row(HASH_BY_EMAIL, {"email": address})
+        stored = None if found is None else found[0]
         try:
             matches = await asyncio.to_thread(verify_password, secret, stored or _dummy_hash())
         except ValueError:  # only a row written around the API can hold a non-bcrypt hash
             raise DataAccessError("the stored password_hash of this user is not a bcrypt "
                                   "hash; set a new password") from None
-        return await self.get_by_email(address) if matches and stored else None
+        return UserRecord(*found[1:]) if matches and found is not None and stored else None
 
     async def create(self, *, email: str, name: str, role: UserRole | str,
                      password: str | None = None, password_hash: str | None = None,
