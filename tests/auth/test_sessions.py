@@ -88,3 +88,15 @@ async def test_a_soft_deleted_users_token_and_sessions_are_not_found(db: Databas
     await db.users.restore(alice.id)
     assert await db.tokens.find(issued.token) is not None
     assert len(await db.sessions.active(alice.id)) == 1
+
+
+async def test_a_session_names_only_its_own_users_refresh_token(db: Database, users) -> None:
+    alice, bob = users
+    phone = await db.devices.register(alice.id, "alice-phone")
+    bobs = await db.tokens.issue(bob.id)
+    with pytest.raises(NotFoundError, match="is not theirs"):
+        await db.sessions.open(alice.id, phone.id, refresh_token_id=bobs.record.id)
+    assert await db.sessions.active(alice.id) == []
+    alices = await db.tokens.issue(alice.id)
+    opened = await db.sessions.open(alice.id, phone.id, refresh_token_id=alices.record.id)
+    assert opened.refresh_token_id == alices.record.id

@@ -5,11 +5,22 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import Interval, Text, Uuid, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Interval,
+    Text,
+    Uuid,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 
 from shared_db import validation as check
-from shared_db.auth.models import Device, User, UserSession
+from shared_db.auth.models import Device, RefreshToken, User, UserSession
 from shared_db.errors import ConflictError, NotFoundError
 from shared_db.records import DeviceRecord, SessionRecord
 from shared_db.repository import Repository
@@ -46,7 +57,12 @@ OPEN = Query.build("sessions.open", insert(UserSession).from_select(
            bindparam("user_agent", type_=Text), func.now() + bindparam("ttl", type_=Interval),
            ).join(User, User.id == Device.user_id).where(
         Device.id == bindparam("device"), Device.user_id == bindparam("user_id"),
-        User.deleted_at.is_(None)),
+        User.deleted_at.is_(None),
+        # A session may name only its own user's refresh token: another user's would let a
+        # rotation of that token move this session, and revoking it end this one.
+        or_(bindparam("refresh_token_id", type_=Uuid).is_(None), exists().where(
+            RefreshToken.id == bindparam("refresh_token_id", type_=Uuid),
+            RefreshToken.user_id == Device.user_id))),
 ).returning(*_SESSION))
 ACTIVE = Query.build("sessions.active", select(*_SESSION).join(
     User, User.id == UserSession.user_id).where(
@@ -107,7 +123,8 @@ class SessionRepository(Repository):
         """A session of ``user_id`` on their ``device`` (the devices row's id).
 
         Raises:
-            NotFoundError: no such device of this user, or the user is deleted.
+            NotFoundError: no such device of this user, the user is deleted, or
+                ``refresh_token_id`` is not a token of this user.
         """
         params = {"user_id": user_id, "device": device, "refresh_token_id": refresh_token_id,
                   "ip_address": check.optional_text("ip_address", ip_address, max_length=100),
@@ -116,7 +133,9 @@ class SessionRepository(Repository):
         async with self._write() as ex:
             session = await ex.one(OPEN, params, SessionRecord)
         if session is None:
-            raise NotFoundError(f"device {device} of user {user_id} does not exist")
+            token = ("" if refresh_token_id is None
+                     else f", or refresh token {refresh_token_id} is not theirs")
+            raise NotFoundError(f"device {device} of user {user_id} does not exist{token}")
         return session
 
     async def active(self, user_id: uuid.UUID) -> list[SessionRecord]:
