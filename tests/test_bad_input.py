@@ -211,6 +211,15 @@ async def test_a_closed_database_is_a_shared_db_error(stores: Stores) -> None:
     with pytest.raises(ClientClosedError):
         await db.users.get(uuid.uuid4())
     assert issubclass(ClientClosedError, SharedDbError)
+    async with db:
+        assert await db.users.get(uuid.uuid4()) is None
+    with pytest.raises(ClientClosedError):
+        await db.recover()
+    with pytest.raises(ClientClosedError):
+        db.session()
+    with pytest.raises(ClientClosedError):
+        async with db.transaction() as tx:
+            await tx.users.get(uuid.uuid4())
 
 
 def test_create_user_with_profile_is_exported() -> None:

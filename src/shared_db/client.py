@@ -155,6 +155,7 @@ class Database(Repositories):
         if not 0 <= older_than <= MAX_AGE:
             raise ValidationError("older_than", f"must be a number of seconds from 0 to "
                                   f"{MAX_AGE:g}")
+        self._require_open()  # closed, it would settle nothing and say so by returning []
         async with AsyncExitStack() as stack:
             conns = [await stack.enter_async_context(pool.connection())
                      for pool in self._distinct_pools()]
@@ -179,6 +180,7 @@ class Database(Repositories):
         best as ORM objects. Its engine (and pool, sized like the main one) is created on first
         use. The caller commits: ``async with db.session() as s, s.begin(): ...``.
         """
+        self._require_open()  # an engine made now would outlive close(), never disposed
         conn = self._connections[service]
         key = conn.libpq_url()
         if key not in self._orm_engines:
@@ -195,11 +197,14 @@ class Database(Repositories):
     def connection_settings(self, service: Service) -> ConnectionSettings:
         return self._connections[service]
 
-    @checked
-    def pool(self, service: Service) -> AsyncConnectionPool[Any]:
+    def _require_open(self) -> None:
         if not self._pools:
             raise ClientClosedError("the Database is not open; use `async with "
                                     "Database(settings)`")
+
+    @checked
+    def pool(self, service: Service) -> AsyncConnectionPool[Any]:
+        self._require_open()
         return self._pools[service]
 
     def actor(self) -> ActorContext:
