@@ -33,3 +33,15 @@ async def test_update_refuses_nothing_to_change_bad_values_and_deleted_users(
     with pytest.raises(NotFoundError):
         await db.users.update(user.id, email_verified=True)
     assert (await db.users.get(user.id, include_deleted=True)).email_verified is False  # type: ignore[union-attr]
+
+
+async def test_an_update_to_the_stored_values_writes_nothing(db: Database) -> None:
+    user = await make_user(db, "same@example.com", name="Same")
+    before = await db.audit.for_resource("user", user.id)
+    again = await db.users.update(user.id, name="Same", email_verified=False)
+    assert again == user  # updated_at untouched
+    assert await db.audit.for_resource("user", user.id) == before
+    half = await db.users.update(user.id, name="Same", email_verified=True)
+    assert half.email_verified and half.name == "Same"
+    last = (await db.audit.for_resource("user", user.id))[-1]
+    assert last.details == {"email_verified": {"old": False, "new": True}}
