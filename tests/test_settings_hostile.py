@@ -37,6 +37,7 @@ from shared_db.url import (
     REFUSED,
     SCHEMA_NAME,
     WHOLE_NUMBERS,
+    ConnectionSettings,
     parse_database_url,
 )
 
@@ -192,6 +193,26 @@ def test_any_schema_is_refused_or_one_identifier_in_the_options(schema: str) -> 
     assert SCHEMA_NAME.fullmatch(schema) and conn.schema == schema
     options = connect_args(conn)["options"]
     assert options.split() == ["-c", f"search_path={schema}"] and "," not in options
+
+
+def test_a_schema_keeps_the_urls_own_options(server: ConnectionSettings) -> None:
+    base = server.libpq_url()
+    conn = parse_database_url(f"{base}{'&' if '?' in base else '?'}"
+                              "options=-c%20statement_timeout%3D4321&schema=public")
+    with psycopg.connect(conn.libpq_url(), **connect_args(conn)) as live:
+        assert live.execute("SHOW statement_timeout").fetchone() == ("4321ms",)
+        assert live.execute("SHOW search_path").fetchone() == ("public",)
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "abc", "5432,", " 5432", "-1",
+                                  "\uff15\uff14\uff13\uff12"])  # full-width digits
+def test_a_port_parameter_is_checked_before_connecting(port: str) -> None:
+    error = _refused(f"{BASE}?port={quote(port)}")
+    assert error.field == "port" and "1 to 65535" in error.rule
+
+
+def test_a_port_parameter_may_name_one_port_per_host() -> None:
+    assert parse_database_url(f"{BASE}?port=5432,5433").libpq["port"] == "5432,5433"
 
 
 # -- fixed-choice libpq keywords -----------------------------------------------------------------

@@ -46,7 +46,10 @@ def connect_args(conn: ConnectionSettings) -> dict[str, Any]:
         # a statement prepared on one may not exist on the next.
         args["prepare_threshold"] = None
     if conn.schema:
-        args["options"] = f"-c search_path={conn.schema}"
+        # After the URL's own options (which this keyword would otherwise replace whole), so
+        # the schema's search_path is the one that holds.
+        own = conn.libpq.get("options")
+        args["options"] = (f"{own} " if own else "") + f"-c search_path={conn.schema}"
     return args
 
 

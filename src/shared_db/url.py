@@ -7,7 +7,9 @@ Accepted query parameters:
 * ``pool_timeout``: seconds to wait for a pooled connection (default 10; 0.001 to 86400);
 * ``connect_timeout``: whole seconds libpq waits for the server (at least 1; passed to libpq);
 * ``pgbouncer=true``: never prepare statements server-side (transaction-mode PgBouncer);
-* ``schema``: the ``search_path`` for every connection: one schema name (``SCHEMA_NAME``:
+* ``port``: checked here (1 to 65535, or one per host, comma-separated);
+* ``schema``: the ``search_path`` for every connection, set after any ``options`` the URL
+  gives: one schema name (``SCHEMA_NAME``:
   lower-case ASCII letters, digits and ``_``, not starting with a digit or ``pg_``), never a
   list, quotes or spaces, which would reach the server as other settings or other schemas;
 * ``sslmode`` and the other libpq keywords in ``LIBPQ_KEYWORDS``: passed through as they are;
@@ -199,6 +201,14 @@ def _whole_number(name: str, raw: str, unit: str, most: int) -> None:
                           f"got {_got(raw)}")
 
 
+def _ports(raw: str) -> None:
+    # libpq's port keyword: one port, or one per host, comma-separated.
+    for part in raw.split(","):
+        if not (_DIGITS.fullmatch(part) and 1 <= int(part) <= 65535):
+            raise ConfigError("port", "must be a port number from 1 to 65535 (or one per host, "
+                              f"comma-separated), got {_got(raw)}")
+
+
 def _schema(raw: str) -> str:
     if not SCHEMA_NAME.fullmatch(raw):
         raise ConfigError("schema", "must be one schema name: lower-case letters a-z, digits "
@@ -239,6 +249,8 @@ def parse_database_url(raw: str, *, field_name: str = "DATABASE_URL") -> Connect
     for name, (unit, most) in WHOLE_NUMBERS.items():
         if name in params:
             _whole_number(name, params[name], unit, most)
+    if "port" in params:
+        _ports(params["port"])
     pgbouncer = _flag("pgbouncer", params.pop("pgbouncer")) if "pgbouncer" in params else False
     schema = _schema(params.pop("schema")) if "schema" in params else None
     for name, allowed in CHOICES.items():
