@@ -218,3 +218,28 @@ def test_records_come_back_as_records() -> None:
     loaded = UserWithRelations(None, None, (payment,))  # type: ignore[arg-type]
     back = decode(json.loads(json.dumps(encode(loaded, "result"))))
     assert back == loaded and type(back.payments[0].status) is PaymentStatus
+
+
+async def test_run_compares_the_arguments_it_is_given(db: Database) -> None:
+    def transfer(amount: Decimal) -> Any:
+        async def work(tx: Transaction) -> Decimal:
+            await tx.config.set(f"moved-{amount}", str(amount))
+            return amount
+        return work
+
+    first = await db.run(transfer(Decimal("10")), idempotency_key="move-1", service="admin",
+                         arguments={"amount": Decimal("10")})
+    again = await db.run(transfer(Decimal("10")), idempotency_key="move-1", service="admin",
+                         arguments={"amount": Decimal("10")})
+    assert first == again == Decimal("10")
+    # Two closures of one factory share a qualified name: only the arguments tell them apart.
+    with pytest.raises(IdempotencyKeyReusedError):
+        await db.run(transfer(Decimal("20")), idempotency_key="move-1", service="admin",
+                     arguments={"amount": Decimal("20")})
+    assert await db.config.value("moved-20") is None
+    for bad in ({"amount": object()}, {1: "x"}, ["amount"]):
+        with pytest.raises(ValidationError) as caught:
+            await db.run(transfer(Decimal("30")), idempotency_key="move-2", service="admin",
+                         arguments=bad)  # type: ignore[arg-type]
+        assert caught.value.field == "arguments"
+    assert await db.config.value("moved-30") is None

@@ -258,7 +258,8 @@ class Database(Repositories):
     async def run(self, work: Callable[[Transaction], Awaitable[T]], *, retries: int = 0,
                   isolation: Isolation | None = None, statement_timeout: float | None = None,
                   lock_timeout: float | None = None, backoff: float = 0.02,
-                  idempotency_key: str | None = None, service: str = "auth") -> T:
+                  idempotency_key: str | None = None, service: str = "auth",
+                  arguments: dict[str, Any] | None = None) -> T:
         """Run ``work`` in a transaction, re-running all of it after a serialization failure
         or deadlock (SQLSTATE 40001 / 40P01), up to ``retries`` times with jittered back-off.
 
@@ -267,6 +268,9 @@ class Database(Repositories):
         stored result of the first run. ``work``'s qualified name is what a key is compared
         with, so the same key for another function is ``IdempotencyKeyReusedError``; its
         result must be JSON values, shared-db records, Decimal, UUID, datetimes or enums.
+        ``arguments`` (values of those kinds) are compared too: give the request's own values
+        (an amount, an account), so that one key sent again for another request is refused
+        rather than answered with the first one's result, as a repository method's is.
 
         Raises:
             RetryExhaustedError: the last attempt failed too (chained to its error).
@@ -276,6 +280,7 @@ class Database(Repositories):
         backoff = check_seconds("backoff", backoff, maximum=60)
         keyed = None if idempotency_key is None else (idempotency.key(idempotency_key),
                                                       idempotency.service_of(service))
+        request = idempotency.arguments(arguments)
         operation = f"run:{getattr(work, '__module__', '')}." \
                     f"{getattr(work, '__qualname__', type(work).__name__)}"
 
@@ -289,7 +294,8 @@ class Database(Repositories):
                     if keyed is None:
                         async with unit() as tx:
                             return await work(tx)
-                    return await idempotency.once(unit, keyed[1], keyed[0], operation, {}, work)
+                    return await idempotency.once(unit, keyed[1], keyed[0], operation,
+                                                  request, work)
             except TransientConflictError as exc:
                 if self.metrics is not None and attempt < retries:
                     self.metrics.retries.labels(type(exc.__cause__).__name__).inc()

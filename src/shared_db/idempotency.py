@@ -113,6 +113,20 @@ def service_of(value: object) -> str:
     return str(value)
 
 
+def arguments(value: dict[str, Any] | None) -> dict[str, Any]:
+    """``db.run``'s ``arguments``: what a repeat of its key is compared with.
+
+    Raises:
+        ValidationError: a key is not a string, or a value cannot be stored.
+    """
+    if value is None:
+        return {}
+    if not all(isinstance(k, str) for k in value):
+        raise ValidationError("arguments", "must be a dict with string keys")
+    encode(value, "arguments")
+    return dict(value)
+
+
 class _Replay(Exception):
     def __init__(self, result: Any) -> None:
         self.result = result
@@ -201,8 +215,9 @@ def encode(value: Any, field: str) -> Any:
         return {"$": type(value).__name__, "v": [encode(v, field) for v in value]}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"$": "dict", "v": {k: encode(v, field) for k, v in value.items()}}
-    raise ValidationError(field, f"an idempotent call must return JSON values, shared-db "
-                          f"records, Decimal, UUID, datetime or enums, not {name}")
+    what = "an idempotent call must return" if field == "result" else "must hold only"
+    raise ValidationError(field, f"{what} JSON values, shared-db records, Decimal, UUID, "
+                          f"datetime or enums, not {name}")
 
 
 def decode(value: Any) -> Any:
