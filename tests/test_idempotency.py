@@ -243,3 +243,25 @@ async def test_run_compares_the_arguments_it_is_given(db: Database) -> None:
                          arguments=bad)  # type: ignore[arg-type]
         assert caught.value.field == "arguments"
     assert await db.config.value("moved-30") is None
+
+
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+async def test_a_concurrent_repeat_under_snapshot_isolation_gets_the_first_result(
+        db: Database, isolation: str) -> None:
+    started, runs = asyncio.Event(), 0
+
+    async def slow(tx: Transaction) -> int:
+        nonlocal runs
+        runs += 1
+        await tx.config.set(f"slow-{isolation.replace(' ', '-')}", runs)
+        started.set()
+        await asyncio.sleep(0.3)  # the repeat's claim waits on this uncommitted key
+        return runs
+
+    first = asyncio.create_task(db.run(
+        slow, idempotency_key=f"slow-{isolation}", service="admin",
+        isolation=isolation))  # type: ignore[arg-type]
+    await asyncio.wait_for(started.wait(), 10)
+    again = await db.run(slow, idempotency_key=f"slow-{isolation}", service="admin",
+                         isolation=isolation)  # type: ignore[arg-type]
+    assert await first == again == 1 and runs == 1

@@ -52,7 +52,7 @@ from shared_db import validation as check
 from shared_db.admin.models import AdminIdempotencyKey
 from shared_db.auth.models import AuthIdempotencyKey
 from shared_db.base import Base
-from shared_db.errors import IdempotencyKeyReusedError, ValidationError
+from shared_db.errors import IdempotencyKeyReusedError, TransientConflictError, ValidationError
 from shared_db.payments.models import PaymentsIdempotencyKey
 from shared_db.profile.models import ProfileIdempotencyKey
 from shared_db.repository import Repository
@@ -127,6 +127,10 @@ def arguments(value: dict[str, Any] | None) -> dict[str, Any]:
     return dict(value)
 
 
+class _Again(Exception):
+    pass
+
+
 class _Replay(Exception):
     def __init__(self, result: Any) -> None:
         self.result = result
@@ -141,11 +145,19 @@ async def once(unit: Callable[[], AbstractAsyncContextManager[Any]], service: st
     params = {"key": idempotency_key, "operation": operation, "request_hash": digest,
               "ttl": KEY_TTL}
     q = QUERIES[service]
-    for _ in range(3):  # a key found and purged between the claim and the lookup: claim again
+    # Again when the key was found and purged between the claim and the lookup, or when the
+    # claim itself was refused for serialization (a repeatable-read or serializable claim that
+    # waited on a first call which then committed): nothing was done yet, and the next claim
+    # finds that call's result.
+    for _ in range(3):
         try:
             async with unit() as tx:
                 async with tx.executor(service) as ex:
-                    if await ex.scalar(q["claim"], params) is None:
+                    try:
+                        claimed = await ex.scalar(q["claim"], params)
+                    except TransientConflictError:
+                        raise _Again from None
+                    if claimed is None:
                         found = await ex.row(q["find"], params)
                         if found is not None:
                             raise _Replay(_replayed(found, operation, digest, idempotency_key))
@@ -157,7 +169,9 @@ async def once(unit: Callable[[], AbstractAsyncContextManager[Any]], service: st
                 return result
         except _Replay as replay:
             return replay.result  # type: ignore[no-any-return]
-    raise AssertionError("idempotency key vanished three times between claim and lookup")
+        except _Again:
+            continue
+    raise AssertionError("idempotency key claimed three times without an answer")
 
 
 def _replayed(found: tuple[Any, ...], operation: str, digest: str, idempotency_key: str) -> Any:
