@@ -10,6 +10,7 @@ import pytest
 from shared_db.client import Database
 from shared_db.context import acting_as
 from shared_db.errors import NotFoundError, ValidationError
+from shared_db.validation import MAX_JSON_BYTES, MAX_JSON_DEPTH
 from tests.conftest import Stores
 
 
@@ -84,3 +85,22 @@ async def test_service_functions(db: Database) -> None:
     async with db.transaction() as tx:
         await record_audit_event(tx, "inside.transaction")
     assert len(await db.audit.for_resource("system_config", "feature.flags")) == 1
+
+
+async def test_config_values_at_the_limits_are_set_changed_and_audited(db: Database) -> None:
+    deep: dict[str, object] = {}
+    inner = deep
+    for _ in range(MAX_JSON_DEPTH - 1):
+        inner["a"] = {}
+        inner = inner["a"]  # type: ignore[assignment]
+    big = "x" * (MAX_JSON_BYTES - 20)
+    for key, value in (("deep", deep), ("big", big), ("big", "y" * (MAX_JSON_BYTES - 20))):
+        assert (await db.config.set(key, value)).value == value
+    rows = await db.audit.for_resource("system_config", "big")
+    assert [r.details["new"][:1] for r in rows] == ["x", "y"]  # type: ignore[index]
+    assert rows[-1].details["old"][:1] == "x"  # type: ignore[index]
+    await db.config.delete("big")
+
+
+async def test_an_empty_details_object_is_stored_as_one(db: Database) -> None:
+    assert (await db.audit.record("probe.empty", details={})).details == {}

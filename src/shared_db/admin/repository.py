@@ -83,6 +83,15 @@ class AuditRepository(Repository):
         async with self._write() as ex:
             await ex.execute(APPEND, params)
 
+    async def _change(self, action: str, key: str, details: dict[str, Any]) -> None:
+        """The audit row of a config change. Its details hold values already checked as the
+        call's own ``value`` (or read back from the table), so they are not checked again
+        against the limits of a caller's ``details``: old and new together may pass them, and
+        the call must not fail naming a parameter it does not have."""
+        params = self._params(action, resource_type="system_config", resource_id=key)
+        async with self._write() as ex:
+            await ex.execute(APPEND, {**params, "details": Jsonb(details)})
+
     def _params(self, action: str, *, resource_type: str | None = None,
                resource_id: str | uuid.UUID | None = None,
                details: dict[str, Any] | None = None,
@@ -95,7 +104,7 @@ class AuditRepository(Repository):
             "resource_type": check.optional_text("resource_type", resource_type, max_length=200),
             "resource_id": None if resource_id is None else check.text(
                 "resource_id", str(resource_id), max_length=200),
-            "details": Jsonb(check.json_object("details", details)) if details else None,
+            "details": None if details is None else Jsonb(check.json_object("details", details)),
             "ip_address": check.optional_text("ip_address", actor.ip_address, max_length=100),
             "user_agent": check.optional_text("user_agent", actor.user_agent, max_length=1000),
         }
@@ -145,7 +154,7 @@ class ConfigRepository(Repository):
             str(actor.actor_id) if actor.actor_id else None)
         params = {
             "key": check.text("key", key, max_length=200),
-            "value": Jsonb(check.json_value("value", value)),
+            "value": Jsonb(checked := check.json_value("value", value)),
             "description": check.optional_text("description", description),
             "updated_by": check.optional_text("updated_by", by, max_length=200),
         }
@@ -154,8 +163,7 @@ class ConfigRepository(Repository):
                 old = await ex.scalar(CONFIG_OLD, {"key": params["key"]})
                 record = await ex.one(CONFIG_SET, params, ConfigRecord)
             assert record is not None
-            await AuditRepository(tx).record("config.changed", resource_type="system_config",
-                                  resource_id=key, details={"old": old, "new": value})
+            await AuditRepository(tx)._change("config.changed", key, {"old": old, "new": checked})
         return record
 
     async def delete(self, key: str) -> None:
@@ -166,5 +174,4 @@ class ConfigRepository(Repository):
                 old = await ex.scalar(CONFIG_OLD, {"key": key})
                 if not await ex.execute(CONFIG_DELETE, {"key": key}):
                     raise NotFoundError(f"system_config {key!r} does not exist")
-            await AuditRepository(tx).record("config.deleted", resource_type="system_config",
-                                  resource_id=key, details={"old": old})
+            await AuditRepository(tx)._change("config.deleted", key, {"old": old})
