@@ -30,7 +30,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from shared_db.config import Settings
-from shared_db.errors import EmbeddedServerError
+from shared_db.errors import ConfigError, EmbeddedServerError
 from shared_db.url import DEFAULT_CONNECT_TIMEOUT, ConnectionSettings
 
 DATABASE = "shared_db"
@@ -159,6 +159,18 @@ def url_for(port: int, database: str = DATABASE) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
 
+def _home(home: Path) -> Path:
+    """``home`` made a folder of ours, or ``ConfigError`` naming SHARED_DB_HOME and why."""
+    home = home.resolve()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / ".lock").touch()
+    except OSError as exc:
+        raise ConfigError("SHARED_DB_HOME", f"must be a folder the embedded server can create "
+                          f"and write ({home}: {exc.strerror or exc})") from None
+    return home
+
+
 @contextmanager
 def _locked(home: Path) -> Iterator[None]:
     with open(home / ".lock", "w") as handle:
@@ -204,8 +216,7 @@ def start(home: Path) -> str:
     Raises:
         EmbeddedServerError: initdb or the server failed; the message carries the server log.
     """
-    home = home.resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    home = _home(home)
     with _locked(home):
         port = running_port(home)
         if port is None:
@@ -227,6 +238,7 @@ def stop(home: Path, mode: Literal["fast", "immediate"] = "fast") -> bool:
     home = home.resolve()
     if not home.exists():
         return False
+    home = _home(home)
     with _locked(home):
         if running_port(home) is None:
             return False

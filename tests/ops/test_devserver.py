@@ -54,3 +54,16 @@ def test_database_url_set_means_no_embedded_server(home: Path) -> None:
     subprocess.run([sys.executable, "-m", "shared_db", "migrate", "status"], env=env,
                    capture_output=True, timeout=60, check=False)
     assert not (home / "pgdata").exists()
+
+
+@pytest.mark.parametrize("command", [["db", "url"], ["db", "stop"], ["up"]])
+def test_a_home_that_cannot_be_a_folder_is_one_line_exit_2(
+        tmp_path: Path, command: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "afile").write_text("")
+    for home in (tmp_path / "afile", tmp_path / "afile" / "below"):
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        monkeypatch.setenv("SHARED_DB_HOME", str(home))
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: SHARED_DB_HOME: must be a folder") and err.count("\n") == 1
