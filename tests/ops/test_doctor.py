@@ -115,7 +115,7 @@ def test_cli_exit_codes_and_json(migrated_db: DbFixture, monkeypatch, capsys) ->
     doc = json.loads(capsys.readouterr().out)
     assert {c["name"] for c in doc["checks"]} >= {"server", "migrations", "models"}
     monkeypatch.setenv("DATABASE_URL", "postgresql://x@127.0.0.1:1/app?bogus=1")
-    assert main(["doctor", "--json"]) == 1
+    assert main(["doctor", "--json"]) == 2  # a refused setting, as for every command
     (check,) = json.loads(capsys.readouterr().out)["checks"]
     assert check["status"] == "fail" and "bogus" in check["name"]
 

@@ -26,9 +26,9 @@ from shared_db.cli.up import up
 from shared_db.errors import (
     AdoptionMismatchError,
     BackupError,
-    ConfigError,
     ConfirmationRequired,
     DatabaseUnavailableError,
+    FieldRuleError,
     LockTimeoutError,
     MigrationError,
     SharedDbError,
@@ -50,7 +50,7 @@ app.command()(studio)
 app.command()(metrics)
 
 EXIT_CODES: list[tuple[type[SharedDbError], int]] = [
-    (ConfigError, 2),
+    (FieldRuleError, 2),  # a setting or an argument (ConfigError, ValidationError)
     (DatabaseUnavailableError, 3),
     (LockTimeoutError, 7),
     (AdoptionMismatchError, 8),

@@ -39,8 +39,8 @@ def _checks() -> list[Check]:
 
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
            ) -> None:
-    """Diagnose the set-up; exit 3 when a database cannot be reached, 1 when another check
-    fails."""
+    """Diagnose the set-up; exit 2 when the settings are refused, 3 when a database cannot be
+    reached, 1 when another check fails."""
     checks = _checks()
     if as_json:
         console.print_json(json.dumps({"checks": [dataclasses.asdict(c) for c in checks]}))
@@ -51,6 +51,8 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         for c in checks:
             table.add_row(c.target, c.name, MARKS[c.status], c.detail, c.fix or "")
         console.print(table)
+    if any(c.target == "settings" and c.status == "fail" for c in checks):
+        raise typer.Exit(2)  # as every other command exits on a refused setting
     unreachable = [c for c in checks if c.name == "connection" and c.status == "fail"]
     if unreachable:  # after the table, so the fix is shown too
         raise DatabaseUnavailableError(unreachable[0].detail)
