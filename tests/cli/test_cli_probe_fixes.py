@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared_db import devserver
+from shared_db.cli import main
 from shared_db.errors import BackupError
 from shared_db.ops import backup as backups
 from shared_db.ops.checksums import (
@@ -368,3 +369,9 @@ def test_metrics_on_an_address_it_cannot_use_is_a_bad_argument(migrated_db: DbFi
     line = _one_line(result)
     assert result.returncode == 2 and "--host: cannot listen on 'no-such-host.invalid'" in line, \
         line
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "nan", "-1"])
+def test_a_refused_option_value_is_exit_2(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "recover", "--older-than", value]) == 2
+    assert "Traceback" not in capsys.readouterr().err
