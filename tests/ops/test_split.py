@@ -180,3 +180,22 @@ def test_bad_configuration_is_refused_before_anything(
         splitting.split(load_settings(env))
     assert caught.value.field == field
     assert all(snapshot(url)["tables"] == {} for url in targets.values())
+
+
+def _respelled(url: str) -> str:
+    """The same database in another spelling: another application_name."""
+    return f"{url}{'&' if '?' in url else '?'}application_name=respelled"
+
+
+def test_a_target_naming_the_source_in_another_spelling_is_refused(
+        source: DbFixture, targets: dict[str, str]) -> None:
+    for name, url, blamed in (
+            ("AUTH_DATABASE_URL", _respelled(source.url), {"AUTH_DATABASE_URL"}),
+            ("ADMIN_DATABASE_URL", _respelled(targets["payments"]),
+             {"ADMIN_DATABASE_URL", "PAYMENTS_DATABASE_URL"})):  # the later of the two
+        env = {"DATABASE_URL": source.url,
+               **{f"{s.upper()}_DATABASE_URL": u for s, u in targets.items()}, name: url}
+        with pytest.raises(ConfigError) as caught:
+            splitting.split(load_settings(env))
+        assert caught.value.field in blamed and "same database" in caught.value.rule
+    assert all(snapshot(url)["tables"] == {} for url in targets.values())

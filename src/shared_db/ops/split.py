@@ -83,11 +83,25 @@ def _connections(settings: Settings) -> tuple[ConnectionSettings, dict[str, Conn
         if service not in settings.service_urls:
             raise ConfigError(name, "is required for split: where the service's tables go")
         targets[service] = settings.connection(settings.service_urls[service], name)
-        if targets[service].libpq_url() == source.libpq_url():
-            raise ConfigError(name, "must differ from DATABASE_URL (the source)")
-    if len({t.libpq_url() for t in targets.values()}) != len(SERVICES):
-        raise ConfigError("*_DATABASE_URL", "must name four different databases")
+    # Compared as the servers answer, not as written: localhost and 127.0.0.1, a missing
+    # default port or another application_name name the same database.
+    seen = {_identity(source): "DATABASE_URL (the source)"}
+    for service, conn in targets.items():
+        name = f"{service.upper()}_DATABASE_URL"
+        first = seen.setdefault(_identity(conn), name)
+        if first != name:
+            raise ConfigError(name, f"names the same database as {first}; the four targets "
+                              "must be four databases other than the source")
     return source, targets
+
+
+def _identity(conn: ConnectionSettings) -> tuple[object, ...]:
+    """What tells one database of one server from every other, to any login role: the
+    server's start time and port, the database's oid, and the schema the URL works in."""
+    with connect_direct(conn) as live:
+        row = live.execute("SELECT pg_postmaster_start_time(), current_setting('port'), oid "
+                           "FROM pg_database WHERE datname = current_database()").fetchone()
+    return (*(row or ()), conn.schema or "public")
 
 
 @contextmanager
