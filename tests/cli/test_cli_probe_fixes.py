@@ -375,3 +375,12 @@ def test_metrics_on_an_address_it_cannot_use_is_a_bad_argument(migrated_db: DbFi
 def test_a_refused_option_value_is_exit_2(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "recover", "--older-than", value]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["bogus"], ["migrate", "bogus"], ["migrate", "status", "--x"],
+                                  ["db", "recover", "--older-than", "abc"], ["backup", "--keep"]])
+def test_a_usage_error_is_one_line_exit_2(argv: list[str],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err

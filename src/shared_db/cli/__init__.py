@@ -1,9 +1,10 @@
 """``shared-db``: the command line. Commands parse, call one function in ``ops``, and render.
 
 Errors of the ``SharedDbError`` family print as one line on stderr with a non-zero exit code:
-2 bad settings, 3 database unreachable, 4 migration problem, 5 confirmation missing,
-6 backup or restore problem, 7 a migration step's locks not granted in any try, 8 ``migrate
-adopt`` rolled back because the converted data or schema differed, 1 other.
+2 bad settings or arguments (usage errors too), 3 database unreachable, 4 migration
+problem, 5 confirmation missing, 6 backup or restore problem, 7 a migration step's locks
+not granted in any try, 8 ``migrate adopt`` rolled back because the converted data or
+schema differed, 1 other.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ import sys
 
 import typer
 from rich.markup import escape
+
+try:  # click as typer carries it (since 0.20), or click itself
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException  # type: ignore[assignment]
 
 from shared_db.cli import db, migrate
 from shared_db.cli.backup import backup, restore
@@ -67,7 +73,18 @@ def exit_code(error: SharedDbError) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``shared-db`` script; returns the process exit code."""
     try:
-        app(args=argv, prog_name="shared-db")
+        # Not standalone: click raises its usage errors here instead of printing them as a
+        # boxed, multi-line panel, so they are one line like every other error.
+        code = app(args=argv, prog_name="shared-db", standalone_mode=False)
+    except ClickException as error:
+        context = getattr(error, "ctx", None)
+        where = f" (see '{context.command_path} --help')" if context is not None else ""
+        console_err.print(f"[bold red]error:[/] {escape(error.format_message())}"
+                          f"{escape(where)}", highlight=False, soft_wrap=True)
+        return error.exit_code
+    except typer.Abort:
+        console_err.print("Aborted.", highlight=False)
+        return 130
     except SharedDbError as error:
         # escape(): a message quoting a value such as "[/]" must not be read as markup.
         console_err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False,
@@ -75,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(error)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:
