@@ -384,3 +384,13 @@ def test_a_usage_error_is_one_line_exit_2(argv: list[str],
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_piped_output_is_not_cut_at_80_columns() -> None:
+    long_name = "x" * 150
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    code = ("from shared_db.cli.common import console; from rich.table import Table; "
+            f"t = Table(); t.add_column('name'); t.add_row('{long_name}'); console.print(t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    assert long_name in out

@@ -5,6 +5,7 @@ command line starts (and ``--help`` answers) without SQLAlchemy, psycopg or the 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -18,8 +19,18 @@ if TYPE_CHECKING:
     from shared_db.config import Settings
     from shared_db.ops.targets import Target
 
-console = Console(highlight=False)
-console_err = Console(stderr=True, highlight=False)
+def _width(stream: object) -> int | None:
+    # Into a pipe or a file, rich would lay tables out for 80 columns and cut query names and
+    # URLs short; there, wide enough for whole lines (COLUMNS still decides when it is set).
+    isatty = getattr(stream, "isatty", None)
+    if "COLUMNS" in os.environ or (isatty is not None and isatty()):
+        return None
+    return PIPED_WIDTH
+
+
+PIPED_WIDTH = 240
+console = Console(highlight=False, width=_width(sys.stdout))
+console_err = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 def lazy(name: str) -> ModuleType:
