@@ -112,3 +112,14 @@ def test_settings_from_the_environment() -> None:
                         ("SHARED_DB_LOG_PARAMS", "maybe")):
         with pytest.raises(ConfigError, match=name):
             load_settings({name: value})
+
+
+async def test_n_plus_one_of_writes_suggests_writing_together(
+        migrated_db: DbFixture, caplog: pytest.LogCaptureFixture) -> None:
+    async with _db(migrated_db, n_plus_one=3) as db, db.transaction() as tx:
+        for i in range(3):
+            await tx.config.set(f"w{i}", i)
+    messages = [r.getMessage() for r in caplog.records if "N+1" in r.getMessage()]
+    by_query = {m.split()[2]: m for m in messages}
+    assert "write the rows together" in by_query["config.set"], messages
+    assert "load the rows together" in by_query["config.old_value"], messages

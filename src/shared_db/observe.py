@@ -124,8 +124,11 @@ class QueryLog:
             return
         counts[event.sql] += 1
         if counts[event.sql] == self.settings.n_plus_one:
+            fix = ("load the rows together (e.g. users.eager_many)"
+                   if tracing.verb(event.name, event.sql) in ("SELECT", "WITH") else
+                   "write the rows together (e.g. users.create_many)")
             message = (f"possible N+1: {event.name} ran {counts[event.sql]} times in one unit "
-                       "of work; load the rows together (e.g. users.eager_many)")
+                       f"of work; {fix}")
             _notify(self.n_plus_one_callbacks, event, "N+1")
             if self.settings.strict:
                 raise NPlusOneError(message)
