@@ -6,20 +6,32 @@ schema) and epilogue (check every table's rows and checksum against the manifest
 difference). Both are constant SQL; the schema and the manifest's values reach them as psql
 variables. A broken, truncated or foreign file, a failing statement or a mismatch rolls the whole
 transaction back: the target is exactly as it was.
+
+Before anything is sent the file is checked against its manifest (size, SHA-256, a schema that
+is the target's, migration heads the package knows: ``restore_guard``), the objects of other
+schemas that emptying the target would drop are listed (and refuse the restore), and the whole
+script is read once as psql will read it (``restore_script``): a meta-command or a statement that
+ends the transaction refuses it. The same reading filters the script again as it is fed, from
+the same open file, under psql's ``\\restrict`` with a key of ours, so psql refuses any
+meta-command itself. Emptying the schema waits for locks at most ``restore_guard.LOCK_TIMEOUT``
+(30 seconds), then fails and rolls back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
+import secrets
 import subprocess
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 from psycopg import sql
 
+from shared_db.config import PACKAGE_MIGRATIONS
 from shared_db.connect import connect_direct
 from shared_db.devserver import bin_dir, tool_env
 from shared_db.errors import BackupError, ConfirmationRequired
@@ -28,10 +40,11 @@ from shared_db.ops.checksums import (
     EXTENSIONS,
     PROLOGUE,
     Manifest,
-    file_sha256,
     manifest_path,
     psql_variables,
 )
+from shared_db.ops.restore_guard import GUARD, LOCK_TIMEOUT, check_migrations, refuse_outside
+from shared_db.ops.restore_script import scan
 from shared_db.url import ConnectionSettings
 
 Progress = Callable[[str], None]
@@ -46,6 +59,12 @@ def check_file(file: Path) -> Manifest:
         BackupError: ``file`` is missing or not a file, its manifest is missing or malformed
             (naming the field and its rule), or the two do not match.
     """
+    _refuse_non_file(file)
+    with file.open("rb") as handle:
+        return _checked(file, handle)
+
+
+def _refuse_non_file(file: Path) -> None:
     if file.is_dir():
         raise BackupError(f"{file} is a directory, not a backup file: give the "
                           "backup_….dump or backup_….sql.gz file itself")
@@ -53,6 +72,10 @@ def check_file(file: Path) -> Manifest:
         raise BackupError(f"{file} does not exist")
     if not file.is_file():
         raise BackupError(f"{file} is not a regular file, not a backup")
+
+
+def _checked(file: Path, handle: BinaryIO) -> Manifest:
+    """The manifest of ``file``, proven against the bytes of ``handle`` (the open file)."""
     where = manifest_path(file)
     manifest = Manifest.read(where)
     if manifest.file != file.name:
@@ -60,10 +83,15 @@ def check_file(file: Path) -> Manifest:
     if not file.name.endswith(EXTENSIONS[manifest.format]):
         raise BackupError(f"{where} says format {manifest.format!r}, whose files end in "
                           f"{EXTENSIONS[manifest.format]}, but the file is {file.name}")
-    size = file.stat().st_size
-    if size != manifest.bytes or file_sha256(file) != manifest.sha256:
-        raise BackupError(f"{file} does not match its manifest ({size} bytes, the manifest "
-                          f"says {manifest.bytes}): it is truncated or was changed")
+    digest, size = hashlib.sha256(), 0
+    handle.seek(0)
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
+        size += len(chunk)
+    if size != manifest.bytes or digest.hexdigest() != manifest.sha256:
+        raise BackupError(f"{file} does not match its manifest: the file has {size} bytes and "
+                          f"SHA-256 {digest.hexdigest()}, the manifest says {manifest.bytes} "
+                          f"bytes and SHA-256 {manifest.sha256}: it is truncated or was changed")
     return manifest
 
 
@@ -76,17 +104,19 @@ def _target_state(conn: ConnectionSettings, schema: str) -> tuple[list[str], int
     return tables, version
 
 
-def _script(file: Path, fmt: str) -> Iterator[bytes]:
+def _script(file: Path, handle: BinaryIO, fmt: str) -> Iterator[bytes]:
+    """The SQL of the backup, read from ``handle`` (the file already proven) from its start."""
+    handle.seek(0)
     if fmt == "sql.gz":
         try:
-            with gzip.open(file, "rb") as handle:
-                yield from iter(lambda: handle.read(1 << 20), b"")
+            with gzip.open(handle, "rb") as unzipped:
+                yield from iter(lambda: unzipped.read(1 << 20), b"")
         except (OSError, EOFError, zlib.error) as exc:
             raise BackupError(f"{file.name} is not a readable gzip file ({exc})") from None
         return
-    argv = [str(bin_dir() / "pg_restore"), "--no-owner", "--no-privileges", "--file", "-",
-            str(file)]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+    argv = [str(bin_dir() / "pg_restore"), "--no-owner", "--no-privileges", "--file", "-"]
+    with subprocess.Popen(argv, stdin=handle, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         yield from iter(lambda: proc.stdout.read(1 << 20), b"")  # type: ignore[union-attr]
         error = proc.stderr.read().decode(errors="replace").strip()
@@ -94,13 +124,8 @@ def _script(file: Path, fmt: str) -> Iterator[bytes]:
         raise BackupError(f"pg_restore cannot read {file.name}: {error}")
 
 
-def _feed(stdin: IO[bytes], chunks: Iterator[bytes], dropped: tuple[bytes, ...]) -> None:
-    head = True
+def _feed(stdin: IO[bytes], chunks: Iterator[bytes]) -> None:
     for chunk in chunks:
-        if head:
-            for line in dropped:
-                chunk = chunk.replace(line + b"\n", b"")
-            head = False
         stdin.write(chunk)
 
 
@@ -113,27 +138,48 @@ def _created_by_prologue(schema: str) -> tuple[bytes, ...]:
 
 
 def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
-            progress: Progress = lambda _: None) -> Manifest:
+            progress: Progress = lambda _: None, migrations_dir: Path | None = None) -> Manifest:
     """Replace the contents of ``conn``'s schema with the backup ``file``, all or nothing.
 
+    ``migrations_dir`` (default: the package's migrations) is where the manifest's migration
+    heads must be revisions.
+
     Raises:
-        BackupError: the file is missing, broken, foreign or does not restore as its manifest
-            says; the target is unchanged.
+        BackupError: the file is missing, broken, foreign, holds what must not run (a psql
+            meta-command, transaction control), or does not restore as its manifest says;
+            objects of other schemas depend on the target schema; the target is unchanged.
         ConfirmationRequired: the target has tables and ``force`` is False.
     """
-    manifest = check_file(file)
+    _refuse_non_file(file)
+    with file.open("rb") as handle:
+        return _restore(conn, file, handle, force, progress, migrations_dir)
+
+
+def _restore(conn: ConnectionSettings, file: Path, handle: BinaryIO, force: bool,
+             progress: Progress, migrations_dir: Path | None) -> Manifest:
+    manifest = _checked(file, handle)
+    check_migrations(manifest, manifest_path(file), migrations_dir or PACKAGE_MIGRATIONS)
+    if conn.schema and conn.schema != manifest.schema:
+        raise BackupError(f"{file.name} is a backup of schema {manifest.schema}, and the target "
+                          f"URL's schema is {conn.schema}: restore it into a URL with "
+                          f"schema={manifest.schema}; nothing was restored")
     schema = conn.schema or manifest.schema
     present, server_version = _target_state(conn, schema)
     if present and not force:
         raise ConfirmationRequired(
             f"{conn.safe_url()} is not empty ({len(present)} tables); pass --force to replace it")
+    refuse_outside(conn, schema)
+    dropped = (NEW_SETTINGS if server_version < 170000 else ()) + _created_by_prologue(schema)
+    progress(f"checking {file.name}")
+    for _ in scan(file.name, _script(file, handle, manifest.format), dropped):
+        pass
     url, env = tool_env(conn)
     argv = [str(bin_dir() / "psql"), "--no-psqlrc", "--quiet", "--single-transaction",
             "--set", "ON_ERROR_STOP=1", *psql_variables(manifest, schema), "--dbname", url,
             "--file", "-"]
-    prologue, epilogue = PROLOGUE.encode(), EPILOGUE.encode()
+    # No script can know this key, so psql refuses every meta-command after this line.
+    head = f"\\restrict {secrets.token_hex(32)}\n{GUARD}{PROLOGUE}".encode()
     progress(f"restoring {file.name} into {conn.safe_url()}")
-    dropped = (NEW_SETTINGS if server_version < 170000 else ()) + _created_by_prologue(schema)
     try:
         psql = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
@@ -143,9 +189,9 @@ def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
         assert psql.stdin is not None and psql.stderr is not None
         failure: BackupError | None = None
         try:
-            psql.stdin.write(prologue)
-            _feed(psql.stdin, _script(file, manifest.format), dropped)
-            psql.stdin.write(epilogue)
+            psql.stdin.write(head)
+            _feed(psql.stdin, scan(file.name, _script(file, handle, manifest.format), dropped))
+            psql.stdin.write(EPILOGUE.encode())
         except BackupError as exc:
             failure = exc
             psql.kill()  # never let psql commit a half-fed script
@@ -159,6 +205,8 @@ def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
         raise failure
     if psql.returncode != 0:
         lines = [ln for ln in error.splitlines() if "ERROR" in ln or "error" in ln] or [error]
-        raise BackupError(f"restore failed and was rolled back: {lines[0]}")
+        hint = ("; another session holds a lock on the schema's tables (the restore waits at "
+                f"most {LOCK_TIMEOUT})") if "lock timeout" in lines[0] else ""
+        raise BackupError(f"restore failed and was rolled back: {lines[0]}{hint}")
     progress("restored and checked against the manifest")
     return manifest
