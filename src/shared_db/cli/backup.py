@@ -26,12 +26,26 @@ def _doc(result: backups.BackupResult) -> dict[str, Any]:
             "removed": [str(p) for p in result.removed]}
 
 
+def _check_folder(folder: Path) -> None:
+    """Refuse a --dir that is, or runs through, something other than a directory, before any
+    connection is made; a folder that does not exist yet is created by the backup."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError("--dir", f"{folder} exists and is not a directory")
+    parent = folder
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ConfigError("--dir", f"{folder} cannot be created: {parent} is a file, not a "
+                          "directory")
+
+
 def backup(
     folder: Annotated[Path, typer.Option("--dir", help="Backup folder.")] = Path("backups"),
     fmt: Annotated[str, typer.Option("--format", help="custom or sql.gz")] = "custom",
     verify: Annotated[bool, typer.Option("--verify", help="Restore into a scratch database "
                                          "and compare every table.")] = False,
-    keep: Annotated[int | None, typer.Option("--keep", help="Keep only the newest N.")] = None,
+    keep: Annotated[int | None, typer.Option("--keep", help="Keep only the newest N of the "
+                                             "backups shared-db made in DIR.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Back up the database into DIR/backup_YYYYmmdd_HHMMSS.<ext> with a manifest."""
@@ -39,6 +53,7 @@ def backup(
         raise ConfigError("--format", f"must be custom or sql.gz, got {fmt!r}")
     if keep is not None and keep < 1:
         raise ConfigError("--keep", f"must be at least 1, got {keep}")
+    _check_folder(folder)
     found = targets(settings())
     docs = []
     for target in found:
@@ -49,7 +64,7 @@ def backup(
                 status.update("verifying: restoring into a scratch database")
                 result = backups.verify(result, target.connection)
         if keep is not None:
-            result = dataclasses.replace(result, removed=backups.prune(where, keep))
+            result = dataclasses.replace(result, removed=backups.prune(where, keep, result.file))
         docs.append(_doc(result))
         if not as_json:
             tables = result.manifest.tables
@@ -67,13 +82,15 @@ def restore(file: Annotated[Path, typer.Argument(help="A backup made by shared-d
             force: Annotated[bool, typer.Option("--force", help="Replace a non-empty "
                                                 "database.")] = False) -> None:
     """Restore FILE into the database, all or nothing, checked against its manifest."""
-    found = targets(settings())
+    current = settings()
+    found = targets(current)
     if len(found) != 1:
         raise ConfigError("SHARED_DB_TOPOLOGY", "restore works on the shared topology")
     target = found[0]
     if force:
         confirm(f"Replace everything in {target.connection.safe_url()} with {file.name}?", True)
     with console_err.status("restoring") as status:
-        manifest = restores.restore(target.connection, file, force=force, progress=status.update)
+        manifest = restores.restore(target.connection, file, force=force, progress=status.update,
+                                    migrations_dir=current.migrations_dir)
     console.print(f"Restored {file} into {target.connection.safe_url()}: "
                   f"{len(manifest.tables)} tables match the manifest.")

