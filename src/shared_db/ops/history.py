@@ -1,17 +1,15 @@
 """Migration history: the chains' revisions in global order, and what a database has applied.
 
 Read without Alembic: the revision ids come from each file's ``revision`` and ``down_revision``
-assignments (string literals, as every generated migration has them) and the applied revisions
+assignments (string literals, as every generated migration has them; ``ops.revision_files``
+reads and checks them) and the applied revisions
 from the version tables in one query, so ``migrate status`` starts without loading Alembic or
 SQLAlchemy. Alembic reads the same files the same way when it runs them.
 """
 
 from __future__ import annotations
 
-import ast
 import io
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,37 +17,13 @@ import psycopg
 from psycopg import sql
 
 from shared_db.errors import MigrationError
-from shared_db.ops.versions import CHAINS, version_table
+from shared_db.ops.revision_files import Step as Step
+from shared_db.ops.revision_files import read_chain
+from shared_db.ops.versions import version_table
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy import Connection
-
-# Alembic's own rule for which files in a versions folder are migrations.
-_MIGRATION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
-
-
-@dataclass(frozen=True)
-class Step:
-    """One migration of one chain."""
-
-    chain: str
-    revision: str
-    name: str
-    down_revision: str | None
-    replaces: tuple[str, ...] = field(default=(), compare=False)
-    """For a squash (``ops.squash``): the revisions it stands for, oldest first."""
-
-    @property
-    def label(self) -> str:
-        """``<chain>:<rev>_<name>``, as commands print and accept it."""
-        return f"{self.chain}:{self.revision}_{self.name}"
-
-    @property
-    def order(self) -> tuple[str, int]:
-        # A squash runs where its first replaced migration ran: other chains' migrations in
-        # between (``links``) need what it makes.
-        return (self.replaces[0] if self.replaces else self.revision, CHAINS.index(self.chain))
 
 
 def alembic_config(migrations_dir: Path, chain: str, connection: Connection | None = None,
@@ -69,73 +43,28 @@ def alembic_config(migrations_dir: Path, chain: str, connection: Connection | No
     return cfg
 
 
-def _literal(tree: ast.Module, name: str, path: Path) -> object:
-    for node in tree.body:
-        if isinstance(node, ast.Assign):
-            targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets, value = [node.target], node.value
-        else:
-            continue
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-            try:
-                return ast.literal_eval(value)
-            except ValueError:
-                break
-    raise MigrationError(f"migration {path.name}: {name} must be assigned a literal "
-                         "(a string, or None for the first migration)")
-
-
-def _read(path: Path, chain: str) -> Step:
-    try:
-        tree = ast.parse(path.read_bytes(), str(path))
-    except SyntaxError as exc:
-        raise MigrationError(f"migration {path.name} is not valid Python: {exc.msg} "
-                             f"(line {exc.lineno})") from None
-    revision, down = _literal(tree, "revision", path), _literal(tree, "down_revision", path)
-    if not isinstance(revision, str) or not (down is None or isinstance(down, str)):
-        raise MigrationError(f"migration {path.name}: revision must be a string and "
-                             "down_revision a string or None (chains do not branch or merge)")
-    replaces = _literal(tree, "replaces", path) if _assigns(tree, "replaces") else ()
-    if not (isinstance(replaces, tuple) and all(isinstance(r, str) for r in replaces)):
-        raise MigrationError(f"migration {path.name}: replaces must be a tuple of revision "
-                             "strings")
-    return Step(chain, revision, path.stem.partition("_")[2] or revision, down, replaces)
-
-
-def _assigns(tree: ast.Module, name: str) -> bool:
-    return any(isinstance(t, ast.Name) and t.id == name
-               for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
-               for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))
-
-
 def chain_steps(migrations_dir: Path, chain: str) -> list[Step]:
     """``chain``'s migrations, oldest first.
 
     Raises:
-        MigrationError: the chain has several heads (a migration conflict), or a file names a
-            revision no file defines.
+        MigrationError: the chain has several heads (a migration conflict), a file names a
+            revision no file defines, two files share a revision id, or a revision id is not a
+            UTC timestamp greater than its parent's (``revision_files.ID_RULE``).
     """
-    folder = migrations_dir / "versions" / chain
-    files = sorted(p for p in folder.glob("*.py") if _MIGRATION_FILE.fullmatch(p.name))
-    by_id = {step.revision: step for step in (_read(path, chain) for path in files)}
+    by_id = read_chain(migrations_dir, chain)
     parents = {s.down_revision for s in by_id.values()}
     heads = sorted(set(by_id) - parents)
     if len(heads) > 1:
         raise MigrationError(
             f"migration conflict in chain {chain!r}: several newest migrations {heads}; "
             "give one of them the other as down_revision")
+    # Every parent is known and older than its child (read_chain): with one head, the walk
+    # down from it meets every migration once.
     steps: list[Step] = []
     current = heads[0] if heads else None
-    while current is not None and len(steps) <= len(by_id):
-        if current not in by_id:
-            raise MigrationError(f"chain {chain!r}: a migration revises {current!r}, which no "
-                                 "migration file defines")
+    while current is not None:
         steps.append(by_id[current])
         current = by_id[current].down_revision
-    if len(steps) != len(by_id):
-        raise MigrationError(f"chain {chain!r}: its migrations do not form one line from the "
-                             "first to the newest (a cycle, or one no other revises)")
     return list(reversed(steps))
 
 
