@@ -35,6 +35,8 @@ Variables:
 
 from __future__ import annotations
 
+import ast
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -83,21 +85,55 @@ class _MigrationsDir:
 
 
 def migrations_folder(path: Path) -> Path:
-    """``path`` if it is a migrations folder: an existing directory holding ``env.py``.
+    """``path`` if it is a migrations folder: an existing directory holding the package's
+    ``env.py`` (its code: another would run in every migration command) and ``versions/``, whose
+    folders are all chains (a misspelt one would be passed over without a word).
 
     Raises:
-        ConfigError: ``SHARED_DB_MIGRATIONS_DIR`` names no directory, or one without ``env.py``.
+        ConfigError: ``SHARED_DB_MIGRATIONS_DIR`` names no directory, or one without the
+            package's ``env.py``, without ``versions/``, or with a folder there that is no chain.
     """
     copy = "a copy of the package's shared_db/migrations"
     if not path.is_dir():
         what = "is not a directory" if path.exists() else "does not exist"
         raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"must be an existing directory ({copy}), "
                           f"got {str(path)!r}, which {what}")
-    if not (path / "env.py").is_file():
-        raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"must be a migrations folder ({copy}, "
-                          f"with its env.py and versions/), got {str(path)!r}, which has no "
-                          "env.py")
+    folder = (f"must be a migrations folder ({copy}, with its env.py and versions/), got "
+              f"{str(path)!r}")
+    env = path / "env.py"
+    if not env.is_file():
+        raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"{folder}, which has no env.py")
+    if _code(env) != _package_env():
+        raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"{folder}, whose env.py is not the "
+                          "package's (copy it from shared_db/migrations/env.py)")
+    versions = path / "versions"
+    if not versions.is_dir():
+        raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"{folder}, which has no versions/")
+    chains = (*SERVICES, "links")  # ops.versions.CHAINS, which this layer may not import
+    unknown = sorted(p.name for p in versions.iterdir()
+                     if p.is_dir() and p.name not in chains and not p.name.startswith((".", "__")))
+    if unknown:
+        raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"{folder}, whose versions/ holds "
+                          f"{', '.join(unknown)}, which is no chain; the chains are "
+                          f"{', '.join(chains)}")
     return path
+
+
+@functools.cache
+def _package_env() -> str | None:
+    return _code(PACKAGE_MIGRATIONS / "env.py")
+
+
+def _code(env: Path) -> str | None:
+    """What ``env`` runs: its syntax tree without docstring, so comments and layout may differ."""
+    try:
+        tree = ast.parse(env.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    return ast.dump(ast.Module(body=body, type_ignores=[]))
 
 
 LEVELS = {"development": frozenset({"query", "warn", "error"}),
