@@ -14,6 +14,7 @@ from alembic import command
 
 from shared_db.errors import MigrationError
 from shared_db.ops.history import Step, alembic_config, all_steps, find_step
+from shared_db.ops.loading import describe, migration_code
 from shared_db.ops.targets import Target
 
 
@@ -21,19 +22,22 @@ def step_sql(migrations_dir: Path, step: Step, up: bool = True) -> str:
     """The SQL ``deploy`` (``up``) or ``down`` runs for ``step``.
 
     Raises:
-        MigrationError: the migration cannot be rendered offline (it reads the database).
+        MigrationError: the migration cannot be rendered offline (it reads the database), or
+            a file of its chain (or env.py) raises when imported.
     """
     cfg = alembic_config(migrations_dir, step.chain)
     before = step.down_revision or "base"
-    try:
+
+    def failed(exc: BaseException) -> MigrationError:  # the step's own code failed
+        return MigrationError(f"cannot render {step.label} as SQL without a database: "
+                              f"{describe(exc)}")
+
+    with migration_code(migrations_dir, failed):
         if up:
             span = f"{step.down_revision}:{step.revision}" if step.down_revision else step.revision
             command.upgrade(cfg, span, sql=True)
         else:
             command.downgrade(cfg, f"{step.revision}:{before}", sql=True)
-    except Exception as exc:  # a migration file's own code failed; name the file
-        raise MigrationError(f"cannot render {step.label} as SQL without a database: "
-                             f"{type(exc).__name__}: {exc}") from exc
     buffer = cfg.output_buffer
     return buffer.getvalue() if buffer is not None and hasattr(buffer, "getvalue") else ""
 
