@@ -7,13 +7,15 @@ it is safe there::
     lint_acknowledged = {"constraint-not-valid": "runs before any service writes a row"}
 
 An acknowledged finding is still reported, with its reason, but neither fails ``migrate lint``
-nor stops ``deploy``. Rules are checked chain by chain in history order, so a ``SET NOT NULL``
-is accepted when an earlier migration of the chain validated ``CHECK (col IS NOT NULL)``.
+nor stops ``deploy``. A rule of ``ERRORS`` (a transaction statement of the migration's own)
+cannot be acknowledged, and ``deploy`` refuses it on any database. Rules are checked chain by
+chain in history order, so a ``SET NOT NULL`` is accepted when an earlier migration of the
+chain validated ``CHECK (col IS NOT NULL)``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
@@ -23,7 +25,8 @@ from sqlalchemy import Connection, exists, select, table, text
 from shared_db.errors import MigrationError, UnsafeMigrationError
 from shared_db.ops.chains import CHAINS
 from shared_db.ops.history import Step, alembic_config, all_steps
-from shared_db.ops.lint_rules import RULES, ChainState, Finding, classify
+from shared_db.ops.lint_rules import ERRORS, RULES, ChainState, Finding, classify
+from shared_db.ops.loading import describe, migration_code
 from shared_db.ops.offline import step_sql
 
 ACKNOWLEDGE = "lint_acknowledged"
@@ -60,15 +63,23 @@ def acknowledgements(script: ScriptDirectory, step: Step) -> dict[str, str]:
     Raises:
         MigrationError: the mapping is malformed, names an unknown rule, or gives no reason.
     """
-    revision = script.get_revision(step.revision)
-    raw = getattr(revision.module, ACKNOWLEDGE, {}) if revision is not None else {}
     where = f"{step.label}: {ACKNOWLEDGE}"
+
+    def failed(exc: BaseException) -> MigrationError:
+        return MigrationError(f"{where}: cannot be read: {describe(exc)}")
+
+    with migration_code(Path(script.dir), failed):
+        revision = script.get_revision(step.revision)
+    raw = getattr(revision.module, ACKNOWLEDGE, {}) if revision is not None else {}
     if not isinstance(raw, dict):
         raise MigrationError(f"{where} must be a dict of rule id to reason")
     for rule, reason in raw.items():
         if rule not in RULES:
             raise MigrationError(f"{where} names unknown rule {rule!r}; rules: "
                                  + ", ".join(RULES))
+        if rule in ERRORS:
+            raise MigrationError(f"{where} names {rule!r}, which cannot be acknowledged: "
+                                 f"{RULES[rule].recipe}")
         if not isinstance(reason, str) or not reason.strip():
             raise MigrationError(f"{where}[{rule!r}] must give the reason it is safe")
     return dict(raw)
@@ -101,7 +112,8 @@ def lint_steps(migrations_dir: Path, chains: tuple[str, ...],
                 raise
             continue
         if wanted:
-            results.append(StepLint(step, parsed.findings,
+            found = [replace(f, migration=step.label) for f in parsed.findings]
+            results.append(StepLint(step, found,
                                     acknowledgements(scripts[step.chain], step),
                                     parsed.non_transactional, parsed.concurrent_indexes))
     return results
@@ -113,6 +125,8 @@ def lint_all(migrations_dir: Path) -> list[StepLint]:
 
 
 def _tables(conn: Connection, finding: Finding) -> list[tuple[str, str]]:
+    if finding.table is None and finding.type_name is None:
+        return []
     if finding.table is None:
         name = (finding.type_name or "").rpartition(".")[2]
         return [(n, r) for n, r in conn.execute(TABLES_OF_TYPE, {"type": name})]
@@ -122,9 +136,34 @@ def _tables(conn: Connection, finding: Finding) -> list[tuple[str, str]]:
 
 
 def tables_with_rows(conn: Connection, finding: Finding) -> list[str]:
-    """The existing tables the finding acts on that hold at least one row."""
+    """The existing tables the finding acts on that hold at least one row.
+
+    Raises:
+        UnsafeMigrationError: the finding is refused whatever the tables hold (``ERRORS``).
+    """
+    if finding.rule in ERRORS:
+        raise _refusal(finding)
     return [f"{schema}.{rel}" for schema, rel in _tables(conn, finding)
             if conn.execute(select(exists().select_from(table(rel, schema=schema)))).scalar()]
+
+
+def _refusal(finding: Finding) -> UnsafeMigrationError:
+    rule = finding.details
+    return UnsafeMigrationError(
+        f"refusing {finding.migration or 'a migration'}: [{rule.id}] {finding.statement!r} "
+        f"{rule.problem}. Instead: {rule.recipe}. This rule cannot be acknowledged; nothing "
+        "was applied")
+
+
+def refuse_errors(lint: StepLint) -> None:
+    """Raise if ``lint`` has a finding refused on any database (``ERRORS``).
+
+    Raises:
+        UnsafeMigrationError: names the migration, the statement and what to do instead.
+    """
+    for finding in lint.findings:
+        if finding.rule in ERRORS:
+            raise _refusal(finding)
 
 
 def refuse_unsafe(conn: Connection, lint: StepLint) -> None:
@@ -133,6 +172,7 @@ def refuse_unsafe(conn: Connection, lint: StepLint) -> None:
     Raises:
         UnsafeMigrationError: names the statement, the table, the lock and the safe recipe.
     """
+    refuse_errors(lint)
     for finding in lint.open:
         full = tables_with_rows(conn, finding)
         if full:

@@ -4,6 +4,11 @@ Statements are parsed with pglast (libpg_query, PostgreSQL's own parser), so a r
 statement PostgreSQL will run, whatever its spelling. A statement on a table created earlier in
 the same migration is never flagged: the table is new, so nothing reads it and it holds no rows.
 Whether a flagged table holds rows is for ``deploy`` to find out on the database.
+
+The SQL is Alembic's offline rendering, which has Alembic's own ``BEGIN`` and ``COMMIT`` around
+the migration and around each autocommit block: those two words alone, strictly in turn. Any
+other transaction statement is the migration's own (``transaction-control``). A hand-written
+``COMMIT`` ... ``BEGIN`` pair cannot be told from an autocommit block.
 """
 
 from __future__ import annotations
@@ -14,6 +19,12 @@ from dataclasses import dataclass, field
 import pglast
 from pglast import ast, enums
 
+from shared_db.ops.lint_catalog import ERRORS as ERRORS
+from shared_db.ops.lint_catalog import RULES as RULES
+from shared_db.ops.lint_catalog import TRANSACTION_CONTROL
+from shared_db.ops.lint_catalog import Finding as Finding
+from shared_db.ops.lint_catalog import Rule as Rule
+
 AT = enums.AlterTableType
 CT = enums.ConstrType
 OBJ = enums.ObjectType
@@ -21,86 +32,7 @@ VOLATILE = frozenset({"random", "gen_random_uuid", "uuid_generate_v1", "uuid_gen
                       "uuid_generate_v4", "uuidv4", "uuidv7", "clock_timestamp", "timeofday",
                       "nextval", "random_normal"})
 SERIAL = frozenset({"serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"})
-LATER = "in a later migration"
 FK_LOCK = "SHARE ROW EXCLUSIVE on the table and the one it references"
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    lock: str
-    problem: str
-    recipe: str
-
-
-RULES = {rule.id: rule for rule in (
-    Rule("column-type-change", "ACCESS EXCLUSIVE",
-         "rewrites the table and its indexes; every read and write waits until it is done",
-         "add a column of the new type, backfill it in batches, switch the code to it, then drop "
-         f"the old column {LATER}"),
-    Rule("volatile-default", "ACCESS EXCLUSIVE",
-         "a volatile default (or a serial type) is computed row by row: the table is rewritten",
-         "add the column without a default, set the default, then backfill existing rows in "
-         "batches"),
-    Rule("add-column-not-null", "ACCESS EXCLUSIVE",
-         "fails on a table with rows: existing rows have no value for the column",
-         "add it with a constant DEFAULT (no rewrite since PostgreSQL 11), or add it nullable, "
-         "backfill, then follow the set-not-null recipe"),
-    Rule("set-not-null", "ACCESS EXCLUSIVE",
-         "scans every row under the lock to prove there is no NULL",
-         "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE CONSTRAINT c in a "
-         "later migration; then SET NOT NULL (the validated check spares the scan) and drop c"),
-    Rule("create-index", "SHARE",
-         "blocks every INSERT, UPDATE and DELETE on the table until the index is built",
-         "CREATE INDEX CONCURRENTLY in a migration of its own, inside "
-         "op.get_context().autocommit_block(), with if_not_exists=True"),
-    Rule("constraint-not-valid", "ACCESS EXCLUSIVE",
-         "checks every existing row while holding the lock",
-         "add it NOT VALID (postgresql_not_valid=True), then VALIDATE CONSTRAINT in a later "
-         "migration (SHARE UPDATE EXCLUSIVE: reads and writes go on)"),
-    Rule("unique-constraint", "ACCESS EXCLUSIVE",
-         "builds a unique index while holding the lock",
-         "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE USING INDEX"),
-    Rule("enum-value-renamed", "ACCESS EXCLUSIVE",
-         "the running services still send the old label and fail",
-         "add the new value, move rows to it, release code that no longer uses the old label, "
-         f"then remove it {LATER}"),
-    Rule("enum-value-removed", "ACCESS EXCLUSIVE",
-         "the type is replaced: removed labels fail for the running services, columns are "
-         "rewritten",
-         "release code that no longer writes the label and move its rows first; replace the "
-         "type only then"),
-    Rule("drop-table", "ACCESS EXCLUSIVE",
-         "the running version of the services still reads and writes it",
-         f"release code that no longer uses the table, then drop it {LATER}"),
-    Rule("drop-column", "ACCESS EXCLUSIVE",
-         "the running version of the services still reads and writes it",
-         f"release code that no longer uses the column, then drop it {LATER}"),
-    Rule("rename", "ACCESS EXCLUSIVE",
-         "the running version of the services still uses the old name",
-         "expand and contract: add the new name, write both, backfill, switch the code, drop "
-         f"the old one {LATER}"),
-)}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One flagged statement: ``table`` (or ``type_name`` for an enum) is what it acts on."""
-
-    rule: str
-    statement: str
-    table: str | None = None
-    type_name: str | None = None
-    lock: str = ""
-    """The lock taken, when it depends on the statement (a foreign key's is weaker)."""
-
-    @property
-    def details(self) -> Rule:
-        return RULES[self.rule]
-
-    @property
-    def lock_taken(self) -> str:
-        return self.lock or RULES[self.rule].lock
 
 
 @dataclass
@@ -152,7 +84,10 @@ def classify(sql: str, state: ChainState | None = None) -> Parsed:
     in_transaction = False
     for stmt, text in _statements(sql):
         if isinstance(stmt, ast.TransactionStmt):
-            in_transaction = stmt.kind == enums.TransactionStmtKind.TRANS_STMT_BEGIN
+            if text == ("COMMIT" if in_transaction else "BEGIN"):  # Alembic's own
+                in_transaction = not in_transaction
+            else:
+                out.findings.append(Finding(TRANSACTION_CONTROL, text))
             continue
         out.non_transactional |= not in_transaction
         if isinstance(stmt, ast.CreateStmt) and stmt.relation is not None:

@@ -6,8 +6,10 @@ migration runs in its own transaction (PostgreSQL DDL is transactional), so a fa
 leaves the database at the previous one, never half-way. Each step runs under ``lock_timeout``
 and is tried again after a pause when a lock was not granted (``ops.locks``); a step the safety
 lint flags on a table holding rows is refused unless its file acknowledges the rule
-(``ops.lint``). A step with an ``autocommit_block`` (``CREATE INDEX CONCURRENTLY``) runs outside
-a transaction, after dropping any invalid index a killed run of it left (``ops.concurrent``).
+(``ops.lint``); a migration with a transaction statement of its own (``COMMIT``, ``SAVEPOINT``)
+is refused before any step runs, since it would defeat the transaction that undoes it. A step
+with an ``autocommit_block`` (``CREATE INDEX CONCURRENTLY``) runs outside a transaction, after
+dropping any invalid index a killed run of it left (``ops.concurrent``).
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.schema import CreateSchema, DropSchema
 
 from shared_db.engine import connect_to
-from shared_db.errors import MigrationError, SharedDbError
+from shared_db.errors import MigrationError
 from shared_db.errors_db import first_line
 from shared_db.ops.concurrent import drop_invalid
 from shared_db.ops.history import Step, alembic_config, all_steps, applied_steps, find_step
-from shared_db.ops.lint import StepLint, lint_down, lint_steps, refuse_unsafe
+from shared_db.ops.lint import StepLint, lint_down, lint_steps, refuse_errors, refuse_unsafe
+from shared_db.ops.loading import describe, migration_code
 from shared_db.ops.locks import (
     LockPolicy,
     driver_error,
@@ -129,15 +132,18 @@ def _run_step(conn: Connection, migrations_dir: Path, step: Step, up: bool, lint
                   f"(try {tries}); trying again in {pause:g} s")
 
     verb = "apply" if up else "roll back"
-    try:
-        with_retries(attempt, run.policy, f"{verb} {step.label}", waiting)
-    except SharedDbError:
-        raise
-    except Exception as exc:  # a server error, or the migration file's own code failing
+
+    def failed(exc: BaseException) -> MigrationError:  # the server, or the file's own code
         found = driver_error(exc)
-        reason = first_line(found) if found else f"{type(exc).__name__}: {exc}"
-        raise MigrationError(f"could not {verb} {step.label}: {reason} "
-                             "(the database was left at the migration before it)") from exc
+        reason = first_line(found) if found else describe(exc)
+        # Only a transaction undoes everything; what an autocommit block ran stays.
+        left = ("the version table was left at the migration before it; what it ran outside a "
+                "transaction stays applied" if lint.non_transactional else
+                "the database was left at the migration before it")
+        return MigrationError(f"could not {verb} {step.label}: {reason} ({left})")
+
+    with migration_code(migrations_dir, failed):
+        with_retries(attempt, run.policy, f"{verb} {step.label}", waiting)
 
 
 def _say(run: StepRun, text: str) -> None:
@@ -160,7 +166,9 @@ def deploy(target: Target, migrations_dir: Path, progress: Progress | None = Non
     """Apply pending migrations of ``target``'s chains in global order (all, or ``limit``).
 
     Raises:
-        UnsafeMigrationError: a step is flagged on a table with rows and not acknowledged.
+        UnsafeMigrationError: a step holds a statement the lint always refuses (transaction
+            control; nothing is applied), or is flagged on a table with rows and not
+            acknowledged.
         LockTimeoutError: a step's locks were not granted in any of its tries.
         MigrationError: a step failed; the steps before it stay applied.
     """
@@ -169,6 +177,9 @@ def deploy(target: Target, migrations_dir: Path, progress: Progress | None = Non
         steps = pending_steps(conn, migrations_dir, target)[:limit]
         lints = {lint.step: lint for lint in lint_steps(migrations_dir, target.chains,
                                                         only=set(steps))} if steps else {}
+        # Refused whatever the database holds: before any step, so none is applied.
+        for step in steps:
+            refuse_errors(lints[step])
         for step in steps:
             _run_step(conn, migrations_dir, step, True, lints[step], run or StepRun())
             result.steps.append(step)
