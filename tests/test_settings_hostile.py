@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -390,15 +391,18 @@ _HOSTILE = st.text(st.sampled_from("ab9_%00%01%0A%7F%FF%C3%25\x00\n\t é,;'\"=&?
 @example(user="a", password="pa%00ss", database="probe_x", key="schema", value="a%00b")
 def test_hostile_urls_are_accepted_as_libpq_reads_them_or_refused(
         user: str, password: str, database: str, key: str, value: str) -> None:
-    secret = f"Z{password}"
+    # The password starts with a mark no other part can spell: "Ø" (%C3%98) needs an 8, which
+    # the alphabet lacks (a plain letter could come from %5A in the user, say).
+    secret = f"%C3%98{password}"
     raw = f"postgresql://{user}:{secret}@127.0.0.1:5432/{database}?{key}={value}"
     try:
         conn = parse_database_url(raw)
     except ConfigError as error:
         assert error.field and error.rule and "\n" not in str(error)
-        assert "Z" not in str(error) + repr(error.args) + error.field + error.rule
+        assert "\u00d8" not in str(error) + repr(error.args) + error.field + error.rule
+        assert "%C3%98" not in str(error) + repr(error.args)
         return
-    assert "Z" not in repr(conn) + conn.safe_url()
+    assert "\u00d8" not in repr(conn) + conn.safe_url() and "%C3%98" not in repr(conn)
     parsed = conninfo_to_dict(conn.libpq_url())  # what libpq takes, NUL-free
     assert parsed["password"] == conn.url.password and "\x00" not in (conn.url.password or "")
     assert parsed.get("user") == conn.url.username and parsed["dbname"] == conn.database
@@ -424,8 +428,8 @@ def test_a_migrations_folder_that_is_none_is_refused_when_read(folder: str, rule
 
 def test_a_migrations_folder_copy_is_taken(tmp_path: Path) -> None:
     folder = tmp_path / "migrations"
-    folder.mkdir()
-    (folder / "env.py").write_text("")
+    (folder / "versions").mkdir(parents=True)
+    shutil.copy(PACKAGE_MIGRATIONS / "env.py", folder / "env.py")
     settings = load_settings({"SHARED_DB_MIGRATIONS_DIR": str(folder)})
     assert settings.migrations_dir == folder
     assert load_settings({}).migrations_dir == PACKAGE_MIGRATIONS
