@@ -82,6 +82,7 @@ def test_lint_fails_on_a_migration_that_commits(monkeypatch: pytest.MonkeyPatch,
     assert [f.rule for f in lint.open] == ["transaction-control"]
     code, out, _ = _run(monkeypatch, capsys, "migrate", "lint", folder=folder)
     assert code == 1 and "transaction-control" in out and f"admin:{NEXT}_half" in out
+    assert "on the migration's own transaction" in out and "on any database" in out
 
 
 def test_transaction_control_cannot_be_acknowledged(tmp_path: Path) -> None:

@@ -54,7 +54,8 @@ def print_lint(console: Console, lints: list[StepLint]) -> None:
         for f in lint.findings:
             reason = lint.acknowledged.get(f.rule)
             head = "[yellow]acknowledged[/]" if reason else "[bold red]unsafe[/]"
-            on = f.table or f"type {f.type_name}"
+            on = f.table or (f"type {f.type_name}" if f.type_name
+                             else "the migration's own transaction")
             console.print(f"{head} {escape(lint.step.label)} [bold]{f.rule}[/] on "
                           f"{escape(on)}", soft_wrap=True)
             console.print(f"  statement: {escape(f.statement)}", soft_wrap=True)
@@ -64,8 +65,11 @@ def print_lint(console: Console, lints: list[StepLint]) -> None:
                 console.print(f"  reason given: {escape(reason)}", soft_wrap=True)
     unsafe = sum(len(lint.open) for lint in lints)
     if unsafe:
+        always = sum(f.rule == "transaction-control" for lint in lints for f in lint.open)
         console.print(f"[bold red]{unsafe} unacknowledged finding(s)[/] in {len(lints)} "
-                      "migration(s); on a table holding rows, deploy refuses them.")
+                      "migration(s); on a table holding rows, deploy refuses them"
+                      + (f" ({always} transaction-control: on any database)" if always
+                         else "") + ".")
     else:
         console.print(f"[green]{len(lints)} migration(s) checked, no unacknowledged "
                       "finding.[/]")
