@@ -110,8 +110,12 @@ def migrations_folder(path: Path) -> Path:
     if not versions.is_dir():
         raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"{folder}, which has no versions/")
     chains = (*SERVICES, "links")  # ops.versions.CHAINS, which this layer may not import
-    unknown = sorted(p.name for p in versions.iterdir()
-                     if p.is_dir() and p.name not in chains and not p.name.startswith((".", "__")))
+    try:
+        unknown = sorted(p.name for p in versions.iterdir() if p.is_dir()
+                         and p.name not in chains and not p.name.startswith((".", "__")))
+    except OSError as exc:
+        raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"{folder}, whose versions/ cannot be "
+                          f"read: {exc.strerror or exc}") from None
     if unknown:
         raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"{folder}, whose versions/ holds "
                           f"{', '.join(unknown)}, which is no chain; the chains are "
@@ -128,7 +132,7 @@ def _code(env: Path) -> str | None:
     """What ``env`` runs: its syntax tree without docstring, so comments and layout may differ."""
     try:
         tree = ast.parse(env.read_bytes())
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     body = tree.body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):

@@ -321,3 +321,24 @@ def test_a_copy_of_the_package_folder_is_taken(tmp_path: Path) -> None:
     env.write_text("# a comment of the team's\n" + env.read_text().replace("run()", "run()  # x"))
     (folder / "versions" / "__pycache__").mkdir()
     assert load_settings({"SHARED_DB_MIGRATIONS_DIR": str(folder)}).migrations_dir == folder
+
+
+@pytest.mark.parametrize("kind", ["unhashable literal", "folder named .py", "unreadable"])
+def test_a_migration_file_that_cannot_be_read_is_one_error(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        kind: str) -> None:
+    folder = copy_with(tmp_path, {})
+    odd = folder / "versions/admin/20261202000000_odd.py"
+    if kind == "unhashable literal":
+        odd.write_text(migration("pass").replace(f"revision = '{NEXT}'", "revision = {[]}"))
+    elif kind == "folder named .py":
+        odd.mkdir()
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root reads any file")
+        odd.write_text(migration("pass"))
+        odd.chmod(0)
+    code, _, err = _run(monkeypatch, capsys, "migrate", "sql", folder=folder)
+    errors = [line for line in err.splitlines() if not line.startswith("Using the embedded")]
+    assert code == 4 and len(errors) == 1 and errors[0].startswith("error: "), err
+    assert "20261202000000_odd.py" in errors[0]

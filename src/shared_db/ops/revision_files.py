@@ -60,7 +60,7 @@ def _literal(tree: ast.Module, name: str, path: Path) -> object:
         if any(isinstance(t, ast.Name) and t.id == name for t in targets):
             try:
                 return ast.literal_eval(value)
-            except ValueError:
+            except (ValueError, TypeError, RecursionError, MemoryError):  # {[]}, deep nesting
                 break
     raise MigrationError(f"migration {path.name}: {name} must be assigned a literal "
                          "(a string, or None for the first migration)")
@@ -69,9 +69,15 @@ def _literal(tree: ast.Module, name: str, path: Path) -> object:
 def _read(path: Path, chain: str) -> Step:
     try:
         tree = ast.parse(path.read_bytes(), str(path))
+    except OSError as exc:  # a folder named *.py, a file the user may not read
+        raise MigrationError(f"migration {path.name} cannot be read: "
+                             f"{exc.strerror or exc}") from None
     except SyntaxError as exc:
         raise MigrationError(f"migration {path.name} is not valid Python: {exc.msg} "
                              f"(line {exc.lineno})") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # a NUL byte; nesting too deep
+        raise MigrationError(f"migration {path.name} cannot be parsed: "
+                             f"{type(exc).__name__}") from None
     revision, down = _literal(tree, "revision", path), _literal(tree, "down_revision", path)
     if not isinstance(revision, str) or not (down is None or isinstance(down, str)):
         raise MigrationError(f"migration {path.name}: revision must be a string and "
