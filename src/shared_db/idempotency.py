@@ -128,7 +128,8 @@ def arguments(value: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class _Again(Exception):
-    pass
+    def __init__(self, conflict: TransientConflictError | None = None) -> None:
+        self.conflict = conflict
 
 
 class _Replay(Exception):
@@ -149,14 +150,15 @@ async def once(unit: Callable[[], AbstractAsyncContextManager[Any]], service: st
     # claim itself was refused for serialization (a repeatable-read or serializable claim that
     # waited on a first call which then committed): nothing was done yet, and the next claim
     # finds that call's result.
+    refused: TransientConflictError | None = None
     for _ in range(3):
         try:
             async with unit() as tx:
                 async with tx.executor(service) as ex:
                     try:
                         claimed = await ex.scalar(q["claim"], params)
-                    except TransientConflictError:
-                        raise _Again from None
+                    except TransientConflictError as exc:
+                        raise _Again(exc) from None
                     if claimed is None:
                         found = await ex.row(q["find"], params)
                         if found is not None:
@@ -169,9 +171,13 @@ async def once(unit: Callable[[], AbstractAsyncContextManager[Any]], service: st
                 return result
         except _Replay as replay:
             return replay.result  # type: ignore[no-any-return]
-        except _Again:
+        except _Again as again:
+            refused = again.conflict
             continue
-    raise AssertionError("idempotency key claimed three times without an answer")
+    if refused is not None:  # a caller's retries (db.run's) may well take it from here
+        raise refused
+    raise TransientConflictError("idempotency key was found and purged three times between "
+                                 "its claim and its lookup; try again")
 
 
 def _replayed(found: tuple[Any, ...], operation: str, digest: str, idempotency_key: str) -> Any:

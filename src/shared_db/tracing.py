@@ -38,9 +38,11 @@ class _State:
 
 state = _State()
 _VERBS: dict[str, str] = {}
-_SERVERS: WeakKeyDictionary[Any, dict[str, dict[str, Any]]] = WeakKeyDictionary()
+_SERVERS: WeakKeyDictionary[Any, dict[tuple[str, str], dict[str, Any]]] = WeakKeyDictionary()
 """Per connection, each statement's attributes (a connection leads to one server)."""
-_UNCONNECTED: dict[str, dict[str, Any]] = {}
+_UNCONNECTED: dict[tuple[str, str], dict[str, Any]] = {}
+MAX_KEPT = 512
+"""Statements' attributes kept per connection: more than the package has queries."""
 _SEARCH_PATH = re.compile(r"search_path\s*=\s*([^\s,]+)")
 
 
@@ -179,16 +181,20 @@ def statement(name: str, text: str, duration_ms: float, error_type: str | None,
 
 
 def _attributes(name: str, text: str, connection: Any) -> dict[str, Any]:
-    """A statement's attributes, the same on every run of it on one connection: made once."""
-    by_name = _SERVERS.get(connection) if connection is not None else _UNCONNECTED
-    if by_name is None:
-        by_name = _SERVERS[connection] = {}
-    found = by_name.get(name)
+    """A statement's attributes, the same on every run of it on one connection: made once.
+
+    Keyed by the text as well: a command (two-phase commit's ``COMMIT PREPARED 'id'``) keeps its
+    name while its text changes, and is not kept beyond ``MAX_KEPT`` texts a connection."""
+    by_text = _SERVERS.get(connection) if connection is not None else _UNCONNECTED
+    if by_text is None:
+        by_text = _SERVERS[connection] = {}
+    found = by_text.get((name, text))
     if found is None:
-        found = by_name[name] = {
-            "db.system.name": "postgresql", "db.query.summary": name,
-            "db.operation.name": verb(name, text), "db.query.text": text,
-            **(_server(connection) if connection is not None else {})}
+        found = {"db.system.name": "postgresql", "db.query.summary": name,
+                 "db.operation.name": verb(name, text), "db.query.text": text,
+                 **(_server(connection) if connection is not None else {})}
+        if len(by_text) < MAX_KEPT:
+            by_text[name, text] = found
     return found
 
 

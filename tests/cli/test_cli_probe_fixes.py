@@ -394,3 +394,11 @@ def test_piped_output_is_not_cut_at_80_columns() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True).stdout
     assert long_name in out
+
+
+@pytest.mark.parametrize("argv", [[], ["migrate"], ["db"]])
+def test_no_arguments_prints_the_help_and_no_error(argv: list[str],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert "Usage" in out + err and "error:" not in out + err

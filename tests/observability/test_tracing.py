@@ -134,6 +134,15 @@ async def test_transaction_and_two_phase_commit_spans(traced: Database, provider
         assert dict(two_phase.attributes or {})["shared_db.two_phase.parts"] == 3
         names = {s.name for s in _children(spans, two_phase)}
         assert names == {"twophase.prepare", "twophase.commit"}
+        # Two transactions on the same connections: each span names its own transaction.
+        exporter.clear()
+        await create_user_with_profile(traced, email="both2@example.com",
+                                       password_hash=PASSWORD_HASH, name="B", role="CUSTOMER",
+                                       profile={"preferences": {}})
+        again = exporter.get_finished_spans()
+        texts = {str(dict(s.attributes or {})["db.query.text"]) for s in again + spans
+                 if s.name == "twophase.commit"}
+        assert len(texts) == 6  # three parts each, every one with its transaction's id
     else:  # one statement, no transaction: nothing to commit in two phases
         assert not committed
 

@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         # boxed, multi-line panel, so they are one line like every other error.
         code = app(args=argv, prog_name="shared-db", standalone_mode=False)
     except ClickException as error:
+        if not error.format_message():  # no arguments: the help it printed says it all
+            return error.exit_code
         context = getattr(error, "ctx", None)
         where = f" (see '{context.command_path} --help')" if context is not None else ""
         console_err.print(f"[bold red]error:[/] {escape(error.format_message())}"
