@@ -39,8 +39,11 @@ VALIDITY = """SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.i
 def _wait_for_build(conn: psycopg.Connection) -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        # Not merely started: until its first phase commits the index's catalog entry, a kill
+        # leaves no invalid index behind (a slow machine showed that window).
         row = conn.execute("SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query "
-                           "LIKE 'CREATE INDEX CONCURRENTLY%'").fetchone()
+                           "LIKE 'CREATE INDEX CONCURRENTLY%' AND EXISTS (SELECT 1 FROM "
+                           "pg_class WHERE relname = 'system_config_slow_idx')").fetchone()
         if row:
             return int(row[0])
         time.sleep(0.1)
