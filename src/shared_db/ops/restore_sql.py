@@ -7,9 +7,11 @@ part of it. Only top-level statements can do that: a ``COMMIT`` inside a functio
 of the ``CREATE FUNCTION`` until the function runs, and then PostgreSQL refuses it inside our
 transaction block. pg_dump writes none of these, nor any ``COPY`` other than ``FROM stdin``.
 
-The lexer (``restore_script``) decides where psql sees statements; its view of quotes depends
-on ``standard_conforming_strings`` and on the client encoding, so the script may set those only
-to what pg_dump writes.
+The lexer (``restore_lexer``) refuses text whose quoting depends on
+``standard_conforming_strings`` or on the client encoding, so a statement changing them at run
+time (``set_config(...)``, a function) changes nothing that was checked. A plain ``SET`` of them
+to anything but what pg_dump writes is refused all the same, as are ``RESET ALL`` and
+``DISCARD``: pg_dump writes none of these.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class ScriptRefused(ValueError):
         self.offset = offset
 
 
-def _check_setting(kind: str, node: dict[str, Any], text: str) -> None:
+def _check_setting(kind: str, node: dict[str, Any]) -> None:
     """Refuse what could change how psql reads quotes from here on."""
     if kind == "VariableSetStmt":
         if node.get("kind") == "VAR_RESET_ALL":
@@ -55,10 +57,6 @@ def _check_setting(kind: str, node: dict[str, Any], text: str) -> None:
         raise ValueError(f"a change of {name} other than pg_dump's own")
     if kind == "DiscardStmt":
         raise ValueError("DISCARD (it resets standard_conforming_strings)")
-    lowered = text.lower()
-    for name in LEXER_SETTINGS:
-        if name in lowered:
-            raise ValueError(f"a statement naming {name} that is not a plain SET")
 
 
 def _parsed(text: str) -> tuple[bytes, list[dict[str, Any]]]:
@@ -102,7 +100,7 @@ def check_statements(text: str) -> None:
                                 "statement, as pg_dump writes it)", _chars(encoded, start))
         if settings:
             try:
-                _check_setting(kind, node, encoded[start:end].decode(errors="replace"))
+                _check_setting(kind, node)
             except ValueError as exc:
                 raise ScriptRefused(str(exc), _chars(encoded, start)) from None
 
@@ -120,3 +118,10 @@ def check_copy(text: str) -> None:
     if not copy.get("is_from") or copy.get("is_program") or copy.get("filename") is not None:
         raise ScriptRefused("a COPY other than COPY ... FROM stdin (pg_dump writes no other; "
                             "a file or PROGRAM runs on the server)", 0)
+    for option in copy.get("options") or []:
+        element = option.get("DefElem", {})
+        value = str(element.get("arg", {}).get("String", {}).get("sval", ""))
+        if element.get("defname") == "format" and value.lower() == "binary":
+            raise ScriptRefused("a COPY ... FROM stdin in binary format (psql would read the "
+                                "rest of the script, past any \\. line, as its data; pg_dump "
+                                "writes text format)", 0)
