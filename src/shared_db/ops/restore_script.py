@@ -7,20 +7,22 @@ psql's lexer does (quotes, ``E''`` strings, dollar quotes, nested comments, and 
 ``;`` inside ``CREATE FUNCTION ... BEGIN ATOMIC ... END`` does not end the statement), follows
 each ``COPY ... FROM stdin`` through its data to the ``\\.`` line without looking inside it, and
 hands the statements in pieces of about ``BATCH`` characters to PostgreSQL's parser
-(``restore_sql``). It refuses every meta-command except pg_dump's own ``\\restrict KEY`` (the
-first) and ``\\unrestrict KEY`` (the last), which it drops: ``restore`` puts psql under its own
+(``restore_sql``). It refuses every meta-command except pg_dump's own ``\\restrict KEY`` (before
+any statement) and ``\\unrestrict KEY`` (after every statement: nothing but comments may follow
+it), which it drops: ``restore`` puts psql under its own
 ``\\restrict`` with a key no script can know, so psql itself refuses any meta-command too. The
 script must end outside any quote, statement or ``COPY`` data, or it would swallow the epilogue
 that checks the restored rows.
 
 ``scan`` output is released only once the statements in it have passed, so text is never sent
-to psql ahead of its check.
+to psql ahead of its check. ``COPY`` data is released as it is read (its ``COPY`` statement has
+passed, and psql reads data lines without lexing them), so a table of any size streams through.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 
 from shared_db.errors import BackupError
 from shared_db.ops.restore_lexer import PsqlLexer
@@ -29,6 +31,8 @@ from shared_db.ops.restore_sql import ScriptRefused, check_copy, check_statement
 BATCH = 1 << 20
 RESTRICT = re.compile(r"\\(restrict|unrestrict) ([A-Za-z0-9]+)\r?\n?")
 COPY_END = re.compile(rb"^\\\.\r?\n", re.MULTILINE)
+# A partial data line that may still become the \. line, so it waits for more input.
+END_PREFIXES = (b"\\", b"\\.", b"\\.\r")
 
 
 class ScriptScanner(PsqlLexer):
@@ -41,10 +45,10 @@ class ScriptScanner(PsqlLexer):
 
     def __init__(self, name: str, dropped: Iterable[bytes] = ()) -> None:
         self.name, self.dropped = name, {line.rstrip(b"\r\n") for line in dropped}
-        self.line_no, self.carry, self.copy = 0, b"", False
+        self.line_no, self.carry, self.copy, self.mid_line = 0, b"", False, False
         super().__init__()
         self.key: str | None = None
-        self.meta_done = False
+        self.meta_done = self.sql_seen = False
         self.out: list[bytes] = []
         self._restart(1)
 
@@ -70,7 +74,7 @@ class ScriptScanner(PsqlLexer):
 
     def finish(self) -> bytes:
         last, self.carry = self.carry, b""
-        if self.copy and last.rstrip(b"\r") == b"\\.":
+        if self.copy and not self.mid_line and last.rstrip(b"\r") == b"\\.":
             self.line_no += 1
             self.out.append(last)
             self.copy = False
@@ -84,29 +88,45 @@ class ScriptScanner(PsqlLexer):
         return self._take()
 
     def _idle(self) -> bool:
-        return not (self.copy or self.state or self.text or self.paren)
+        return not (self.state or self.text or self.paren)
 
     def _take(self) -> bytes:
-        if not self._idle():
-            return b""  # held back until its statement is complete and checked
-        self._check_batch()
+        if not self.copy:  # in COPY data everything before was checked when the COPY ended
+            if not self._idle():
+                return b""  # held back until its statement is complete and checked
+            self._check_batch()
         out, self.out = b"".join(self.out), []
         return out
 
     def _data(self, data: bytes, pos: int) -> int:
+        """Take COPY data from ``pos``: through its ``\\.`` line, or as far as ``data`` goes
+        but for a partial line that may yet be that line; where the rest starts."""
+        if self.mid_line:  # a \. here is not at the start of a line
+            newline = data.find(b"\n", pos)
+            self.mid_line = newline < 0
+            pos = self._emit(data, pos, len(data) if newline < 0 else newline + 1)
+            if self.mid_line:
+                return pos
         found = COPY_END.search(data, pos)
-        stop = found.end() if found else data.rfind(b"\n", pos) + 1
-        if stop <= pos:
-            return pos
-        piece = data[pos:stop]
-        if b"\0" in piece:
-            raise self.refuse("a NUL byte in COPY data")
-        self.line_no += piece.count(b"\n")
-        self.out.append(piece)
         if found:
+            pos = self._emit(data, pos, found.end())
             self.copy = False
             self._restart(self.line_no + 1)
-        return stop
+            return pos
+        pos = self._emit(data, pos, data.rfind(b"\n", pos) + 1)
+        if pos < len(data) and data[pos:] not in END_PREFIXES:
+            self.mid_line = True
+            pos = self._emit(data, pos, len(data))
+        return pos
+
+    def _emit(self, data: bytes, start: int, stop: int) -> int:
+        if stop > start:
+            piece = data[start:stop]
+            if b"\0" in piece:
+                raise self.refuse("a NUL byte in COPY data")
+            self.line_no += piece.count(b"\n")
+            self.out.append(piece)
+        return max(start, stop)
 
     def _restart(self, line: int) -> None:
         self.batch: list[str] = []
@@ -130,6 +150,7 @@ class ScriptScanner(PsqlLexer):
         pos = 0
         while pos < len(text) and not self.copy:
             pos = self._lex(text, pos)
+        self.sql_seen = self.sql_seen or self.text
         if not self.copy:
             self.batch.append(text)
             self.batch_len += len(text)
@@ -137,15 +158,20 @@ class ScriptScanner(PsqlLexer):
                 self._check_batch()
 
     def _restrict(self, word: str, key: str) -> None:
-        if word == "restrict" and self.key is None and not self.meta_done:
+        if word == "restrict" and self.key is None and not self.sql_seen:
             self.key = key
         elif word == "unrestrict" and key == self.key and not self.meta_done:
             self.meta_done = True
         else:
             raise self.refuse(f"psql meta-command \\{word} out of place (only pg_dump's own "
-                              "\\restrict first and its \\unrestrict last are allowed)")
+                              "\\restrict before the first statement and its \\unrestrict "
+                              "after the last are allowed)")
 
     def _end_statement(self, text: str, end: int) -> None:
+        self.sql_seen = True
+        if self.meta_done:
+            raise self.refuse("a statement after pg_dump's \\unrestrict line (it ends the "
+                              "script: nothing but comments may follow it)")
         if self.first != "copy":
             self._new_statement()
             self.stmt_start = self.batch_len + end
@@ -174,7 +200,8 @@ class ScriptScanner(PsqlLexer):
         self._restart(self.line_no + 1)
 
 
-def scan(name: str, chunks: Iterable[bytes], dropped: Iterable[bytes] = ()) -> Iterator[bytes]:
+def scan(name: str, chunks: Iterable[bytes],
+         dropped: Iterable[bytes] = ()) -> Generator[bytes, None, None]:
     """``chunks`` of a script as they may be passed to psql, each released after its check."""
     scanner = ScriptScanner(name, dropped)
     for chunk in chunks:
