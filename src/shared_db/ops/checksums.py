@@ -254,10 +254,11 @@ def table_checksums(conn: psycopg.Connection[Any], schema: str) -> dict[str, dic
     return found
 
 
-# Run by psql after the restored script, in the same transaction. Everything that varies comes
-# in as psql variables (``-v``, quoted by psql as :'name'), so no value is ever spliced into SQL.
-PROLOGUE = """DROP SCHEMA IF EXISTS :"schema" CASCADE;
-CREATE SCHEMA :"schema";
+# Run by psql around the restored script, in the same transaction. What varies is written in
+# as SQL literals and identifiers quoted by psycopg, never as psql variables: psql would replace
+# ``:name`` in the script too wherever a variable of that name is set.
+PROLOGUE = """DROP SCHEMA IF EXISTS {schema} CASCADE;
+CREATE SCHEMA {schema};
 SET client_min_messages = warning;
 """
 EPILOGUE = """
@@ -283,18 +284,31 @@ BEGIN
     END IF;
   END LOOP;
 END $check$;
-SELECT pg_temp.shared_db_check(:'schema', string_to_array(:'tables', ','),
-                               string_to_array(:'rows', ',')::bigint[],
-                               string_to_array(:'sums', ','));
+SELECT pg_temp.shared_db_check({schema_name}, string_to_array({tables}, ','),
+                               string_to_array({rows}, ',')::bigint[],
+                               string_to_array({sums}, ','));
 """
 
 
-def psql_variables(manifest: Manifest, schema: str) -> list[str]:
-    """``-v`` arguments carrying the schema and the manifest's expectations to psql."""
+def _checked_schema(schema: str) -> str:
     if not NAME.match(schema):
         raise BackupError(f"schema {schema!r} cannot be checked")
+    return schema
+
+
+def prologue(schema: str) -> str:
+    """The SQL that empties ``schema`` before the restored script."""
+    query = sql.SQL(PROLOGUE).format(schema=sql.Identifier(_checked_schema(schema)))
+    return query.as_string(None)
+
+
+def epilogue(manifest: Manifest, schema: str) -> str:
+    """The SQL that raises unless ``schema``'s tables are exactly the manifest's, with its row
+    counts and checksums."""
     names = sorted(manifest.tables)
     rows = [str(int(manifest.tables[n]["rows"])) for n in names]
     sums = [str(int(manifest.tables[n]["checksum"])) for n in names]
-    return ["-v", f"schema={schema}", "-v", f"tables={','.join(names)}",
-            "-v", f"rows={','.join(rows)}", "-v", f"sums={','.join(sums)}"]
+    query = sql.SQL(EPILOGUE).format(
+        schema_name=sql.Literal(_checked_schema(schema)), tables=sql.Literal(",".join(names)),
+        rows=sql.Literal(",".join(rows)), sums=sql.Literal(",".join(sums)))
+    return query.as_string(None)

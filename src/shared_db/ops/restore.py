@@ -3,9 +3,10 @@
 The backup becomes one SQL script (``pg_restore -f -`` for custom files, gunzip for sql.gz) that
 psql runs with ``--single-transaction`` and ``ON_ERROR_STOP``, between our own prologue (empty the
 schema) and epilogue (check every table's rows and checksum against the manifest and raise on any
-difference). Both are constant SQL; the schema and the manifest's values reach them as psql
-variables. A broken, truncated or foreign file, a failing statement or a mismatch rolls the whole
-transaction back: the target is exactly as it was.
+difference). The schema and the manifest's values are written into them as quoted SQL
+literals: psql gets no variable of ours, which it would also replace inside the script. A broken,
+truncated or foreign file, a failing statement or a mismatch rolls the whole transaction back:
+the target is exactly as it was.
 
 Before anything is sent the file is checked against its manifest (size, SHA-256, a schema that
 is the target's, migration heads the package knows: ``restore_guard``), the objects of other
@@ -25,9 +26,9 @@ import hashlib
 import secrets
 import subprocess
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import BinaryIO
 
 from psycopg import sql
 
@@ -35,15 +36,14 @@ from shared_db.config import PACKAGE_MIGRATIONS
 from shared_db.connect import connect_direct
 from shared_db.devserver import bin_dir, tool_env
 from shared_db.errors import BackupError, ConfirmationRequired
-from shared_db.ops.checksums import (
-    EPILOGUE,
-    EXTENSIONS,
-    PROLOGUE,
-    Manifest,
-    manifest_path,
-    psql_variables,
+from shared_db.ops.checksums import EXTENSIONS, Manifest, epilogue, manifest_path, prologue
+from shared_db.ops.restore_guard import (
+    GUARD,
+    LOCK_TIMEOUT,
+    check_migrations,
+    guard_call,
+    refuse_outside,
 )
-from shared_db.ops.restore_guard import GUARD, LOCK_TIMEOUT, check_migrations, refuse_outside
 from shared_db.ops.restore_script import scan
 from shared_db.url import ConnectionSettings
 
@@ -104,7 +104,7 @@ def _target_state(conn: ConnectionSettings, schema: str) -> tuple[list[str], int
     return tables, version
 
 
-def _script(file: Path, handle: BinaryIO, fmt: str) -> Iterator[bytes]:
+def _script(file: Path, handle: BinaryIO, fmt: str) -> Generator[bytes, None, None]:
     """The SQL of the backup, read from ``handle`` (the file already proven) from its start."""
     handle.seek(0)
     if fmt == "sql.gz":
@@ -118,15 +118,24 @@ def _script(file: Path, handle: BinaryIO, fmt: str) -> Iterator[bytes]:
     with subprocess.Popen(argv, stdin=handle, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None and proc.stderr is not None
-        yield from iter(lambda: proc.stdout.read(1 << 20), b"")  # type: ignore[union-attr]
+        try:
+            yield from iter(lambda: proc.stdout.read(1 << 20), b"")  # type: ignore[union-attr]
+        except GeneratorExit:
+            proc.kill()  # the reader stopped (a refusal): pg_restore would block on a full pipe
+            raise
         error = proc.stderr.read().decode(errors="replace").strip()
     if proc.returncode != 0:
         raise BackupError(f"pg_restore cannot read {file.name}: {error}")
 
 
-def _feed(stdin: IO[bytes], chunks: Iterator[bytes]) -> None:
-    for chunk in chunks:
-        stdin.write(chunk)
+@contextlib.contextmanager
+def _scanned(file: Path, handle: BinaryIO, fmt: str,
+             dropped: tuple[bytes, ...]) -> Iterator[Iterator[bytes]]:
+    """The checked script; leaving the block closes the scan and the script at once (a refusal
+    would otherwise leave pg_restore blocked on a full pipe until garbage collection)."""
+    with contextlib.closing(_script(file, handle, fmt)) as source, \
+            contextlib.closing(scan(file.name, source, dropped)) as chunks:
+        yield chunks
 
 
 def _created_by_prologue(schema: str) -> tuple[bytes, ...]:
@@ -171,27 +180,31 @@ def _restore(conn: ConnectionSettings, file: Path, handle: BinaryIO, force: bool
     refuse_outside(conn, schema)
     dropped = (NEW_SETTINGS if server_version < 170000 else ()) + _created_by_prologue(schema)
     progress(f"checking {file.name}")
-    for _ in scan(file.name, _script(file, handle, manifest.format), dropped):
-        pass
+    with _scanned(file, handle, manifest.format, dropped) as chunks:
+        for _ in chunks:
+            pass
     url, env = tool_env(conn)
     argv = [str(bin_dir() / "psql"), "--no-psqlrc", "--quiet", "--single-transaction",
-            "--set", "ON_ERROR_STOP=1", *psql_variables(manifest, schema), "--dbname", url,
-            "--file", "-"]
+            "--set", "ON_ERROR_STOP=1", "--dbname", url, "--file", "-"]
     # No script can know this key, so psql refuses every meta-command after this line.
-    head = f"\\restrict {secrets.token_hex(32)}\n{GUARD}{PROLOGUE}".encode()
+    head = (f"\\restrict {secrets.token_hex(32)}\n{GUARD}{guard_call(schema)}"
+            f"{prologue(schema)}").encode()
+    tail = epilogue(manifest, schema).encode()
     progress(f"restoring {file.name} into {conn.safe_url()}")
     try:
         psql = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
-    except OSError as exc:  # psql missing, or the manifest's lists too long for its arguments
+    except OSError as exc:  # psql missing or not runnable
         raise BackupError(f"cannot run psql ({exc.strerror}); nothing was restored") from None
     with psql:
         assert psql.stdin is not None and psql.stderr is not None
         failure: BackupError | None = None
         try:
             psql.stdin.write(head)
-            _feed(psql.stdin, scan(file.name, _script(file, handle, manifest.format), dropped))
-            psql.stdin.write(EPILOGUE.encode())
+            with _scanned(file, handle, manifest.format, dropped) as chunks:
+                for chunk in chunks:
+                    psql.stdin.write(chunk)
+            psql.stdin.write(tail)
         except BackupError as exc:
             failure = exc
             psql.kill()  # never let psql commit a half-fed script

@@ -6,7 +6,11 @@ locks.
 view ``keep.v`` over ``public.users``, the foreign key of ``keep.t``, a trigger of ``keep.t2``
 calling a function of ours, a column of another schema's table typed with one of our enums.
 ``OUTSIDE`` follows ``pg_depend`` from the schema to everything inside it and lists what depends
-on those objects from elsewhere (toast tables aside: they belong to their table). A restore
+on those objects from elsewhere (toast tables aside: they belong to their table). Entries with
+no schema of their own count in the schema they live in: a default privilege ``IN SCHEMA`` (it
+goes with its schema) and an operator family's members. Those of no schema at all that the drop
+takes with it are listed: an event trigger calling our function, a publication's schema or
+table, a cast, a foreign-data wrapper of our extension. A restore
 with any such object is refused before anything is sent, and again inside the restore's own
 transaction just before the schema is emptied (``GUARD``), so an object made in between is not
 dropped either.
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from psycopg import sql
+
 from shared_db.connect import connect_direct
 from shared_db.errors import BackupError, MigrationError
 from shared_db.ops.checksums import Manifest
@@ -31,7 +37,8 @@ LOCK_TIMEOUT = "30s"
 SHOWN = 10
 
 # Rules, triggers, defaults and policies have no schema of their own: their table's counts;
-# an extension's is the one it was created in. SCHEMA stands for the schema's name.
+# an extension's is the one it was created in, a default privilege's the one it is IN, an
+# operator family member's its family's. SCHEMA stands for the schema's name.
 OUTSIDE = """
 WITH RECURSIVE owned AS (
   SELECT d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid,
@@ -51,6 +58,15 @@ WITH RECURSIVE owned AS (
       WHEN 'pg_catalog.pg_extension'::regclass THEN (SELECT n.nspname
         FROM pg_catalog.pg_extension x JOIN pg_catalog.pg_namespace n
         ON n.oid = x.extnamespace WHERE x.oid = d.objid)
+      WHEN 'pg_catalog.pg_default_acl'::regclass THEN (SELECT n.nspname
+        FROM pg_catalog.pg_default_acl x JOIN pg_catalog.pg_namespace n
+        ON n.oid = x.defaclnamespace WHERE x.oid = d.objid)
+      WHEN 'pg_catalog.pg_amop'::regclass THEN (SELECT n.nspname FROM pg_catalog.pg_amop x
+        JOIN pg_catalog.pg_opfamily f ON f.oid = x.amopfamily JOIN pg_catalog.pg_namespace n
+        ON n.oid = f.opfnamespace WHERE x.oid = d.objid)
+      WHEN 'pg_catalog.pg_amproc'::regclass THEN (SELECT n.nspname FROM pg_catalog.pg_amproc x
+        JOIN pg_catalog.pg_opfamily f ON f.oid = x.amprocfamily JOIN pg_catalog.pg_namespace n
+        ON n.oid = f.opfnamespace WHERE x.oid = d.objid)
     END) AS schema
   FROM pg_catalog.pg_depend d
 ), inside(classid, objid) AS (
@@ -77,12 +93,16 @@ _GUARD_TAIL = """) deps;
       'dropped with it: %', sch, listed;
   END IF;
 END $guard$;
-SELECT pg_temp.shared_db_outside(:'schema');
 """
-# Sent by psql before our prologue (``:'schema'`` is psql's quoting of the variable); made of
-# constants only.
+# Sent by psql before our prologue, then called by ``guard(schema)``; made of constants only.
 GUARD = "".join((f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';\n", _GUARD_HEAD,
                  OUTSIDE.replace("SCHEMA", "sch"), _GUARD_TAIL))
+
+
+def guard_call(schema: str) -> str:
+    """The statement running ``GUARD``'s check for ``schema`` (a quoted literal)."""
+    return sql.SQL("SELECT pg_temp.shared_db_outside({});\n").format(
+        sql.Literal(schema)).as_string(None)
 
 
 def dependents_outside(conn: ConnectionSettings, schema: str) -> list[str]:
