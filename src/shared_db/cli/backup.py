@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from shared_db.cli.common import confirm, console, console_err, lazy, settings, targets
-from shared_db.errors import ConfigError
+from shared_db.errors import BackupError, ConfigError
 
 if TYPE_CHECKING:
     from shared_db.ops import backup as backups
@@ -24,19 +24,6 @@ def _doc(result: backups.BackupResult) -> dict[str, Any]:
     return {"file": str(result.file), "manifest_file": str(result.manifest_file),
             "manifest": dataclasses.asdict(result.manifest), "verified": result.verified,
             "removed": [str(p) for p in result.removed]}
-
-
-def _check_folder(folder: Path) -> None:
-    """Refuse a --dir that is, or runs through, something other than a directory, before any
-    connection is made; a folder that does not exist yet is created by the backup."""
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError("--dir", f"{folder} exists and is not a directory")
-    parent = folder
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if parent.exists() and not parent.is_dir():
-        raise ConfigError("--dir", f"{folder} cannot be created: {parent} is a file, not a "
-                          "directory")
 
 
 def backup(
@@ -53,7 +40,10 @@ def backup(
         raise ConfigError("--format", f"must be custom or sql.gz, got {fmt!r}")
     if keep is not None and keep < 1:
         raise ConfigError("--keep", f"must be at least 1, got {keep}")
-    _check_folder(folder)
+    try:  # before any connection, so a bad --dir is a usage error
+        backups.make_folder(folder)
+    except BackupError as exc:
+        raise ConfigError("--dir", str(exc)) from None
     found = targets(settings())
     docs = []
     for target in found:

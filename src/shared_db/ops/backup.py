@@ -92,22 +92,36 @@ def backup(target: Target, folder: Path, fmt: Format = "custom",
     """Dump ``target`` into ``folder/backup_YYYYmmdd_HHMMSS.<ext>`` with its manifest.
 
     Raises:
-        BackupError: pg_dump failed; nothing is left in ``folder``.
+        BackupError: ``folder`` is not (and cannot be made) a directory, pg_dump failed, or
+            the manifest cannot be written; nothing is left in ``folder``.
     """
     if fmt not in EXTENSIONS:
         raise BackupError(f"--format must be custom or sql.gz, got {fmt!r}")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BackupError(f"cannot create the backup folder {folder}: {exc.strerror}") from None
-    if not folder.is_dir():
-        raise BackupError(f"the backup folder {folder} is not a directory")
+    make_folder(folder)
     reserved = backup_files.reserve(folder, EXTENSIONS[fmt])
     try:
         return _backup(target, reserved, fmt, progress)
     except BaseException:
         backup_files.release(reserved)
         raise
+
+
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) unless it is a directory already.
+
+    Raises:
+        BackupError: it is, or runs through, something other than a directory, or cannot be
+            created.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BackupError(f"{folder} exists and is not a directory") from None
+    except NotADirectoryError:
+        raise BackupError(f"{folder} cannot be created: a part of its path is a file, not a "
+                          "directory") from None
+    except OSError as exc:
+        raise BackupError(f"cannot create the backup folder {folder}: {exc.strerror}") from None
 
 
 def _backup(target: Target, reserved: backup_files.Reserved, fmt: Format,
@@ -132,7 +146,11 @@ def _backup(target: Target, reserved: backup_files.Reserved, fmt: Format,
         duration_s=round(time.monotonic() - started, 3), created_at=stamp.isoformat(),
         server_version=server, pg_dump_version=_pg_dump_version(), database=conn.safe_url(),
         schema=conn.schema or "public", migrations=heads, tables=tables)
-    manifest.write(reserved.manifest_file)
+    try:
+        manifest.write(reserved.manifest_file)
+    except OSError as exc:  # the caller's release removes the dump that has no manifest
+        raise BackupError(f"cannot write the manifest {reserved.manifest_file}: "
+                          f"{exc.strerror or exc}; no backup was kept") from None
     return BackupResult(file, reserved.manifest_file, manifest, [])
 
 

@@ -63,10 +63,14 @@ def reserve(folder: Path, extension: str) -> Reserved:
 
 
 def release(reserved: Reserved) -> None:
-    """Give the name back after a failed backup: its partial file and its still empty claim."""
+    """Give the name back after a failed backup: its partial file and, while its claim is still
+    empty (no manifest was written), the dump itself, which without a manifest is no backup and
+    which ``prune`` would never delete, the manifest's partial file and the claim."""
     with contextlib.suppress(OSError):
         reserved.file.with_name(reserved.file.name + ".partial").unlink(missing_ok=True)
         if reserved.manifest_file.stat().st_size == 0:
+            reserved.file.unlink(missing_ok=True)
+            reserved.manifest_file.with_suffix(".partial").unlink(missing_ok=True)
             reserved.manifest_file.unlink()
 
 
