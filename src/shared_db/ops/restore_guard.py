@@ -95,8 +95,8 @@ _GUARD_TAIL = """) deps;
 END $guard$;
 """
 # Sent by psql before our prologue, then called by ``guard(schema)``; made of constants only.
-GUARD = "".join((f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';\n", _GUARD_HEAD,
-                 OUTSIDE.replace("SCHEMA", "sch"), _GUARD_TAIL))
+GUARD = "".join((sql.SQL("SET LOCAL lock_timeout = {};\n").format(sql.Literal(LOCK_TIMEOUT))
+                 .as_string(None), _GUARD_HEAD, OUTSIDE.replace("SCHEMA", "sch"), _GUARD_TAIL))
 
 
 def guard_call(schema: str) -> str:
