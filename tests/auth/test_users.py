@@ -180,3 +180,14 @@ async def test_create_with_an_existing_hash(db: Database) -> None:
     for kwargs in ({}, {"password": "password1", "password_hash": hashed}):
         with pytest.raises(ValidationError, match="password: give either"):
             await db.users.create(email="x@example.com", name="X", role="VENDOR", **kwargs)
+
+
+async def test_setting_the_role_a_user_has_writes_nothing(db: Database) -> None:
+    user = await _user(db, "same-role@example.com", "VENDOR")
+    before = await db.audit.for_resource("user", user.id)
+    assert await db.users.set_role(user.id, "VENDOR") == user  # updated_at untouched
+    assert await db.audit.for_resource("user", user.id) == before
+    changed = await db.users.set_role(user.id, UserRole.ADMIN)
+    assert changed.role is UserRole.ADMIN
+    assert (await db.audit.for_resource("user", user.id))[-1].details == {
+        "old": "VENDOR", "new": "ADMIN"}

@@ -35,7 +35,7 @@ SOFT_DELETE = Query.build("users.soft_delete", update(User).where(ID_IS, LIVE).v
 RESTORE = Query.build("users.restore", update(User).where(
     ID_IS, User.deleted_at.is_not(None)).values(deleted_at=null(), updated_at=func.now(),
                                                  ).returning(*USER_COLUMNS))
-ROLE_FOR_UPDATE = Query.build("users.role_for_update", select(User.role).where(
+ROLE_FOR_UPDATE = Query.build("users.role_for_update", select(*USER_COLUMNS).where(
     ID_IS, LIVE).with_for_update())
 SET_ROLE = Query.build("users.set_role", update(User).where(ID_IS).values(
     role=bindparam("role"), updated_at=func.now()).returning(*USER_COLUMNS))

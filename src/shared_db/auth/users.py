@@ -204,17 +204,20 @@ class UserRepository(Repository):
         return user
 
     async def set_role(self, user_id: uuid.UUID, role: UserRole | str) -> UserRecord:
-        """Change the role; audited as ``user.role_changed`` with the old and new role."""
+        """Change the role; audited as ``user.role_changed`` with the old and new role. The
+        role the user has already changes nothing (no write, no audit row), as ``update``."""
         new_role = check.member("role", role, UserRole)
         async with self._source.unit() as tx:
             async with tx.executor(self.service) as ex:
-                old = await ex.scalar(ROLE_FOR_UPDATE, {"id": user_id})
-                if old is None:
+                current = await ex.one(ROLE_FOR_UPDATE, {"id": user_id}, UserRecord)
+                if current is None:
                     raise NotFoundError(f"user {user_id} does not exist")
+                if current.role == new_role:
+                    return current
                 user = await ex.one(SET_ROLE, {"id": user_id, "role": new_role}, UserRecord)
             assert user is not None
             await _audit(tx, "user.role_changed", user_id,
-                         {"old": UserRole(old).value, "new": new_role.value})
+                         {"old": current.role.value, "new": new_role.value})
         return user
 
     async def update(self, user_id: uuid.UUID, *, name: str | None = None,
