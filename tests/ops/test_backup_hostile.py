@@ -88,6 +88,18 @@ def test_two_formats_in_one_second_get_two_names(filled: DbFixture, tmp_path: Pa
 # -- 3 and 4. tampered scripts ---------------------------------------------------------------
 
 
+def _restores_in_both_formats(source: DbFixture, empty_db: DbFixture, tmp_path: Path,
+                              probe: str, expected: tuple[object, ...]) -> None:
+    """A backup of ``source`` in each format restores into ``empty_db`` as it was, and
+    ``probe`` there answers ``expected``."""
+    for fmt in ("sql.gz", "custom"):
+        made = backups.backup(source.target(), tmp_path / fmt, fmt)  # type: ignore[arg-type]
+        restore(empty_db.connection, made.file, force=True)
+        assert _state(empty_db) == _state(source)
+        with psycopg.connect(empty_db.url) as conn:
+            assert conn.execute(probe).fetchone() == expected
+
+
 def _tampered(result: backups.BackupResult, tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]
     """A copy of an sql.gz backup with its script changed and its manifest recomputed, as an
     attacker who can write the folder would."""
@@ -156,12 +168,7 @@ def test_function_bodies_with_commit_and_sql_standard_bodies_still_restore(
                      "SELECT 1; SELECT 2; END")
         conn.execute("CREATE FUNCTION public.quoted() RETURNS text LANGUAGE sql AS "
                      "$body$ SELECT E'\\\\ COMMIT; \\\\! x' $body$")
-    for fmt in ("sql.gz", "custom"):
-        result = backups.backup(filled.target(), tmp_path / fmt, fmt)  # type: ignore[arg-type]
-        restore(empty_db.connection, result.file, force=True)
-        assert _state(empty_db) == _state(filled)
-        with psycopg.connect(empty_db.url) as conn:
-            assert conn.execute("SELECT public.two()").fetchone() == (2,)
+    _restores_in_both_formats(filled, empty_db, tmp_path, "SELECT public.two()", (2,))
 
 
 @pytest.mark.parametrize(("script", "reason"), [

@@ -20,7 +20,7 @@ from shared_db.ops.restore import restore
 from shared_db.ops.restore_guard import dependents_outside
 from tests.conftest import DbFixture
 from tests.ops.test_backup import _state, filled  # noqa: F401 (a fixture)
-from tests.ops.test_backup_hostile import _tampered
+from tests.ops.test_backup_hostile import _restores_in_both_formats, _tampered
 
 
 def test_a_setting_changed_at_run_time_cannot_commit_half_a_restore(
@@ -44,12 +44,7 @@ def test_a_dump_whose_function_names_client_encoding_restores(
                      "SELECT current_setting('client_encoding'); END")
         conn.execute("COMMENT ON FUNCTION public.enc() IS 'shows standard_conforming_strings "
                      "and client_encoding'")
-    for fmt in ("sql.gz", "custom"):
-        made = backups.backup(filled.target(), tmp_path / fmt, fmt)  # type: ignore[arg-type]
-        restore(empty_db.connection, made.file, force=True)
-        assert _state(empty_db) == _state(filled)
-        with psycopg.connect(empty_db.url) as conn:
-            assert conn.execute("SELECT public.enc()").fetchone() == ("UTF8",)
+    _restores_in_both_formats(filled, empty_db, tmp_path, "SELECT public.enc()", ("UTF8",))
 
 
 @pytest.fixture
