@@ -50,6 +50,9 @@ CONFIG_SET = Query.build("config.set", _upsert.on_conflict_do_update(
           "description": func.coalesce(_upsert.excluded.description, SystemConfig.description),
           "updated_by": _upsert.excluded.updated_by, "updated_at": func.now()},
 ).returning(*_CONFIG))
+# Named as the method that sends it, as CONFIG_SET is: both are config.set's write.
+CONFIG_ADD = Query.build("config.set", _upsert.on_conflict_do_nothing(
+    index_elements=[SystemConfig.key]).returning(*_CONFIG))
 CONFIG_OLD = Query.build("config.old_value", select(SystemConfig.value).where(
     SystemConfig.key == bindparam("key")).with_for_update())
 CONFIG_DELETE = Query.build("config.delete", delete(SystemConfig).where(
@@ -160,9 +163,19 @@ class ConfigRepository(Repository):
         }
         async with self._source.unit() as tx:
             async with tx.executor(self.service) as ex:
-                old = await ex.scalar(CONFIG_OLD, {"key": params["key"]})
-                record = await ex.one(CONFIG_SET, params, ConfigRecord)
+                found = await ex.row(CONFIG_OLD, {"key": params["key"]})
+                record = None
+                if found is None:
+                    # A new key: FOR UPDATE locked nothing, so a concurrent set of the same key
+                    # may insert it first. Inserting without overwriting tells; then the row it
+                    # committed is locked and read, and its value is the old one audited.
+                    record = await ex.one(CONFIG_ADD, params, ConfigRecord)
+                    if record is None:
+                        found = await ex.row(CONFIG_OLD, {"key": params["key"]})
+                if record is None:
+                    record = await ex.one(CONFIG_SET, params, ConfigRecord)
             assert record is not None
+            old = None if found is None else found[0]
             await AuditRepository(tx)._change("config.changed", key, {"old": old, "new": checked})
         return record
 
