@@ -32,12 +32,14 @@ FOR_RESOURCE = Query.build("audit.for_resource", select(*_AUDIT).where(
     AuditLog.resource_type == bindparam("resource_type"),
     AuditLog.resource_id == bindparam("resource_id"),
 ).order_by(AuditLog.created_at, AuditLog.id))
+# Rows of one transaction share created_at: the id orders them, so the newest ``limit`` rows
+# are always the first ``limit`` of a longer answer (a top-N sort of ties is not stable).
 BY_USER = Query.build("audit.by_user", select(*_AUDIT).where(
-    AuditLog.user_id == bindparam("user_id")).order_by(AuditLog.created_at.desc()).limit(
-    bindparam("limit")))
+    AuditLog.user_id == bindparam("user_id")).order_by(
+    AuditLog.created_at.desc(), AuditLog.id.desc()).limit(bindparam("limit")))
 BY_ACTION_SINCE = Query.build("audit.by_action", select(*_AUDIT).where(
     AuditLog.action == bindparam("action"), AuditLog.created_at >= bindparam("since"),
-).order_by(AuditLog.created_at))
+).order_by(AuditLog.created_at, AuditLog.id))
 
 CONFIG_GET = Query.build("config.get", select(*_CONFIG).where(SystemConfig.key == bindparam("key")))
 CONFIG_LIST = Query.build("config.list", select(*_CONFIG).order_by(SystemConfig.key))
