@@ -24,6 +24,7 @@ E = TypeVar("E", bound=StrEnum)
 EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 MAX_EMAIL = 254
+_ASCII_HIDDEN = re.compile(r"[\x00-\x20\x7f]")
 MAX_TEXT = 10_000
 MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32
@@ -57,6 +58,8 @@ def text(field: str, value: object, *, max_length: int = MAX_TEXT, required: boo
 def utf8(field: str, value: str) -> str:
     """``value`` when it can be sent as UTF-8: a lone surrogate (what ``json.loads`` makes of
     ``"\\ud800"``) cannot, and would fail in the driver."""
+    if value.isascii():  # O(1) in CPython: the common case skips the encoding
+        return value
     try:
         value.encode()
     except UnicodeEncodeError:
@@ -78,7 +81,11 @@ def email(value: object, field: str = "email") -> str:
     address = text(field, value, max_length=MAX_EMAIL).strip().lower()
     if not EMAIL.match(address):
         raise ValidationError(field, "must be an e-mail address like name@example.com")
-    hidden = next((c for c in address if unicodedata.category(c)[0] in "CZ"), None)
+    if address.isascii():  # ASCII's control and separator characters, found at C speed
+        found = _ASCII_HIDDEN.search(address)
+        hidden = found.group() if found else None
+    else:
+        hidden = next((c for c in address if unicodedata.category(c)[0] in "CZ"), None)
     if hidden is not None:
         raise ValidationError(field, f"must not contain invisible or control characters, "
                               f"got U+{ord(hidden):04X}")

@@ -113,19 +113,27 @@ class NewUser:
 
 
 def _row(index: int, user: object) -> list[Any]:
-    field = f"users[{index}]"
+    try:
+        return _fields(user)
+    except ValidationError as exc:
+        # Named here, on failure only: building users[i].email for each of 10,000 valid rows
+        # cost a tenth of the validation.
+        raise ValidationError(f"users[{index}]{exc.field}", exc.rule) from None
+
+
+def _fields(user: object) -> list[Any]:
     if not isinstance(user, NewUser):
-        raise ValidationError(field, f"must be a NewUser, got {type(user).__name__}")
-    email = check.email(user.email, f"{field}.email")
-    name = check.text(f"{field}.name", user.name, max_length=200)
-    role = check.member(f"{field}.role", user.role, UserRole)
-    verified = check.flag(f"{field}.email_verified", user.email_verified)
+        raise ValidationError("", f"must be a NewUser, got {type(user).__name__}")
+    email = check.email(user.email, ".email")
+    name = check.text(".name", user.name, max_length=200)
+    role = check.member(".role", user.role, UserRole)
+    verified = check.flag(".email_verified", user.email_verified)
     if (user.password is None) == (user.password_hash is None):
-        raise ValidationError(field, "give either password or password_hash")
+        raise ValidationError("", "give either password or password_hash")
     if user.password_hash is not None:
-        hashed: str | None = check.password_hash(user.password_hash, f"{field}.password_hash")
+        hashed: str | None = check.password_hash(user.password_hash, ".password_hash")
     else:
-        check.password(user.password, f"{field}.password")
+        check.password(user.password, ".password")
         hashed = None  # hashed below, off the event loop
     return [email, hashed, name, role.value, verified]
 
