@@ -10,13 +10,13 @@ from shared_db.enums import PaymentStatus
 from shared_db.studio.edits import AGENT
 from tests.conftest import Stores
 from tests.factories import make_user
-from tests.studio.conftest import csrf_of
+from tests.studio.conftest import hidden_of
 
 
 async def _post(studio: httpx.AsyncClient, page: str, path: str,
                 form: dict[str, str]) -> httpx.Response:
-    csrf = csrf_of((await studio.get(page)).text)
-    return await studio.post(path, data={"csrf": csrf, **form})
+    hidden = hidden_of((await studio.get(page)).text, path)
+    return await studio.post(path, data={**hidden, **form})
 
 
 async def test_create_edit_soft_delete_and_restore_a_user(studio: httpx.AsyncClient,

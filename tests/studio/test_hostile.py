@@ -24,8 +24,9 @@ ODD = ["", " ", "'); DELETE FROM users; --", "\u202eevil", "😀" * 10, "x" * 10
        '{"a": [1, {"b": null}]}', "[" * 5000]
 RAW = ["/t/users?f.email.eq=%ff%fe", "/t/users?%ff=1", "/t/users?&&&=&", "/t/users?sort",
        "/t/users/%00", "/t/%2e%2e/users", "/t/users?after=" + "A" * 5000]
-WRITES = {"/w/users/new": ["email", "name", "role", "password", "email_verified"],
-          "/w/users/{user}/edit": ["name", "role", "email_verified"],
+WRITES = {"/w/users/new": ["email", "name", "role", "password", "email_verified",
+                          "password_hash"],
+          "/w/users/{user}/edit": ["name", "role", "email_verified", "id"],
           "/w/users/{user}/delete": [], "/w/users/{user}/restore": [],
           "/w/payments/{payment}/status": ["to", "expected"],
           "/w/config/set": ["key", "value", "description"],

@@ -15,7 +15,7 @@ from shared_db.errors import ConfigError
 from shared_db.studio.server import check_host, read_only
 from tests.conftest import Stores
 from tests.factories import make_user
-from tests.studio.conftest import TOKEN, client_for, csrf_of
+from tests.studio.conftest import TOKEN, client_for, csrf_of, hidden_of
 
 pytestmark = pytest.mark.shared_only
 PAGES = ["/", "/t/users", "/t/payments", "/ops/migrations", "/ops/stats", "/ops/doctor"]
@@ -56,7 +56,7 @@ async def test_writes_need_the_csrf_token_and_the_studio_s_origin(
     unchanged = await db.users.get_one(user.id)
     assert (unchanged.name, unchanged.role.value) == ("Before", "CUSTOMER")
     assert [r.action for r in await db.audit.for_resource("user", user.id)] == ["user.created"]
-    allowed = await studio.post(path, data={**form, "csrf": csrf_of(page.text)},
+    allowed = await studio.post(path, data={**form, **hidden_of(page.text, path)},
                                 headers={"Origin": "http://127.0.0.1:5555"})
     assert allowed.status_code == 303
 

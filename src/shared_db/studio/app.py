@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from shared_db.client import Database
 from shared_db.config import Settings
 from shared_db.errors import DataAccessError, DatabaseUnavailableError, SharedDbError
-from shared_db.studio import edits, pages
+from shared_db.studio import edits, forms, pages
 from shared_db.studio.guard import GuardMiddleware
 from shared_db.studio.query import BadRequest
 from shared_db.studio.security import Guard
@@ -30,9 +30,10 @@ from shared_db.studio.templating import render, templates
 Page = Callable[[Request, dict[str, Any]], Awaitable[Response]]
 
 
-def _write(edit: Callable[[Request], edits.Edit], page: Page) -> Callable[
-        [Request], Awaitable[Response]]:
-    """A POST endpoint: read-only, Origin and CSRF checks, then ``edit`` as the studio."""
+def _write(edit: Callable[[Request], edits.Edit], page: Page,
+           fields: tuple[str, ...] = ()) -> Callable[[Request], Awaitable[Response]]:
+    """A POST endpoint: read-only, Origin and CSRF checks, ``fields`` the only ones taken,
+    then ``edit`` as the studio."""
     async def endpoint(request: Request) -> Response:
         guard: Guard = request.app.state.guard
         if guard.read_only:
@@ -40,22 +41,23 @@ def _write(edit: Callable[[Request], edits.Edit], page: Page) -> Callable[
                              "production without --writes); nothing was changed", 405)
         if not guard.valid_origin(request.headers.get("origin")):
             raise BadRequest("the form was posted from another site; nothing was changed", 403)
-        async with request.form(max_files=0, max_fields=20, max_part_size=64_000) as form:
-            if not guard.valid_csrf(form.get("csrf")):
-                raise BadRequest("missing or wrong CSRF token: reload the page and try again; "
-                                 "nothing was changed", 403)
-            try:
-                with edits.as_studio(request.client.host if request.client else None):
-                    target = await edit(request)(request.app.state.db, form)
-            except DataAccessError as error:
-                refusal = {"kind": type(error).__name__, "message": str(error)}
-                return await page(request, {"refusal": refusal,
-                                            "status": edits.refusal_status(error)})
-            except BadRequest as error:
-                if error.status != 400:
-                    raise
-                refusal = {"kind": "BadRequest", "message": error.message}
-                return await page(request, {"refusal": refusal, "status": 400})
+        form = await forms.form(request)
+        if not guard.valid_csrf(form.pop("csrf", None)):
+            raise BadRequest("missing or wrong CSRF token: reload the page and try again; "
+                             "nothing was changed", 403)
+        try:
+            forms.only(form, fields)
+            with edits.as_studio(request.client.host if request.client else None):
+                target = await edit(request)(request.app.state.db, form)
+        except DataAccessError as error:
+            refusal = {"kind": type(error).__name__, "message": str(error)}
+            return await page(request, {"refusal": refusal,
+                                        "status": edits.refusal_status(error)})
+        except BadRequest as error:
+            if error.status != 400:
+                raise
+            refusal = {"kind": "BadRequest", "message": error.message}
+            return await page(request, {"refusal": refusal, "status": 400})
         return RedirectResponse(target, status_code=303)
     return endpoint
 
@@ -73,18 +75,19 @@ def _routes() -> list[Route | Mount]:
         Route("/ops/migrations", pages.migrations),
         Route("/ops/stats", pages.stats),
         Route("/ops/doctor", pages.doctor),
-        Route("/w/users/new", _write(lambda r: edits.create_user, users.table),
-              methods=["POST"]),
-        Route("/w/users/{key}/edit", _write(lambda r: edits.user_edit(key(r)), users.record),
-              methods=["POST"]),
+        Route("/w/users/new", _write(lambda r: edits.create_user, users.table,
+                                     edits.CREATE_USER), methods=["POST"]),
+        Route("/w/users/{key}/edit", _write(lambda r: edits.user_edit(key(r)), users.record,
+                                            edits.EDIT_USER), methods=["POST"]),
         Route("/w/users/{key}/delete", _write(lambda r: edits.user_flip(key(r), False),
                                               users.record), methods=["POST"]),
         Route("/w/users/{key}/restore", _write(lambda r: edits.user_flip(key(r), True),
                                                users.record), methods=["POST"]),
         Route("/w/payments/{key}/status", _write(
-            lambda r: edits.payment_status(key(r)), payments.record), methods=["POST"]),
-        Route("/w/config/set", _write(lambda r: edits.set_config, config.table),
-              methods=["POST"]),
+            lambda r: edits.payment_status(key(r)), payments.record, ("to", "expected")),
+            methods=["POST"]),
+        Route("/w/config/set", _write(lambda r: edits.set_config, config.table,
+                                      ("key", "value", "description")), methods=["POST"]),
         Route("/w/config/{key:path}/delete", _write(
             lambda r: edits.config_delete(r.path_params["key"]), config.table),
             methods=["POST"]),

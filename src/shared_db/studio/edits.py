@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
-
-from starlette.datastructures import FormData
 
 from shared_db.client import Database
 from shared_db.context import acting_as
@@ -31,8 +29,12 @@ from shared_db.studio.query import BadRequest
 AGENT = "shared-db studio"
 """The user agent every audit row written from the studio carries."""
 MAX_FIELD = 10_000
-Edit = Callable[[Database, FormData], Awaitable[str]]
+Form = Mapping[str, str]
+Edit = Callable[[Database, Form], Awaitable[str]]
 """An edit: the database and the posted form in, the path to show afterwards out."""
+CREATE_USER = ("email", "name", "role", "password", "email_verified")
+EDIT_USER = ("name", "role", "email_verified")
+"""The fields of each form."""
 
 REFUSALS: list[tuple[type[DataAccessError], int]] = [
     (NotFoundError, 404), (DuplicateError, 409), (InvalidTransitionError, 409),
@@ -50,26 +52,24 @@ def as_studio(client_ip: str | None) -> Iterator[None]:
         yield
 
 
-def optional(form: FormData, name: str) -> str | None:
+def optional(form: Form, name: str) -> str | None:
     """A text field, None when left empty."""
     value = form.get(name)
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{name}: must be a text field, not a file")
     if len(value) > MAX_FIELD:
         raise BadRequest(f"{name}: longer than {MAX_FIELD} characters")
     return value
 
 
-def text(form: FormData, name: str) -> str:
+def text(form: Form, name: str) -> str:
     value = optional(form, name)
     if value is None:
         raise BadRequest(f"{name}: required")
     return value
 
 
-def flag(form: FormData, name: str) -> bool:
+def flag(form: Form, name: str) -> bool:
     value = text(form, name)
     if value not in ("true", "false"):
         raise BadRequest(f"{name}: must be true or false")
@@ -83,7 +83,7 @@ def uuid_of(raw: str, name: str = "id") -> uuid.UUID:
         raise BadRequest(f"{name}: must be a UUID, got {raw[:40]!r}") from None
 
 
-async def create_user(db: Database, form: FormData) -> str:
+async def create_user(db: Database, form: Form) -> str:
     user = await db.users.create(
         email=text(form, "email"), name=text(form, "name"), role=text(form, "role"),
         password=text(form, "password"),
@@ -92,7 +92,7 @@ async def create_user(db: Database, form: FormData) -> str:
 
 
 def user_edit(user_id: uuid.UUID) -> Edit:
-    async def edit(db: Database, form: FormData) -> str:
+    async def edit(db: Database, form: Form) -> str:
         name, verified, role = text(form, "name"), flag(form, "email_verified"), text(form,
                                                                                       "role")
         async with db.transaction() as tx:  # all or nothing: one refusal undoes the others
@@ -106,7 +106,7 @@ def user_edit(user_id: uuid.UUID) -> Edit:
 
 
 def user_flip(user_id: uuid.UUID, restore: bool) -> Edit:
-    async def flip(db: Database, _form: FormData) -> str:
+    async def flip(db: Database, _form: Form) -> str:
         if restore:
             await db.users.restore(user_id)
         else:
@@ -116,7 +116,7 @@ def user_flip(user_id: uuid.UUID, restore: bool) -> Edit:
 
 
 def payment_status(payment_id: uuid.UUID) -> Edit:
-    async def move(db: Database, form: FormData) -> str:
+    async def move(db: Database, form: Form) -> str:
         await db.payment_status.transition(payment_id, text(form, "to"),
                                            expected=text(form, "expected"))
         return f"/t/payments/{payment_id}?ok=moved"
@@ -128,7 +128,7 @@ def allowed_moves(status: Any) -> list[str]:
     return sorted(s.value for s in TRANSITIONS.get(status, frozenset()))
 
 
-async def set_config(db: Database, form: FormData) -> str:
+async def set_config(db: Database, form: Form) -> str:
     key, raw = text(form, "key"), text(form, "value")
     try:
         value = json.loads(raw)
@@ -141,7 +141,7 @@ async def set_config(db: Database, form: FormData) -> str:
 
 
 def config_delete(key: str) -> Edit:
-    async def delete(db: Database, _form: FormData) -> str:
+    async def delete(db: Database, _form: Form) -> str:
         await db.config.delete(key)
         return "/t/system_config?ok=deleted"
     return delete

@@ -15,7 +15,7 @@ from shared_db.ops import doctor as doctor_ops
 from shared_db.ops import monitoring
 from shared_db.ops import status as status_ops
 from shared_db.ops.targets import Target, resolve_targets
-from shared_db.studio import browse
+from shared_db.studio import browse, forms
 from shared_db.studio.catalog import PARENTS, TableInfo
 from shared_db.studio.edits import allowed_moves, uuid_of
 from shared_db.studio.query import BadRequest, Listing, listing, table_named
@@ -44,7 +44,7 @@ async def _table(request: Request, view: Listing, extra: dict[str, Any]) -> Resp
 
 
 async def table(request: Request) -> Response:
-    return await _table(request, listing(request.path_params["table"], request.query_params),
+    return await _table(request, listing(request.path_params["table"], forms.query(request)),
                         {})
 
 

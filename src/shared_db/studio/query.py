@@ -197,14 +197,13 @@ def _typed(info: TableInfo, column: str, value: Any) -> Any:
     return value_of(spec, "eq", str(value), "after")
 
 
-def listing(table: str, query: Mapping[str, str] | Any) -> Listing:
-    """The checked view of ``table`` that ``query`` (the request's parameters) asks for."""
+def listing(table: str, query: Mapping[str, str]) -> Listing:
+    """The checked view of ``table`` that ``query`` (the request's parameters, each given
+    once: ``forms.query``) asks for."""
     info = table_named(table)
     for name in query:
         if name not in KNOWN and not name.startswith("f."):
             raise BadRequest(f"unknown parameter {name[:40]!r}")
-    if hasattr(query, "getlist") and any(len(query.getlist(n)) > 1 for n in query):
-        raise BadRequest("each parameter may be given once")
     sort = query.get("sort", info.key)
     if sort not in info.sortable:
         raise BadRequest(f"sort: {info.name} can be sorted by {', '.join(info.sortable)} "
