@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -100,7 +101,7 @@ class QueryLog:
                 self._log(logging.WARNING, "slow", event, params,
                           "Slow query detected: %s Duration: %.1fms Params: %s", event.sql,
                           event.duration_ms, params if params is not None else "(hidden)")
-            _notify(self.slow_callbacks, event, "slow-query")
+            _notify(self.slow_callbacks, event, "slow-query", self.settings.log_format)
         self._count(event)
 
     def _log(self, level: int, outcome: str, event: QueryEvent, params: object,
@@ -129,7 +130,7 @@ class QueryLog:
                    "write the rows together (e.g. users.create_many)")
             message = (f"possible N+1: {event.name} ran {counts[event.sql]} times in one unit "
                        f"of work; {fix}")
-            _notify(self.n_plus_one_callbacks, event, "N+1")
+            _notify(self.n_plus_one_callbacks, event, "N+1", self.settings.log_format)
             if self.settings.strict:
                 raise NPlusOneError(message)
             if self.settings.log_format == "json":
@@ -146,13 +147,22 @@ def _callable(callback: Callable[[QueryEvent], None]) -> Callable[[QueryEvent], 
 
 
 def _notify(callbacks: list[Callable[[QueryEvent], None]], event: QueryEvent,
-            kind: str) -> None:
+            kind: str, log_format: str) -> None:
     for callback in callbacks:
         try:
             callback(event)
-        except Exception:
-            logger.exception("%s callback %r failed on %s; ignored", kind, callback, event.name,
-                             extra={"query": event.name})
+        except Exception as exc:
+            if log_format != "json":
+                logger.exception("%s callback %r failed on %s; ignored", kind, callback,
+                                 event.name, extra={"query": event.name})
+                continue
+            # One object on one line, the traceback inside it: a record's exc_info would be
+            # printed after the message, over many lines no JSON reader takes.
+            document = {"event": "callback_failed", "kind": kind, "query": event.name,
+                        "callback": repr(callback), "error": f"{type(exc).__name__}: {exc}",
+                        "traceback": "".join(traceback.format_exception(exc)),
+                        "trace_id": tracing.trace_id()}
+            logger.error("%s", json.dumps(document, default=str), extra={"query": event.name})
 
 
 def trace_statement(event: QueryEvent) -> None:

@@ -1,0 +1,54 @@
+"""The query log, the N+1 detector, ``shared-db stats`` and ``shared-db metrics`` against hostile
+callbacks, names, statements and addresses, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import bindparam, func, select
+
+from shared_db.client import Database
+from shared_db.config import QueryLogSettings
+from shared_db.sql import Query, QueryEvent
+from tests.conftest import DbFixture
+from tests.factories import make_user
+
+SLEEP = Query.build("test.sleep", select(func.pg_sleep(bindparam("seconds"))))
+
+
+@pytest.fixture
+def lines() -> Iterator[io.StringIO]:
+    """What the query log writes through a plain handler, as a service's would."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("shared_db.query")
+    logger.addHandler(handler)
+    old_level, logger.level = logger.level, logging.DEBUG
+    yield stream
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+async def test_a_failing_callback_in_json_logs_is_one_object_on_one_line(
+        migrated_db: DbFixture, lines: io.StringIO) -> None:
+    log = QueryLogSettings(log_format="json", slow_ms=1.0)
+    async with Database(migrated_db.settings(), log=log) as db:
+        def broken(event: QueryEvent) -> None:
+            raise RuntimeError("the callback's own bug")
+        db.query_log.on_slow(broken)
+        async with db.executor("auth") as ex:
+            await ex.scalar(SLEEP, {"seconds": 0.01})
+        await make_user(db, "json-callback@example.com")
+    written = lines.getvalue().splitlines()
+    events = [json.loads(line) for line in written]  # every line is a whole object
+    failed = [e for e in events if e["event"] == "callback_failed"]
+    assert failed and all(e["kind"] == "slow-query" for e in failed)
+    assert {e["query"] for e in failed} >= {"test.sleep", "users.create"}
+    assert all("RuntimeError: the callback's own bug" in e["traceback"] for e in failed)
+    assert failed[0]["error"] == "RuntimeError: the callback's own bug"
+    assert "json-callback" not in lines.getvalue()
