@@ -26,7 +26,7 @@ RAW = ["/t/users?f.email.eq=%ff%fe", "/t/users?%ff=1", "/t/users?&&&=&", "/t/use
        "/t/users/%00", "/t/%2e%2e/users", "/t/users?after=" + "A" * 5000]
 WRITES = {"/w/users/new": ["email", "name", "role", "password", "email_verified",
                           "password_hash"],
-          "/w/users/{user}/edit": ["name", "role", "email_verified", "id"],
+          "/w/users/{user}/edit": ["name", "role", "email_verified", "updated_at", "id"],
           "/w/users/{user}/delete": [], "/w/users/{user}/restore": [],
           "/w/payments/{payment}/status": ["to", "expected"],
           "/w/config/set": ["key", "value", "description"],

@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +25,9 @@ from shared_db.errors import (
     ValidationError,
 )
 from shared_db.payments.status import TRANSITIONS
+from shared_db.records import UserRecord
 from shared_db.studio.query import BadRequest
+from shared_db.transaction import Transaction
 
 AGENT = "shared-db studio"
 """The user agent every audit row written from the studio carries."""
@@ -33,8 +36,8 @@ Form = Mapping[str, str]
 Edit = Callable[[Database, Form], Awaitable[str]]
 """An edit: the database and the posted form in, the path to show afterwards out."""
 CREATE_USER = ("email", "name", "role", "password", "email_verified")
-EDIT_USER = ("name", "role", "email_verified")
-"""The fields of each form."""
+EDIT_USER = ("name", "role", "email_verified", "updated_at")
+"""The fields of each form; ``updated_at`` is the user's as the page showed it."""
 
 REFUSALS: list[tuple[type[DataAccessError], int]] = [
     (NotFoundError, 404), (DuplicateError, 409), (InvalidTransitionError, 409),
@@ -91,18 +94,48 @@ async def create_user(db: Database, form: Form) -> str:
     return f"/t/users/{user.id}?ok=created"
 
 
+def stamp(form: Form, name: str) -> datetime:
+    value = text(form, name)
+    try:
+        found = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name}: must be an ISO date-time, got {value[:40]!r}") from None
+    if found.tzinfo is None:
+        raise BadRequest(f"{name}: must carry its UTC offset, got {value[:40]!r}")
+    return found
+
+
 def user_edit(user_id: uuid.UUID) -> Edit:
     async def edit(db: Database, form: Form) -> str:
         name, verified, role = text(form, "name"), flag(form, "email_verified"), text(form,
                                                                                       "role")
+        shown = stamp(form, "updated_at")
         async with db.transaction() as tx:  # all or nothing: one refusal undoes the others
-            current = await tx.users.get_one(user_id)
+            current = await _unchanged_since(tx, user_id, shown)
             if name != current.name or verified != current.email_verified:
                 await tx.users.update(user_id, name=name, email_verified=verified)
             if role != current.role.value:
                 await tx.users.set_role(user_id, role)
         return f"/t/users/{user_id}?ok=updated"
     return edit
+
+
+async def _unchanged_since(tx: Transaction, user_id: uuid.UUID,
+                           shown: datetime) -> UserRecord:
+    """The user, locked until the transaction ends, or ConflictError when it changed after
+    the page showed it: the form holds every field, so it would silently undo a change made
+    meanwhile (a role taken away, by another operator or a service).
+
+    ``update`` with the stored value takes the row lock and writes nothing; should the value
+    have changed in between, it writes, which moves ``updated_at`` too: refused, and the
+    transaction undoes that write with the rest."""
+    seen = await tx.users.get_one(user_id)
+    current = await tx.users.update(user_id, email_verified=seen.email_verified)
+    if current.updated_at != shown:
+        raise ConflictError(f"user {user_id} was changed after this page showed it (updated_at "
+                            f"{current.updated_at:%Y-%m-%d %H:%M:%S}); nothing was changed: "
+                            "edit it again as it is now")
+    return current
 
 
 def user_flip(user_id: uuid.UUID, restore: bool) -> Edit:
