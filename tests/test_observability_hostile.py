@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, func, select
 
 from shared_db.client import Database
 from shared_db.config import QueryLogSettings
+from shared_db.observe import NPlusOneError, detect_n_plus_one
 from shared_db.sql import Query, QueryEvent
 from tests.conftest import DbFixture
 from tests.factories import make_user
@@ -52,3 +53,33 @@ async def test_a_failing_callback_in_json_logs_is_one_object_on_one_line(
     assert all("RuntimeError: the callback's own bug" in e["traceback"] for e in failed)
     assert failed[0]["error"] == "RuntimeError: the callback's own bug"
     assert "json-callback" not in lines.getvalue()
+
+
+async def test_the_counts_of_a_unit_are_the_ones_yielded(migrated_db: DbFixture) -> None:
+    async with Database(migrated_db.settings()) as db:
+        with detect_n_plus_one() as counts:
+            for key in ("a", "b", "c"):
+                await db.config.get(key)
+        assert sorted(counts.values()) == [3]
+
+
+async def test_writes_in_a_loop_warn_in_the_request_around_them(
+        migrated_db: DbFixture, caplog: pytest.LogCaptureFixture) -> None:
+    # Each db.config.set runs in a transaction of its own: only the request sees the loop.
+    async with Database(migrated_db.settings(), log=QueryLogSettings(n_plus_one=3)) as db:
+        with detect_n_plus_one():
+            for i in range(5):
+                await db.config.set(f"loop{i}", i)
+        async with db.transaction() as tx:  # a transaction alone: nothing counted twice
+            for key in ("x", "y", "z"):
+                await tx.config.get(key)
+    messages = [r.getMessage() for r in caplog.records if "N+1" in r.getMessage()]
+    by_query = {m.split()[2]: m for m in messages}
+    assert "write the rows together" in by_query["config.set"], messages
+    assert messages.count("possible N+1: config.get ran 3 times in one unit of work; load the "
+                          "rows together (e.g. users.eager_many)") == 1, messages
+    strict = QueryLogSettings(n_plus_one=3, strict=True)
+    async with Database(migrated_db.settings(), log=strict) as db:
+        with detect_n_plus_one(), pytest.raises(NPlusOneError, match="ran 3 times"):
+            for i in range(5):
+                await db.config.set(f"strict{i}", i)

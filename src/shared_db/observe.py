@@ -11,8 +11,10 @@ ignored: it runs after the statement has run, often after a write committed, and
 escaping from there would report a done write as failed, inviting its caller to send it again.
 
 The N+1 detector counts statements by shape (the compiled statement) within one unit of work:
-a ``Transaction``, or a ``detect_n_plus_one()`` block (one request, say). The same shape run
-``threshold`` times or more is a warning; with ``strict`` (for test suites) it raises
+a ``Transaction``, or a ``detect_n_plus_one()`` block (one request, say). Units nest, and a
+statement counts in each unit around it: a request that calls a write method in a loop runs one
+transaction per call, and only the request's unit sees the repetition. The same shape run
+``threshold`` times or more in a unit is a warning; with ``strict`` (for test suites) it raises
 ``NPlusOneError`` at the statement that crosses the line.
 """
 
@@ -44,17 +46,22 @@ class NPlusOneError(DataAccessError):
     """The same statement ran too often in one unit of work (strict N+1 detection)."""
 
 
-_unit: ContextVar[Counter[str] | None] = ContextVar("shared_db_unit_of_work", default=None)
+# The units of work around the current code, outermost first.
+_units: ContextVar[tuple[Counter[str], ...]] = ContextVar("shared_db_units_of_work",
+                                                          default=())
 
 
 @contextmanager
 def detect_n_plus_one() -> Iterator[Counter[str]]:
-    """Count statements by shape inside the block as one unit of work."""
-    token = _unit.set(Counter())
+    """Count statements by shape inside the block as one unit of work; the counts are yielded.
+
+    Statements also count in the units around it (a request's, when this is a transaction)."""
+    counts: Counter[str] = Counter()
+    token = _units.set((*_units.get(), counts))
     try:
-        yield _unit.get() or Counter()
+        yield counts
     finally:
-        _unit.reset(token)
+        _units.reset(token)
 
 
 @dataclass
@@ -120,22 +127,22 @@ class QueryLog:
             logger.log(level, "%s", json.dumps(document, default=str), extra=extra)
 
     def _count(self, event: QueryEvent) -> None:
-        counts = _unit.get()
-        if counts is None:
-            return
-        counts[event.sql] += 1
-        if counts[event.sql] == self.settings.n_plus_one:
+        crossed = False
+        for counts in _units.get():
+            counts[event.sql] += 1
+            crossed = crossed or counts[event.sql] == self.settings.n_plus_one
+        if crossed:  # one warning for the statement, however many units it crossed in
             fix = ("load the rows together (e.g. users.eager_many)"
                    if tracing.verb(event.name, event.sql) in ("SELECT", "WITH") else
                    "write the rows together (e.g. users.create_many)")
-            message = (f"possible N+1: {event.name} ran {counts[event.sql]} times in one unit "
-                       f"of work; {fix}")
+            message = (f"possible N+1: {event.name} ran {self.settings.n_plus_one} times in "
+                       f"one unit of work; {fix}")
             _notify(self.n_plus_one_callbacks, event, "N+1", self.settings.log_format)
             if self.settings.strict:
                 raise NPlusOneError(message)
             if self.settings.log_format == "json":
                 message = json.dumps({"event": "n_plus_one", "query": event.name,
-                                      "count": counts[event.sql], "message": message,
+                                      "count": self.settings.n_plus_one, "message": message,
                                       "trace_id": tracing.trace_id()})
             logger.warning(message, extra={"query": event.name})
 
