@@ -8,9 +8,11 @@ import json
 import logging
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from sqlalchemy import bindparam, func, select
 
+from shared_db.cli import main
 from shared_db.client import Database
 from shared_db.config import QueryLogSettings
 from shared_db.observe import NPlusOneError, detect_n_plus_one
@@ -83,3 +85,16 @@ async def test_writes_in_a_loop_warn_in_the_request_around_them(
         with detect_n_plus_one(), pytest.raises(NPlusOneError, match="ran 3 times"):
             for i in range(5):
                 await db.config.set(f"strict{i}", i)
+
+
+def test_stats_shows_names_that_look_like_markup_as_they_are(
+        migrated_db: DbFixture, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute('CREATE TABLE "[/bold]t" (id int PRIMARY KEY)')
+        conn.execute('CREATE INDEX "[red]i" ON "[/bold]t" (id)')
+    monkeypatch.setenv("DATABASE_URL", migrated_db.url)
+    assert main(["stats"]) == 0
+    out = capsys.readouterr().out
+    assert "[/bold]t" in out and "[red]i" in out
+    assert "Unused indexes (no scans, not unique): [red]i" in out

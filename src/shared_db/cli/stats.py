@@ -8,7 +8,9 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from shared_db.cli.common import console, lazy, settings, targets
 
@@ -23,12 +25,14 @@ def _table(title: str, headers: list[str], rows: list[list[object]]) -> Table:
     for header in headers:
         table.add_column(header)
     for row in rows:
-        table.add_row(*[str(v) for v in row])
+        # Text, not str: a cell holds names and statements from the database, and rich would
+        # read "[red]" in one as a style and "[/b]" as a tag closing nothing (an exception).
+        table.add_row(*[Text(str(v)) for v in row])
     return table
 
 
 def _render(stats: monitoring.Stats) -> None:
-    console.print(f"[bold]{stats.target}[/] ({stats.database})")
+    console.print(f"[bold]{escape(stats.target)}[/] ({escape(stats.database)})")
     console.print(_table("Table sizes", ["table", "size", "bytes"],
                          [[t.table, t.size, t.bytes] for t in stats.tables]))
     console.print(_table("Index usage", ["table", "index", "scans", "tuples read",
@@ -36,12 +40,12 @@ def _render(stats: monitoring.Stats) -> None:
                          [[i.table, i.index, i.scans, i.tuples_read, i.tuples_fetched, i.bytes]
                           for i in stats.indexes]))
     console.print("Unused indexes (no scans, not unique): "
-                  + (", ".join(stats.unused_indexes) or "none"))
+                  + (", ".join(stats.unused_indexes) or "none"), markup=False)
     console.print(_table("Redundant indexes", ["table", "index", "why", "kept"],
                          [[d.table, d.index, d.reason, d.covered_by]
                           for d in stats.duplicate_indexes]))
     if stats.statements_note:
-        console.print(f"Top statements: {stats.statements_note}")
+        console.print(f"Top statements: {stats.statements_note}", markup=False)
     else:
         console.print(_table("Top statements by total time", ["calls", "total ms", "mean ms",
                                                                "rows", "query"],
