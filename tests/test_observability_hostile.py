@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -16,6 +17,8 @@ from shared_db.cli import main
 from shared_db.client import Database
 from shared_db.config import QueryLogSettings
 from shared_db.observe import NPlusOneError, detect_n_plus_one
+from shared_db.ops import monitoring
+from shared_db.redact import redact_sql
 from shared_db.sql import Query, QueryEvent
 from tests.conftest import DbFixture
 from tests.factories import make_user
@@ -98,3 +101,42 @@ def test_stats_shows_names_that_look_like_markup_as_they_are(
     out = capsys.readouterr().out
     assert "[/bold]t" in out and "[red]i" in out
     assert "Unused indexes (no scans, not unique): [red]i" in out
+
+
+def test_redact_sql_hides_the_constants_of_statements_about_passwords() -> None:
+    cases = {
+        "ALTER ROLE app PASSWORD 'it''s'": "ALTER ROLE app PASSWORD '***'",
+        "CREATE ROLE app LOGIN ENCRYPTED PASSWORD E'a\\'b'":
+            "CREATE ROLE app LOGIN ENCRYPTED PASSWORD '***'",
+        "alter user app with password $q1$p'w$$x$q1$": "alter user app with password '***'",
+        "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password 'pw')":
+            "CREATE USER MAPPING FOR app SERVER s OPTIONS (user '***', password '***')",
+        "SELECT dblink_connect('host=h password=pw')": "SELECT dblink_connect('***')",
+        "SELECT * FROM dblink('postgresql://u:pw@h/db', $1)":
+            "SELECT * FROM dblink('postgresql://u:***@h/db', $1)",
+        # not about a password: unchanged
+        "SELECT password_hash FROM users WHERE id = $1":
+            "SELECT password_hash FROM users WHERE id = $1",
+        "CREATE TYPE \"UserRole\" AS ENUM ('ADMIN')": "CREATE TYPE \"UserRole\" AS ENUM ('ADMIN')",
+    }
+    assert {text: redact_sql(text) for text in cases} == cases
+
+
+def test_stats_never_shows_a_password_pg_stat_statements_kept(migrated_db: DbFixture) -> None:
+    role, secret = f"probe_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        preloaded = "pg_stat_statements" in str(
+            conn.execute("SHOW shared_preload_libraries").fetchone())
+        if not preloaded:
+            pytest.skip("pg_stat_statements is not preloaded on this server")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{secret}'")
+        try:
+            conn.execute(f"ALTER ROLE {role} PASSWORD '{secret}x'")
+            stats = monitoring.collect(migrated_db.target(), top=100)
+        finally:
+            conn.execute(f"DROP ROLE {role}")
+    texts = [s.query for s in stats.top_statements]
+    assert f"CREATE ROLE {role} LOGIN PASSWORD '***'" in texts
+    assert f"ALTER ROLE {role} PASSWORD '***'" in texts
+    assert secret not in repr(stats)

@@ -22,6 +22,11 @@ _KEY_PASSWORD = re.compile(r"(?i)(?P<head>password\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|
 _ITEM_PASSWORD = re.compile(r"(?i)(?P<head>(?P<q>['\"])[a-z_]*password(?P=q)\s*:\s*)"
                             r"(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")")
 
+# SQL string constants: '…' (quotes doubled inside), E'…' (backslash escapes), $tag$…$tag$.
+_SQL_LITERAL = re.compile(r"(?is)\bE'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'"
+                          r"|(?P<tag>\$(?:[A-Za-z_]\w*)?\$).*?(?P=tag)")
+_PASSWORD_WORD = re.compile(r"(?i)\b(?:sslpassword|password|passwd)\b")
+
 SECRET_KEYWORDS = frozenset({"password", "sslpassword"})
 """URL query parameters and libpq keywords whose values are secrets."""
 
@@ -72,3 +77,15 @@ def hide_secrets(params: Mapping[str, str]) -> dict[str, str]:
     """libpq keywords with the values of the secret ones hidden."""
     return {key: HIDDEN if key.lower() in SECRET_KEYWORDS else value
             for key, value in params.items()}
+
+
+def redact_sql(text: str) -> str:
+    """A statement's text with the constants of one that speaks of a password hidden.
+
+    ``pg_stat_statements`` replaces the constants of queries by ``$1``, but keeps a utility
+    statement as it was sent: ``ALTER ROLE app PASSWORD 'secret'`` is stored with its password,
+    as are a foreign server's options and a dblink connection string.
+    """
+    if _PASSWORD_WORD.search(text):
+        text = _SQL_LITERAL.sub(f"'{HIDDEN}'", text)
+    return redact(text)

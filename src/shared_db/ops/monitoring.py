@@ -17,6 +17,7 @@ from shared_db.errors_db import first_line
 from shared_db.models import Base
 from shared_db.ops.chains import tables_of
 from shared_db.ops.targets import Target
+from shared_db.redact import redact_sql
 
 TABLE_SIZES = text("""
 SELECT tablename, pg_total_relation_size(format('%I.%I', schemaname, tablename)) AS bytes,
@@ -162,7 +163,9 @@ def _statements(conn: Connection, top: int) -> tuple[list[StatementStats], str |
         except DBAPIError as exc:
             return [], f"pg_stat_statements could not be installed: {first_line(exc)}"
     rows = conn.execute(TOP_STATEMENTS, {"top": top}).all()
-    return [StatementStats(" ".join(q.split()), c, t, m, r) for q, c, t, m, r in rows], None
+    # Utility statements are kept as sent, a role's password included (redact_sql).
+    return [StatementStats(redact_sql(" ".join(q.split())), c, t, m, r)
+            for q, c, t, m, r in rows], None
 
 
 def collect(target: Target, top: int = 10) -> Stats:
