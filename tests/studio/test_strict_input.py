@@ -1,10 +1,11 @@
 """Query strings and forms read strictly: bytes that are not UTF-8, a name given twice, a field
 the form does not take, another encoding or an oversized body are refused naming the field,
-and nothing is written."""
+and nothing is written; a number filter the database cannot hold is refused before any SQL."""
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from urllib.parse import quote_from_bytes
 
 import httpx
@@ -109,3 +110,34 @@ async def test_repeated_and_unknown_fields_and_other_bodies_are_refused(
     # a field of another form is unknown here too: the delete form takes only the token
     extra = await studio.post(f"/w/users/{user.id}/delete", data={"csrf": csrf, "name": "x"})
     assert extra.status_code == 400 and await db.users.get(user.id) is not None
+
+
+async def test_a_number_filter_the_database_cannot_hold_is_refused_by_name(
+        studio: httpx.AsyncClient) -> None:
+    for value in ("1e-100000", "0." + "0" * 40 + "1", "1e15", "-Infinity"):
+        answer = await studio.get(f"/t/payments?f.amount.gte={value}")
+        assert answer.status_code == 400, value
+        assert _refusal(answer).startswith("f.amount.gte: must be a finite number"), value
+    for value in ("1e-30", "0.5", "-0", "1" + "0" * 14 + ".000000000000000000000"):
+        assert (await studio.get(f"/t/payments?f.amount.lte={value}")).status_code == 200
+
+
+def test_generated_number_filters_are_answered_or_refused_by_name(stores: Stores) -> None:
+    studio = SyncStudio(stores)
+    try:
+        @settings(max_examples=60, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(st.one_of(st.decimals().map(str), st.floats().map(repr),
+                         st.integers().map(str), st.text(max_size=20)),
+               st.sampled_from(["gte", "lte"]))
+        def one(value: str, op: str) -> None:
+            answer = studio.run(studio.client.get("/t/payments", params={
+                f"f.amount.{op}": value}))
+            if answer.status_code == 200:
+                assert value == "" or Decimal(value).is_finite()
+                return
+            assert answer.status_code == 400, (value, answer.text)
+            assert _refusal(answer).startswith(f"f.amount.{op}: "), (value, answer.text)
+        one()
+    finally:
+        studio.close()

@@ -24,6 +24,7 @@ from shared_db.studio.catalog import Field, TableInfo, tables
 
 MAX_VALUE = 500
 MAX_CURSOR = 1000
+MAX_DECIMALS = 30
 PAGE = 50
 OPERATORS: dict[str, frozenset[str]] = {
     "text": frozenset({"eq", "contains"}),
@@ -125,6 +126,11 @@ def _number(_spec: Field, raw: str) -> Decimal:
     number = Decimal(raw)
     if not number.is_finite() or abs(number) >= Decimal("1e15"):
         raise ValueError(raw)
+    # PostgreSQL's numeric holds 16,383 digits after the point: 1e-100000 would reach the
+    # database and come back as its NumericValueOutOfRange, naming no parameter.
+    exponent = number.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_DECIMALS:
+        raise ValueError(raw)
     return number
 
 
@@ -132,7 +138,8 @@ _READERS = {"text": lambda _s, raw: raw, "enum": _enum, "bool": _bool, "uuid": l
             raw: uuid.UUID(raw), "datetime": _datetime, "number": _number}
 _EXPECTED = {"enum": "must be one of the column's values", "bool": "must be true or false",
              "uuid": "must be a UUID", "datetime": "must be an ISO date or date-time",
-             "number": "must be a finite number", "text": "must be text"}
+             "number": f"must be a finite number below 10^15 with at most {MAX_DECIMALS} "
+             "decimals", "text": "must be text"}
 
 
 def _filter(info: TableInfo, name: str, raw: str) -> Filter | None:
