@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -140,3 +143,27 @@ def test_stats_never_shows_a_password_pg_stat_statements_kept(migrated_db: DbFix
     assert f"CREATE ROLE {role} LOGIN PASSWORD '***'" in texts
     assert f"ALTER ROLE {role} PASSWORD '***'" in texts
     assert secret not in repr(stats)
+
+
+def _metrics(db: DbFixture, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shared_db", "metrics", *args],
+                          env=db.env(), capture_output=True, text=True, timeout=60)
+
+
+def test_metrics_on_an_address_of_no_interface_blames_the_host(migrated_db: DbFixture) -> None:
+    done = _metrics(migrated_db, "--port", "0", "--host", "192.0.2.1")  # TEST-NET-1
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        "error: --host: cannot listen on 192.0.2.1:0: "), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_metrics_on_a_port_in_use_blames_the_port(migrated_db: DbFixture) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _metrics(migrated_db, "--port", str(port))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        f"error: --port: cannot listen on 127.0.0.1:{port}: "), done.stderr

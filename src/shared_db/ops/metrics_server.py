@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -115,6 +116,7 @@ async def serve(settings: Settings, host: str, port: int,
     wanted = dataclasses.replace(settings.telemetry, metrics=True)
     async with Database(dataclasses.replace(settings, telemetry=wanted)) as db:
         assert db.metrics is not None
+        shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
         server_side = _ServerStatements()
         db.metrics.registry.register(server_side)
         try:
@@ -122,10 +124,11 @@ async def serve(settings: Settings, host: str, port: int,
         except socket.gaierror as exc:
             raise ValidationError("host", f"cannot listen on {host!r}: {exc.strerror}") from exc
         except OSError as exc:
-            raise ValidationError("port", f"cannot listen on {host}:{port}: {exc}") from exc
+            # An address of no interface of this machine is the host's fault, not the port's.
+            wrong = "host" if exc.errno == errno.EADDRNOTAVAIL else "port"
+            raise ValidationError(wrong, f"cannot listen on {shown}:{port}: {exc}") from exc
         try:
             server_side.rows = await _read(db)
-            shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
             announce(f"http://{shown}:{httpd.server_address[1]}{PATH}")
             while True:
                 await asyncio.sleep(REFRESH)
