@@ -1,5 +1,6 @@
 """``shared-db studio`` as a process: the address line first on stdout, a working sign-in
-kept by the cookie, read-only under ``SHARED_DB_ENV=production``, and a clean end on Ctrl-C."""
+kept by the cookie, read-only under ``SHARED_DB_ENV=production``, a clean end on Ctrl-C, and
+an address it cannot listen on refused by its option."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared_db.errors import ConfigError
+from shared_db.studio.server import bind
 from tests.conftest import DbFixture
 
 SCRIPT = Path(sys.executable).parent / "shared-db"
@@ -45,3 +48,33 @@ def test_the_command_prints_the_address_first_and_serves_it(
         _, errors = process.communicate(timeout=15)
     # uvicorn shuts down, then ends as an interrupted process does (128 + SIGINT)
     assert process.returncode == 130 and "Traceback" not in errors, errors
+
+
+def test_a_port_in_use_is_one_line_naming_the_option(migrated_db: DbFixture) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([str(SCRIPT), "studio", "--no-browser", "--port", str(port)],
+                              env=migrated_db.env(), capture_output=True, text=True,
+                              timeout=60)
+    # exit 2 like any refused option, not uvicorn's 3, which means an unreachable database
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.strip() == f"error: --port: {port} is in use on 127.0.0.1; choose " \
+                                  "another with --port", done.stderr
+    assert done.stdout == ""
+
+
+def test_bind_refuses_an_address_it_cannot_listen_on_by_its_option() -> None:
+    with pytest.raises(ConfigError, match=r"^--host: cannot listen on 'nosuch\.invalid'"):
+        bind("nosuch.invalid", 5555)
+    with pytest.raises(ConfigError, match=r"^--host: cannot listen on 192\.0\.2\.1:5555"):
+        bind("192.0.2.1", 5555)  # TEST-NET-1: no interface of this machine has it
+    if socket.has_ipv6:
+        try:
+            listener = bind("[::1]", 0)  # as a URL writes it, and as is_loopback accepts it
+        except ConfigError as refused:
+            assert "[::1]" in str(refused)  # a machine without IPv6 loopback
+        else:
+            assert listener.getsockname()[0] == "::1"
+            listener.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import webbrowser
 from collections.abc import Callable
 
@@ -43,7 +45,37 @@ def serve(settings: Settings, host: str, port: int, *, asked_read_only: bool = F
     check_host(host, asked_read_only)
     guard = Guard.for_address(host, port, read_only(settings, asked_read_only, asked_writes))
     url = f"http://{host_header(host, port)}/?token={guard.token}"
-    asyncio.run(_serve(settings, guard, host, port, lambda: _started(url, open_browser, say)))
+    listener = bind(host, port)
+    try:
+        asyncio.run(_serve(settings, guard, listener,
+                           lambda: _started(url, open_browser, say)))
+    finally:
+        listener.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here rather than by uvicorn: a port in use or an address
+    this machine does not have is then a ConfigError naming the option (exit 2), where uvicorn
+    logs it and exits 3, the code of an unreachable database."""
+    address = host.strip("[]")  # [::1] is how a URL writes ::1, not a name to resolve
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(
+            address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError("--host", f"cannot listen on {host[:80]!r}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(where)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError("--port", f"{port} is in use on {host}; choose another "
+                              "with --port") from None
+        raise ConfigError("--host", f"cannot listen on {host}:{port}: "
+                          f"{exc.strerror or exc}") from None
+    return listener
 
 
 def _started(url: str, open_browser: bool, say: Callable[[str], None]) -> None:
@@ -52,13 +84,13 @@ def _started(url: str, open_browser: bool, say: Callable[[str], None]) -> None:
         webbrowser.open(url)
 
 
-async def _serve(settings: Settings, guard: Guard, host: str, port: int,
+async def _serve(settings: Settings, guard: Guard, listener: socket.socket,
                  started: Callable[[], None]) -> None:
     # The database is opened before uvicorn starts, so an unreachable one is the one-line
     # DatabaseUnavailableError naming its cause (exit 3), not uvicorn's start-up traceback.
     async with Database(settings) as db:
-        config = uvicorn.Config(create_app(settings, guard, db), host=host, port=port,
-                                log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(create_app(settings, guard, db), log_level="warning",
+                                access_log=False, lifespan="on")
         server = uvicorn.Server(config)
         startup = server.startup
 
@@ -70,4 +102,4 @@ async def _serve(settings: Settings, guard: Guard, host: str, port: int,
                 started()
 
         server.startup = announce  # type: ignore[method-assign]
-        await server.serve()
+        await server.serve(sockets=[listener])
