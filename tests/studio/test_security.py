@@ -4,18 +4,22 @@ Origin, read-only mode, the address the studio may listen on, escaping."""
 from __future__ import annotations
 
 import uuid
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared_db.cli import main
 from shared_db.client import Database
 from shared_db.config import load_settings
 from shared_db.errors import ConfigError
+from shared_db.studio.guard import _same_site
 from shared_db.studio.server import check_host, read_only
 from tests.conftest import Stores
 from tests.factories import make_user
-from tests.studio.conftest import TOKEN, client_for, csrf_of, hidden_of
+from tests.studio.conftest import BASE, TOKEN, client_for, csrf_of, hidden_of
 
 pytestmark = pytest.mark.shared_only
 PAGES = ["/", "/t/users", "/t/payments", "/ops/migrations", "/ops/stats", "/ops/doctor"]
@@ -108,3 +112,23 @@ def test_a_non_loopback_address_serves_only_read_only() -> None:
         check_host("0.0.0.0", False)
     check_host("0.0.0.0", True)
     assert main(["studio", "--host", "192.0.2.1", "--no-browser"]) == 2
+
+
+async def test_signing_in_never_redirects_to_another_site(stores: Stores, db: Database) -> None:
+    async with client_for(stores, db, signed_in=False) as anonymous:
+        for path, kept in [("//evil.example/", "/evil.example/"),
+                           ("/\\evil.example", "/evil.example"),
+                           ("/t/system_config/a%20b", "/t/system_config/a%20b")]:
+            raw = f"{path}?token={TOKEN}&sort=key".encode()
+            answer = await anonymous.get(httpx.URL(BASE).copy_with(raw_path=raw))
+            assert answer.status_code == 303, path
+            assert answer.headers["location"] == f"{kept}?sort=key", path
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.text(max_size=40))
+def test_the_sign_in_redirect_stays_on_the_studio(path: str) -> None:
+    location = _same_site("/" + path)
+    assert location.startswith("/") and location[1:2] not in ("/", "\\")
+    assert urlsplit(location).netloc == "" and urlsplit(location).scheme == ""
+    assert unquote(location).lstrip("/\\") == path.lstrip("/\\")

@@ -6,7 +6,7 @@ endpoint reads the form.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -45,8 +45,8 @@ class GuardMiddleware:
             if not self.guard.valid_token(token):
                 return HTMLResponse(UNAUTHORIZED, 401)
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-            response = RedirectResponse(request.url.path + (f"?{urlencode(rest)}" if rest
-                                                            else ""), status_code=303)
+            response = RedirectResponse(_same_site(request.scope["path"]) + (
+                f"?{urlencode(rest)}" if rest else ""), status_code=303)
             response.set_cookie(COOKIE, self.guard.token, httponly=True, samesite="strict",
                                 path="/")
             return response
@@ -55,3 +55,10 @@ class GuardMiddleware:
         if not self.guard.valid_token(request.cookies.get(COOKIE)):
             return HTMLResponse(UNAUTHORIZED, 401)
         return None
+
+
+def _same_site(path: str) -> str:
+    """The decoded ``path`` as a Location that stays on the studio: ``//host/`` (or
+    ``/\\host/``, which browsers read alike) would send the browser, just signed in, to
+    another site."""
+    return "/" + quote(path.lstrip("/\\"), safe="/")
