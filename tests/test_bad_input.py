@@ -171,9 +171,20 @@ async def test_any_text_as_email_and_name(db: Database, stores: Stores, email: s
 
 async def test_amounts_follow_one_rule(db: Database, user_id: uuid.UUID) -> None:
     for amount, stored in ((Decimal("1.10000"), "1.10"), (5, "5.00"), ("12.34", "12.34"),
-                           ("1e-2", "0.01"), (Decimal("99999999.99"), "99999999.99")):
+                           ("0.01", "0.01"), ("7", "7.00"),
+                           (Decimal("99999999.99"), "99999999.99")):
         payment = await db.payments.create(user_id, amount, type="payment")
         assert payment.amount == Decimal(stored) and str(payment.amount) == stored
+
+
+@pytest.mark.parametrize("text", ["1_00", " 1.00", "1.00\n", "+5", "1e2", "1E-2", ".5", "5.",
+                                  "1,00", "0x10", "\u0661.\u0660\u0660"])
+async def test_amount_strings_are_plain_decimals(db: Database, user_id: uuid.UUID,
+                                                 stores: Stores, text: str) -> None:
+    before = stores.digest()
+    with pytest.raises(ValidationError, match="amount: must be a decimal number in ASCII"):
+        await db.payments.create(user_id, text, type="payment")
+    assert stores.digest() == before
 
 
 async def test_eager_many_answers_each_distinct_id_once(db: Database,

@@ -30,6 +30,7 @@ MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
 BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?\Z")
 MAX_AMOUNT = Decimal("99999999.99")  # numeric(10,2)
 MIN_SECONDS = 0.001
 """The shortest duration any parameter accepts: PostgreSQL's timeouts are whole milliseconds,
@@ -176,9 +177,11 @@ def amount(value: object, field: str = "amount") -> Decimal:
     if isinstance(value, str) and len(value) > 40:
         raise ValidationError(field, f"must be a number of at most 40 characters, "
                               f"got {len(value)}")
-    if isinstance(value, str) and not value.isascii():
-        # Decimal() reads any script's digits (FULLWIDTH DIGIT ONE is 1): amounts are ASCII.
-        raise ValidationError(field, "must be a decimal number in ASCII digits")
+    if isinstance(value, str) and not DECIMAL.match(value):
+        # Decimal() reads far more than an amount: any script's digits (FULLWIDTH DIGIT ONE is
+        # 1), blanks around it, a sign, an exponent and "1_00", which it makes 100.
+        raise ValidationError(field, "must be a decimal number in ASCII digits such as 10.50 "
+                              "(no sign, exponent, blank or _)")
     try:
         number = Decimal(value)
     except (InvalidOperation, ValueError):
