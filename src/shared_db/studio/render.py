@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
@@ -62,4 +63,11 @@ def bars(items: list[tuple[str, float, str]], title: str) -> Markup:
     return Markup("".join(parts))
 
 
-FILTERS = {"cell": cell, "full": full}
+def segment(value: Any) -> str:
+    """``value`` as one segment of a path, ``/`` included: Jinja's ``urlencode`` keeps ``/``,
+    and a browser resolves the ``..`` of a config key such as ``a/../b`` before sending, so
+    that key's delete form would post to ``/w/config/b/delete``."""
+    return quote(str(value), safe="")
+
+
+FILTERS = {"cell": cell, "full": full, "segment": segment}
