@@ -94,7 +94,7 @@ async def checkout(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
             conn = await pool.getconn()
         return conn
     except (psycopg.Error, PoolTimeout) as exc:
-        raise translate_error(exc) from exc
+        raise translate_error(exc) from None
 
 
 async def _begin(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
@@ -106,7 +106,7 @@ async def _begin(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
         except psycopg.Error as exc:
             await pool.putconn(conn)
             if attempt == 2 or not conn.broken:
-                raise translate_error(exc) from exc
+                raise translate_error(exc) from None
             continue
         return conn
     raise AssertionError("unreachable")
@@ -129,9 +129,9 @@ async def commit(conn: AsyncConnection[Any]) -> None:
             raise OutcomeUnknownError(
                 f"the connection was lost after COMMIT was sent ({first_line(exc)}): the "
                 "transaction may or may not have committed") from exc
-        raise translate_error(exc) from exc
+        raise translate_error(exc) from None
     except psycopg.Error as exc:
-        raise translate_error(exc) from exc
+        raise translate_error(exc) from None
 
 
 async def rollback(conn: AsyncConnection[Any]) -> None:

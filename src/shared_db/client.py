@@ -298,7 +298,7 @@ class Database(Repositories):
                                                   request, work)
             except TransientConflictError as exc:
                 if self.metrics is not None and attempt < retries:
-                    self.metrics.retries.labels(type(exc.__cause__).__name__).inc()
+                    self.metrics.retries.labels(exc.driver_error or type(exc).__name__).inc()
                 if attempt == retries:
                     raise RetryExhaustedError(f"gave up after {attempt + 1} attempt(s): "
                                               f"{exc}") from exc

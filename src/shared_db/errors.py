@@ -12,6 +12,9 @@ class SharedDbError(Exception):
     error has the password replaced by ``***`` in ``str``, ``repr`` and ``args``.
     """
 
+    driver_error: str | None = None
+    """The driver's error class this one stands for (``UniqueViolation``), when it does."""
+
     def __init__(self, *args: object) -> None:
         super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
 

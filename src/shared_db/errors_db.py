@@ -17,6 +17,7 @@ from shared_db.errors import (
     ForeignKeyError,
     PoolTimeoutError,
     QueryTimeoutError,
+    SharedDbError,
     TransientConflictError,
     ValidationError,
 )
@@ -40,9 +41,10 @@ def first_line(exc: BaseException) -> str:
     return (str(source).strip().splitlines() or [type(source).__name__])[0]
 
 
-# Classes whose first line names only database objects (constraints, tables, columns): the
-# values are in DETAIL. A data exception's first line quotes the value itself.
-_OBJECT_ONLY = ("23", "40", "55", "57")
+# Classes whose first line names only database objects (constraints, tables, columns) or the
+# statement's own text (42, syntax and undefined objects): values are in DETAIL, and
+# parameters are bound apart from the text. A data exception's first line quotes the value.
+_OBJECT_ONLY = ("23", "40", "42", "55", "57")
 REFUSALS = ("23",)
 """SQLSTATE classes of refusals a caller expects (a taken email, a missing reference)."""
 
@@ -63,7 +65,20 @@ def event_error(exc: BaseException, with_values: bool) -> str:
 
 
 def translate_error(exc: BaseException) -> BaseException:
-    """The shared-db error for a psycopg error (or ``exc`` itself when there is none)."""
+    """The shared-db error for a psycopg error (or ``exc`` itself when there is none), naming
+    the driver's class in ``driver_error``.
+
+    Callers raise it ``from None``: a chained cause prints the server's DETAIL in every logged
+    traceback (``Key (email)=(a@example.com) already exists``), the values this error's own
+    text leaves out. The driver's error stays in ``__context__`` for code that asks for it.
+    """
+    found = _translated(exc)
+    if isinstance(found, SharedDbError):
+        found.driver_error = type(exc).__name__
+    return found
+
+
+def _translated(exc: BaseException) -> BaseException:
     if isinstance(exc, pg.UniqueViolation):
         name = _constraint(exc)
         field = UNIQUE_FIELDS.get(name)
@@ -93,11 +108,11 @@ def translate_error(exc: BaseException) -> BaseException:
 
 @contextmanager
 def translate() -> Iterator[None]:
-    """Re-raise psycopg errors as shared-db errors, chained to the original."""
+    """Re-raise psycopg errors as shared-db errors (``translate_error``)."""
     try:
         yield
     except (psycopg.Error, PoolTimeout) as exc:
-        raise translate_error(exc) from exc
+        raise translate_error(exc) from None
 
 
 REFUSED, TIMED_OUT, AUTH_FAILED = "refused", "timed out", "authentication failed"

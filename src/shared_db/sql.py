@@ -162,7 +162,7 @@ class Executor:
                 raise OutcomeUnknownError(
                     f"{query.name}: the connection was lost while the write ran "
                     f"({first_line(exc)}); it may or may not have happened") from exc
-            raise translate_error(exc) from exc
+            raise translate_error(exc) from None
         if self._hooks.listeners:
             self._emit(query, params, started, None)
         return cursor
@@ -228,7 +228,7 @@ class Executor:
             await self.connection.execute(statement, prepare=False)
         except psycopg.Error as exc:
             error = exc
-            raise translate_error(exc) from exc
+            raise translate_error(exc) from None
         finally:
             if self._hooks.listeners:
                 self._emit(Query(name, statement.as_string(self.connection)), None, started,
