@@ -63,6 +63,22 @@ async def test_config_set_get_list_delete_are_audited(db: Database) -> None:
         await db.config.delete("maintenance")
 
 
+async def test_config_set_to_what_is_stored_writes_nothing(db: Database, stores: Stores,
+                                                           ) -> None:
+    first = await db.config.set("flag", {"on": True, "n": 1}, description="A flag")
+    before = stores.digest()
+    for same in ({"n": 1, "on": True}, {"on": True, "n": 1}):
+        assert await db.config.set("flag", same) == first  # no updated_at bump, no audit row
+        assert await db.config.set("flag", same, description="A flag") == first
+    assert stores.digest() == before
+    changed = await db.config.set("flag", {"on": 1, "n": 1})  # jsonb: true is not 1
+    assert changed.value == {"on": 1, "n": 1} and changed.updated_at > first.updated_at
+    assert (await db.config.set("flag", {"on": 1, "n": 1}, description="Other")).description \
+        == "Other"
+    history = await db.audit.for_resource("system_config", "flag")
+    assert len(history) == 3
+
+
 @pytest.mark.parametrize(("key", "value", "field"), [
     ("", 1, "key"), ("k", {1, 2}, "value"), ("k", "\x00", "value"), ("k", float("nan"), "value"),
     ("k" * 201, 1, "key")])

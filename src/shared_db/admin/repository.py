@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -55,7 +56,7 @@ CONFIG_SET = Query.build("config.set", _upsert.on_conflict_do_update(
 # Named as the method that sends it, as CONFIG_SET is: both are config.set's write.
 CONFIG_ADD = Query.build("config.set", _upsert.on_conflict_do_nothing(
     index_elements=[SystemConfig.key]).returning(*_CONFIG))
-CONFIG_OLD = Query.build("config.old_value", select(SystemConfig.value).where(
+CONFIG_OLD = Query.build("config.old_value", select(*_CONFIG).where(
     SystemConfig.key == bindparam("key")).with_for_update())
 CONFIG_DELETE = Query.build("config.delete", delete(SystemConfig).where(
     SystemConfig.key == bindparam("key")))
@@ -165,7 +166,9 @@ class ConfigRepository(Repository):
         }
         async with self._source.unit() as tx:
             async with tx.executor(self.service) as ex:
-                found = await ex.row(CONFIG_OLD, {"key": params["key"]})
+                found = await ex.one(CONFIG_OLD, {"key": params["key"]}, ConfigRecord)
+                if found is not None and _unchanged(found, checked, description, by):
+                    return found  # as users.update: nothing to change, nothing written
                 record = None
                 if found is None:
                     # A new key: FOR UPDATE locked nothing, so a concurrent set of the same key
@@ -173,11 +176,11 @@ class ConfigRepository(Repository):
                     # committed is locked and read, and its value is the old one audited.
                     record = await ex.one(CONFIG_ADD, params, ConfigRecord)
                     if record is None:
-                        found = await ex.row(CONFIG_OLD, {"key": params["key"]})
+                        found = await ex.one(CONFIG_OLD, {"key": params["key"]}, ConfigRecord)
                 if record is None:
                     record = await ex.one(CONFIG_SET, params, ConfigRecord)
             assert record is not None
-            old = None if found is None else found[0]
+            old = None if found is None else found.value
             await AuditRepository(tx)._change("config.changed", key, {"old": old, "new": checked})
         return record
 
@@ -186,7 +189,17 @@ class ConfigRepository(Repository):
         check.text("key", key, max_length=200)
         async with self._source.unit() as tx:
             async with tx.executor(self.service) as ex:
-                old = await ex.scalar(CONFIG_OLD, {"key": key})
-                if not await ex.execute(CONFIG_DELETE, {"key": key}):
+                old = await ex.one(CONFIG_OLD, {"key": key}, ConfigRecord)
+                if old is None or not await ex.execute(CONFIG_DELETE, {"key": key}):
                     raise NotFoundError(f"system_config {key!r} does not exist")
-            await AuditRepository(tx)._change("config.deleted", key, {"old": old})
+            await AuditRepository(tx)._change("config.deleted", key, {"old": old.value})
+
+
+def _unchanged(stored: ConfigRecord, value: Any, description: str | None,
+               updated_by: str | None) -> bool:
+    """Would ``set`` leave the row as it is? Values compare as JSON text, so ``True`` is not
+    ``1`` (Python's ``==`` says it is; jsonb does not), and a description of None keeps the
+    stored one."""
+    return (json.dumps(stored.value, sort_keys=True, default=repr)
+            == json.dumps(value, sort_keys=True, default=repr)
+            and description in (None, stored.description) and updated_by == stored.updated_by)
