@@ -251,3 +251,11 @@ def test_the_client_refuses_what_is_not_its_settings() -> None:
                          ({"recover_after": True}, "recover_after: must be None")):
         with pytest.raises(ValidationError, match=rule):
             Database(made, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_an_optional_literal_names_its_values(db: Database) -> None:
+    with pytest.raises(ValidationError, match="isolation: must be one of read committed, "
+                                              "repeatable read, serializable, got 'x'"):
+        db.transaction(isolation="x")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"isolation: must be .*None, got int"):
+        db.transaction(isolation=3)  # type: ignore[arg-type]

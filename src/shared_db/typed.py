@@ -119,11 +119,19 @@ def _union(members: list[tuple[object, Check | None]]) -> Check | None:
                 failures.append(failure)
         # The rule of the member of the value's own type says most (a str with a NUL byte).
         for (kind, _), refusal in zip(members, failures, strict=True):
-            if isinstance(kind, type) and isinstance(value, kind):
+            if _of_type(kind, value):
                 raise refusal
         names = " or ".join(_WORDS.get(k, _type_name(k)) for k, _ in members)
         raise ValidationError(field, f"must be {names}, got {type(value).__name__}")
     return run
+
+
+def _of_type(kind: object, value: object) -> bool:
+    """Is ``value`` of ``kind``'s type: an instance of it, or, for a ``Literal``, of one of its
+    options' types (``"repeatable_read"`` for ``Literal["repeatable read", ...] | None``)?"""
+    if typing.get_origin(kind) is typing.Literal:
+        return any(type(value) is type(option) for option in typing.get_args(kind))
+    return isinstance(kind, type) and isinstance(value, kind)
 
 
 _WORDS: dict[object, str] = {type(None): "None", float: "a number", int: "an int", str: "a str",
