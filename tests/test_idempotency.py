@@ -45,6 +45,12 @@ async def test_a_payment_repeated_with_its_key_is_created_once(db: Database, sto
     other = await db.payments.create(user.id, Decimal("12.50"), type="payment",
                                      metadata={"order": 7}, idempotency_key="order-8")
     assert other.id != first.id
+    # A tuple is stored as the JSON list a list is: the same request.
+    listed = await db.payments.create(user.id, Decimal("1.00"), type="payment",
+                                      metadata={"lines": (1, 2)}, idempotency_key="order-9")
+    assert await db.payments.create(user.id, Decimal("1.00"), type="payment",
+                                    metadata={"lines": [1, 2]},
+                                    idempotency_key="order-9") == listed
 
 
 async def test_the_same_key_with_other_arguments_is_refused_and_writes_nothing(
@@ -237,7 +243,12 @@ async def test_run_compares_the_arguments_it_is_given(db: Database) -> None:
         await db.run(transfer(Decimal("20")), idempotency_key="move-1", service="admin",
                      arguments={"amount": Decimal("20")})
     assert await db.config.value("moved-20") is None
-    for bad in ({"amount": object()}, {1: "x"}, ["amount"]):
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    deep: Any = 1
+    for _ in range(40):
+        deep = {"k": deep}
+    for bad in ({"amount": object()}, {1: "x"}, ["amount"], looped, deep, {"a": "x" * 70_000}):
         with pytest.raises(ValidationError) as caught:
             await db.run(transfer(Decimal("30")), idempotency_key="move-2", service="admin",
                          arguments=bad)  # type: ignore[arg-type]

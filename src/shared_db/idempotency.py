@@ -123,7 +123,9 @@ def arguments(value: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     if not all(isinstance(k, str) for k in value):
         raise ValidationError("arguments", "must be a dict with string keys")
-    encode(value, "arguments")
+    if len(json.dumps(encode(value, "arguments"))) > check.MAX_JSON_BYTES:
+        raise ValidationError("arguments", f"must be at most {check.MAX_JSON_BYTES} bytes as "
+                              "JSON")
     return dict(value)
 
 
@@ -190,8 +192,9 @@ def _replayed(found: tuple[Any, ...], operation: str, digest: str, idempotency_k
 
 
 def fingerprint(operation: str, request: Mapping[str, Any]) -> str:
-    canonical = json.dumps([operation, encode(dict(request), "request")], sort_keys=True,
-                           separators=(",", ":"))
+    # Tuples as lists: metadata={"a": (1,)} stores the jsonb [1] that {"a": [1]} does.
+    canonical = json.dumps([operation, encode(dict(request), "request", tuples=False)],
+                           sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -205,12 +208,20 @@ _ENUMS: dict[str, type[Enum]] = {
     if isinstance(obj, type) and issubclass(obj, Enum) and obj.__module__ == enums.__name__}
 
 
-def encode(value: Any, field: str) -> Any:
-    """``value`` as JSON, tagged so that ``decode`` gives it back.
+def encode(value: Any, field: str, depth: int = 0, *, tuples: bool = True) -> Any:
+    """``value`` as JSON, tagged so that ``decode`` gives it back; with ``tuples`` False, a
+    tuple is tagged as the list it is stored as (a request's fingerprint).
 
     Raises:
-        ValidationError: a value of a kind that cannot be stored (``field`` names it).
+        ValidationError: a value of a kind that cannot be stored, or nested deeper than JSON
+            values may be (a dict holding itself is infinitely deep); ``field`` names it.
     """
+    if depth > check.MAX_JSON_DEPTH:
+        raise ValidationError(field, f"must be nested at most {check.MAX_JSON_DEPTH} deep")
+
+    def deeper(item: Any) -> Any:
+        return encode(item, field, depth + 1, tuples=tuples)
+
     if isinstance(value, Enum) and _ENUMS.get(type(value).__name__) is type(value):
         return {"$": "enum", "t": type(value).__name__, "v": value.value}
     if value is None or isinstance(value, (bool, int, str)):
@@ -228,13 +239,14 @@ def encode(value: Any, field: str) -> Any:
     name = type(value).__name__
     if _RECORDS.get(name) is type(value):
         if isinstance(value, tuple):
-            return {"$": "record", "t": name, "v": [encode(v, field) for v in value]}
-        return {"$": "record", "t": name, "v": {f.name: encode(getattr(value, f.name), field)
+            return {"$": "record", "t": name, "v": [deeper(v) for v in value]}
+        return {"$": "record", "t": name, "v": {f.name: deeper(getattr(value, f.name))
                                                for f in dataclasses.fields(value)}}
     if isinstance(value, (list, tuple)):
-        return {"$": type(value).__name__, "v": [encode(v, field) for v in value]}
+        tag = "tuple" if tuples and isinstance(value, tuple) else "list"
+        return {"$": tag, "v": [deeper(v) for v in value]}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"$": "dict", "v": {k: encode(v, field) for k, v in value.items()}}
+        return {"$": "dict", "v": {k: deeper(v) for k, v in value.items()}}
     what = "an idempotent call must return" if field == "result" else "must hold only"
     raise ValidationError(field, f"{what} JSON values, shared-db records, Decimal, UUID, "
                           f"datetime or enums, not {name}")
