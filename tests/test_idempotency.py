@@ -45,6 +45,15 @@ async def test_a_payment_repeated_with_its_key_is_created_once(db: Database, sto
     other = await db.payments.create(user.id, Decimal("12.50"), type="payment",
                                      metadata={"order": 7}, idempotency_key="order-8")
     assert other.id != first.id
+    # Metadata as deep as JSON values may be, inside a record inside the stored result.
+    deep: dict[str, Any] = {}
+    for _ in range(31):
+        deep = {"k": deep}
+    nested = await db.payments.create(user.id, Decimal("2.00"), type="payment", metadata=deep,
+                                      idempotency_key="order-deep")
+    assert nested.metadata == deep and await db.payments.create(
+        user.id, Decimal("2.00"), type="payment", metadata=deep,
+        idempotency_key="order-deep") == nested
     # A tuple is stored as the JSON list a list is: the same request.
     listed = await db.payments.create(user.id, Decimal("1.00"), type="payment",
                                       metadata={"lines": (1, 2)}, idempotency_key="order-9")

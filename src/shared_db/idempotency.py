@@ -62,6 +62,9 @@ from shared_db.sql import Query
 T = TypeVar("T")
 KEY_TTL = timedelta(hours=24)
 MAX_KEY = 255
+MAX_NESTING = 2 * check.MAX_JSON_DEPTH
+"""How deep a result or request may nest: records and lists around a JSON value (metadata)
+that may itself be ``MAX_JSON_DEPTH`` deep."""
 
 
 _KEY_MODELS: dict[str, type[Base]] = {
@@ -123,7 +126,8 @@ def arguments(value: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     if not all(isinstance(k, str) for k in value):
         raise ValidationError("arguments", "must be a dict with string keys")
-    if len(json.dumps(encode(value, "arguments"))) > check.MAX_JSON_BYTES:
+    if len(json.dumps(encode(value, "arguments", limit=check.MAX_JSON_DEPTH))
+           ) > check.MAX_JSON_BYTES:
         raise ValidationError("arguments", f"must be at most {check.MAX_JSON_BYTES} bytes as "
                               "JSON")
     return dict(value)
@@ -208,19 +212,20 @@ _ENUMS: dict[str, type[Enum]] = {
     if isinstance(obj, type) and issubclass(obj, Enum) and obj.__module__ == enums.__name__}
 
 
-def encode(value: Any, field: str, depth: int = 0, *, tuples: bool = True) -> Any:
+def encode(value: Any, field: str, depth: int = 1, *, tuples: bool = True,
+           limit: int = MAX_NESTING) -> Any:
     """``value`` as JSON, tagged so that ``decode`` gives it back; with ``tuples`` False, a
     tuple is tagged as the list it is stored as (a request's fingerprint).
 
     Raises:
-        ValidationError: a value of a kind that cannot be stored, or nested deeper than JSON
-            values may be (a dict holding itself is infinitely deep); ``field`` names it.
+        ValidationError: a value of a kind that cannot be stored, or nested more than
+            ``limit`` deep (a dict holding itself is infinitely deep); ``field`` names it.
     """
-    if depth > check.MAX_JSON_DEPTH:
-        raise ValidationError(field, f"must be nested at most {check.MAX_JSON_DEPTH} deep")
+    if depth > limit:
+        raise ValidationError(field, f"must be nested at most {limit} deep")
 
     def deeper(item: Any) -> Any:
-        return encode(item, field, depth + 1, tuples=tuples)
+        return encode(item, field, depth + 1, tuples=tuples, limit=limit)
 
     if isinstance(value, Enum) and _ENUMS.get(type(value).__name__) is type(value):
         return {"$": "enum", "t": type(value).__name__, "v": value.value}
