@@ -212,13 +212,14 @@ class Settled:
     parts: int
 
 
-async def prepared_parts(conn: AsyncConnection[Any], older_than: float) -> list[Part]:
-    """shared-db's prepared transactions on ``conn``'s database older than ``older_than`` s."""
+async def prepared_parts(conn: AsyncConnection[Any], older_than: float,
+                         ) -> list[tuple[Part, bool]]:
+    """shared-db's prepared transactions on ``conn``'s database, each with whether it was
+    prepared more than ``older_than`` seconds ago."""
     cursor = await conn.execute(
-        "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() "
-        "AND gid LIKE 'shared-db:%%' AND prepared < now() - make_interval(secs => %s)",
-        (older_than,))
-    return [p for (gid,) in await cursor.fetchall() if (p := Part.parse(gid)) is not None]
+        "SELECT gid, prepared < now() - make_interval(secs => %s) FROM pg_prepared_xacts "
+        "WHERE database = current_database() AND gid LIKE 'shared-db:%%'", (older_than,))
+    return [(p, old) for gid, old in await cursor.fetchall() if (p := Part.parse(gid))]
 
 
 async def recover(connections: Sequence[AsyncConnection[Any]],
@@ -226,13 +227,20 @@ async def recover(connections: Sequence[AsyncConnection[Any]],
     """Finish or undo what crashed coordinators left prepared on these databases.
 
     ``connections``: one autocommit connection per database of the topology. Only
-    transactions prepared more than ``older_than`` seconds ago are touched, so a live
-    coordinator in the middle of its commit is left alone.
+    transactions with a part prepared more than ``older_than`` seconds ago are touched, so a
+    live coordinator in the middle of its commit is left alone.
     """
     found: dict[str, list[tuple[Part, AsyncConnection[Any]]]] = {}
+    old: set[str] = set()
     for conn in connections:
-        for part in await prepared_parts(conn, older_than):
+        for part, aged in await prepared_parts(conn, older_than):
             found.setdefault(part.global_id, []).append((part, conn))
+            if aged:
+                old.add(part.global_id)
+    # A transaction is settled with all of its parts or not at all: its parts were prepared
+    # one after another, so part 0 can be past the age when the last is not, and rolling back
+    # part 0 alone would make a later recovery commit the rest.
+    found = {g: parts for g, parts in found.items() if g in old}
     settled = []
     for global_id, parts in sorted(found.items()):
         decided = all(part.index != 0 for part, _ in parts)
