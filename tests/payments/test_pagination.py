@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 
 from shared_db.client import Database
 from shared_db.errors import ValidationError
 from shared_db.pagination import encode_cursor
+from shared_db.sql import QueryEvent
 from tests.conftest import Stores
 from tests.factories import make_user
 
@@ -84,6 +87,16 @@ async def test_offset_pages_and_total(db: Database, user, stores: Stores) -> Non
     assert [p.id for page in pages for p in page.items] == order
     counted = await db.payments.list_page(user.id, status="pending", with_total=True)
     assert counted.total == 30 and len(counted.items) == 20
+    events: list[QueryEvent] = []
+    db.hooks.listeners.append(events.append)
+    for number, size in ((1, 20), (2, 20), (3, 20), (9, 20)):
+        page = await db.payments.list_page(user.id, page=number, per_page=size, with_total=True)
+        assert page.total == len(order)
+        assert [p.id for p in page.items] == order[size * (number - 1):][:size]
+    # Each page and its total are one statement: read from one snapshot, they always agree.
+    assert [e.name for e in events] == ["payments.list.user.counted.20"] * 4
+    nobody = await db.payments.list_page(uuid.uuid4(), with_total=True)
+    assert nobody.items == () and nobody.total == 0
 
 
 async def test_all_payments_pages(db: Database, user, stores: Stores) -> None:

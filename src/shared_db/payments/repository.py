@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -84,12 +85,24 @@ def listing(by_user: bool, by_status: bool, after: bool, limit: int, offset: boo
     return Query.build(name, query.offset(bindparam("offset")) if offset else query)
 
 
-COUNTS = {
-    (by_user, by_status): Query.build("payments.count", select(func.count()).select_from(
-        Payment).where(*([_OF_USER] if by_user else []),
-                       *([_WITH_STATUS] if by_status else [])))
-    for by_user in (False, True) for by_status in (False, True)
-}
+@lru_cache(maxsize=256)
+def counted(by_user: bool, by_status: bool, limit: int) -> Query:
+    """An offset page and the number of rows of every page, read in one statement, so from one
+    snapshot: a write between two statements could make the two disagree. The total's one row
+    is joined to the page, so an empty page still brings the total (with NULL columns)."""
+    where = [*([_OF_USER] if by_user else []), *([_WITH_STATUS] if by_status else [])]
+    total = select(func.count().label("total")).select_from(Payment).where(*where).subquery("t")
+    page = select(*_PAYMENT).where(*where).order_by(*_NEWEST_FIRST).limit(
+        literal_column(str(int(limit)))).offset(bindparam("offset")).lateral("p")
+    query = select(total.c.total, *page.c).select_from(total.outerjoin(page, true())).order_by(
+        page.c.created_at.desc(), page.c.id.desc())
+    name = f"payments.list{'.user' if by_user else ''}{'.status' if by_status else ''}" \
+           f".counted.{limit}"
+    return Query.build(name, query)
+
+
+def _counted_row(total: int, *payment: Any) -> tuple[int, PaymentRecord | None]:
+    return total, None if payment[0] is None else PaymentRecord(*payment)
 
 
 def _status(status: PaymentStatus | str | None) -> PaymentStatus | None:
@@ -152,9 +165,12 @@ class PaymentRepository(Repository):
         key = (user_id is not None, wanted is not None)
         params = {"user_id": user_id, "status": wanted, "offset": (number - 1) * size}
         async with self._read() as ex:
-            items = await ex.all(listing(*key, False, size, offset=True), params, PaymentRecord)
-            total = await ex.scalar(COUNTS[key], params) if with_total else None
-        return Page(tuple(items), None, total)
+            if not with_total:
+                items = await ex.all(listing(*key, False, size, offset=True), params,
+                                     PaymentRecord)
+                return Page(tuple(items))
+            rows = await ex.all(counted(*key, size), params, _counted_row)
+        return Page(tuple(p for _, p in rows if p is not None), None, rows[0][0])
 
     async def page(self, user_id: uuid.UUID | None = None, *,
                    status: PaymentStatus | str | None = None, limit: int = 20,
