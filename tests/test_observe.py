@@ -30,6 +30,11 @@ async def test_development_logs_queries_and_hides_params(migrated_db: DbFixture,
     (record,) = [r for r in caplog.records if r.getMessage().startswith("Query:")]
     assert "FROM users" in record.getMessage() and "Duration:" in record.getMessage()
     assert "secret-person" not in caplog.text
+    caplog.clear()
+    async with _db(migrated_db, log_params=True) as db:
+        await db.users.get_by_email("shown-person@example.com")
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("Query:")]
+    assert "Params: {'email': 'shown-person@example.com'}" in record.getMessage()
 
 
 async def test_slow_queries_warn_and_call_back(migrated_db: DbFixture,

@@ -101,8 +101,13 @@ class QueryLog:
                           event.sql, event.duration_ms, event.error)
             return
         if "query" in levels:
-            self._log(logging.DEBUG, "ok", event, None, "Query: %s Duration: %.1fms",
-                      event.sql, event.duration_ms)
+            if params is None:
+                self._log(logging.DEBUG, "ok", event, None, "Query: %s Duration: %.1fms",
+                          event.sql, event.duration_ms)
+            else:  # SHARED_DB_LOG_PARAMS: every query with its values, as Prisma's e.params
+                self._log(logging.DEBUG, "ok", event, params,
+                          "Query: %s Duration: %.1fms Params: %s", event.sql,
+                          event.duration_ms, params)
         if event.duration_ms >= self.settings.slow_ms:
             if "warn" in levels or "error" in levels:
                 self._log(logging.WARNING, "slow", event, params,
