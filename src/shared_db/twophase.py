@@ -173,17 +173,28 @@ async def _abort(executors: Sequence[Executor], ids: list[str],
                 uncertain = True
                 unsettled += 1
             continue
+        pid = ex.connection.pgconn.backend_pid
         try:
-            # A session whose PREPARE went through is out of its transaction block.
+            # Out of its transaction block: its PREPARE went through, or failed and so was
+            # rolled back by the server (then the id is unknown, and nothing is left).
             if ex.connection.info.transaction_status == TransactionStatus.IDLE:
                 await ex.command("twophase.rollback", _ROLLBACK.format(sql.Literal(ids[i])))
             else:
                 await ex.connection.execute("ROLLBACK")
-        except psycopg.Error as exc:
+        except (psycopg.Error, SharedDbError) as exc:
+            if _never_prepared(exc) or (ex.connection.broken and fresh is not None
+                                        and await _rollback_elsewhere(fresh[i], ids[i], pid)):
+                continue
             uncertain = True
             unsettled += 1
             log.warning("rollback of part %d left to recovery: %s", i, first_line(exc))
     return unsettled
+
+
+def _never_prepared(exc: BaseException) -> bool:
+    if isinstance(exc, SharedDbError):
+        return exc.driver_error == psycopg.errors.UndefinedObject.__name__
+    return isinstance(exc, psycopg.errors.UndefinedObject)
 
 
 async def _rollback_elsewhere(fresh: Fresh, gid: str, backend_pid: int) -> bool:
