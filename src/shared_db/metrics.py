@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from shared_db import calls
@@ -73,12 +74,19 @@ class ReplicaLag:
         return 0.0 if current_as_of is None else max(0.0, now - current_as_of)
 
 
+def where(pool: AsyncConnectionPool[Any]) -> tuple[str, str]:
+    """A pool's ``database`` and ``server`` labels: per service, databases of one name on
+    several servers are several series."""
+    found = conninfo_to_dict(pool.conninfo) if isinstance(pool.conninfo, str) else {}
+    return str(found.get("dbname", "")), f"{found.get('host', '')}:{found.get('port', 5432)}"
+
+
 class _PoolCollector(Collector):
     def __init__(self) -> None:
-        self.pools: dict[tuple[str, str], AsyncConnectionPool[Any]] = {}
+        self.pools: dict[tuple[str, str, str], AsyncConnectionPool[Any]] = {}
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["database", "role"]
+        labels = ["database", "server", "role"]
         size = GaugeMetricFamily("shared_db_pool_size", "Connections the pool holds", labels=labels)
         used = GaugeMetricFamily("shared_db_pool_in_use", "Connections lent out", labels=labels)
         idle = GaugeMetricFamily("shared_db_pool_idle", "Connections waiting in the pool",
@@ -119,7 +127,7 @@ class Metrics:
                                   ["query"], registry=r)
         self.checkout_wait = LeanHistogram(
             "shared_db_pool_checkout_wait_seconds", "Time to get a pooled connection",
-            ["database", "role"], SECONDS, r)
+            ["database", "server", "role"], SECONDS, r)
         self.retries = Counter("shared_db_transaction_retries",
                                "Transactions run again, by cause", ["cause"], registry=r)
         self.two_phase = Counter("shared_db_two_phase_commits", "Two-phase commits by outcome",
@@ -127,7 +135,7 @@ class Metrics:
         self.in_doubt = Counter("shared_db_two_phase_in_doubt_parts", "Prepared parts left to "
                                 "recovery (shared-db db recover)", registry=r)
         self.replica_lag = Gauge("shared_db_replica_lag_seconds", "Replay lag of a read replica",
-                                 ["database"], registry=r)
+                                 ["database", "server"], registry=r)
         self._pools = _PoolCollector()
         r.register(self._pools)
         self._durations: dict[tuple[str, str], Observe] = {}
@@ -154,9 +162,9 @@ class Metrics:
         """Report these pools (service -> pool), and sample the replicas' lag."""
         for role, pools in (("primary", primaries), ("replica", replicas)):
             for pool in pools.values():
-                database = pool.name.removeprefix("shared-db ")
-                self._pools.pools[(database, role)] = pool
-                calls.WAITS[id(pool)] = self.checkout_wait.child(database, role)
+                database, server = where(pool)
+                self._pools.pools[(database, server, role)] = pool
+                calls.WAITS[id(pool)] = self.checkout_wait.child(database, server, role)
         if replicas and self._watch is None:
             self._watch = asyncio.get_running_loop().create_task(self._sample(replicas))
 
@@ -178,7 +186,7 @@ class Metrics:
                     async with pool.connection() as conn:
                         row = await (await conn.execute(REPLICA_LAG)).fetchone()
                     lag = lags[id(pool)].update(row) if row is not None else 0.0
-                    self.replica_lag.labels(pool.name.removeprefix("shared-db ")).set(lag)
+                    self.replica_lag.labels(*where(pool)).set(lag)
                 except Exception as exc:  # a replica down is the pool gauges' news, not ours
                     log.debug("replica lag not sampled: %s", exc)
             await asyncio.sleep(REPLICA_EVERY)

@@ -76,9 +76,14 @@ async def test_statements_errors_pools_and_warnings(measured: Database, stores: 
         # the first make_user (users in auth, its audit row in admin) and the pair
         assert value(samples, "shared_db_two_phase_commits_total", outcome="committed") == 2
         database = stores.settings().connection(stores.url("auth"), "x").database
+    where = stores.settings().connection(stores.client_url or stores.url("auth"))
+    # Per service, one database name on two servers is two series.
+    server = f"{where.url.host}:{where.url.port or 5432}"
     for gauge in ("size", "in_use", "idle", "waiting", "max", "timeouts_total"):
         assert value(samples, f"shared_db_pool_{gauge}", database=database,
                      role="primary") >= 0
+        assert {s.labels["server"] for s in samples if s.name == f"shared_db_pool_{gauge}"} \
+            == {server}
     assert value(samples, "shared_db_pool_max", role="primary") >= len(
         {stores.url(s) for s in SERVICES})
     assert value(samples, "shared_db_pool_checkout_wait_seconds_count", database=database) >= 3
