@@ -31,7 +31,7 @@ from shared_db.sql import Query
 T = TypeVar("T")
 _ID = User.id == bindparam("user_id")
 LOCK_LIVE_USER = Query.build("references.lock_live_user", select(User.id).where(
-    _ID, User.deleted_at.is_(None)).with_for_update(key_share=True))
+    _ID, User.deleted_at.is_(None)).with_for_update(read=True, key_share=True))
 LOCK_FOR_DELETE = Query.build("references.lock_for_delete", select(User.id).where(
     _ID).with_for_update())
 HAS_PAYMENTS = Query.build("references.has_payments", select(literal_column("1")).where(

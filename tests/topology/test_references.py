@@ -6,6 +6,7 @@ foreign keys; the same calls must fail with the same typed errors and write noth
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from shared_db.client import Database
-from shared_db.errors import ForeignKeyError, NotFoundError
+from shared_db.errors import ForeignKeyError, NotFoundError, QueryTimeoutError
 from tests.conftest import Stores
 from tests.factories import PASSWORD_HASH
 
@@ -58,3 +59,20 @@ async def test_hard_delete_does_what_the_foreign_keys_did(db: Database, stores: 
     for table in ("users", "user_profiles", "devices", "sessions", "refresh_tokens"):
         assert after[table][0] == 0, table
     assert [r.action for r in await db.audit.for_resource("user", user.id)][-1] == "user.deleted"
+
+
+async def test_writers_for_one_user_share_its_lock_and_a_delete_waits(db: Database) -> None:
+    """The lock a foreign-key check takes, on either topology: FOR KEY SHARE lets writers for
+    one user run side by side, and makes a delete of that user wait for them."""
+    user = await db.users.create(email="shared@example.com", password_hash=PASSWORD_HASH,
+                                 name="S", role="CUSTOMER")
+    async with db.transaction() as tx:
+        await tx.payments.create(user.id, Decimal("1.00"), type="payment")
+        # Another writer for the user is not held up by the open transaction's lock.
+        other = await asyncio.wait_for(
+            db.payments.create(user.id, Decimal("2.00"), type="payment"), timeout=10)
+        assert other.amount == Decimal("2.00")
+        with pytest.raises(QueryTimeoutError):
+            async with db.transaction(lock_timeout=0.2) as deleting:
+                await deleting.users.delete(user.id)
+    assert len((await db.payments.page(user.id)).items) == 2
