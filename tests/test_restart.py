@@ -87,3 +87,13 @@ async def test_the_client_survives_a_restart(server) -> None:
         assert wanted <= stored  # no committed write lost
         assert len(stored) <= len(wanted) + failed  # nothing appeared that was not attempted
         assert await db.config.value("after.restart") is True
+
+
+async def test_recover_right_after_a_restart(server) -> None:
+    home, settings = server
+    async with Database(settings) as db:
+        await asyncio.gather(*(db.users.get_by_email("x@example.com") for _ in range(8)))
+        await asyncio.to_thread(devserver.stop, home)
+        await asyncio.to_thread(devserver.start, home)
+        # Every pooled connection is dead: recover checks out a live one, as calls do.
+        assert await db.recover(older_than=0) == []

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from shared_db import idempotency, tracing, twophase
 from shared_db.base import Service
 from shared_db.batching import Batcher
-from shared_db.calls import AutocommitWrite, ReadCall, WriteCall
+from shared_db.calls import AutocommitWrite, Fresh, ReadCall, WriteCall
 from shared_db.config import QueryLogSettings, Settings
 from shared_db.context import ActorContext, current_actor
 from shared_db.devserver import shared_url
@@ -157,7 +157,9 @@ class Database(Repositories):
                                   f"{MAX_AGE:g}")
         self._require_open()  # closed, it would settle nothing and say so by returning []
         async with AsyncExitStack() as stack:
-            conns = [await stack.enter_async_context(pool.connection())
+            # Checked out as every call's connection is: after a restart the pool's idle
+            # connections are dead, and the first recover() must not fail on one.
+            conns = [await stack.enter_async_context(Fresh(pool))
                      for pool in self._distinct_pools()]
             with translate():
                 return await twophase.recover(conns, older_than)
