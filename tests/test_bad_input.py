@@ -110,6 +110,8 @@ CASES: list[tuple[str, Call, str]] = [
     ("page past the bigint offset", lambda db, u: db.payments.list_page(page=2**62), "page"),
     ("unknown service", lambda db, u: db.run(_read, service="billing",
                                              idempotency_key="k"), "service"),
+    ("unknown service without a key", lambda db, u: db.run(_read, service="admin "),
+     "service"),
     ("unknown isolation", lambda db, u: db.run(_read, isolation="chaos"), "isolation"),  # type: ignore[arg-type]
     ("work that is not callable", lambda db, u: db.run(42), "work"),  # type: ignore[arg-type]
     ("idempotency key too long", lambda db, u: db.payments.create(

@@ -206,12 +206,15 @@ async def test_bad_keys_are_refused_before_anything_is_sent(db: Database, stores
     assert stores.digest() == before
 
 
-SCALARS = (st.none() | st.booleans() | st.integers() | st.text() | st.uuids()
+# Text as jsonb stores it: any character but NUL (a result holding one is refused).
+TEXT = st.text(st.characters(exclude_characters="\x00"))
+SCALARS = (st.none() | st.booleans() | st.integers() | TEXT | st.uuids()
            | st.decimals(allow_nan=False, allow_infinity=False) | st.datetimes()
            | st.floats(allow_nan=False, allow_infinity=False))
 JSONISH = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
                        | st.tuples(inner, inner)
-                       | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=12)
+                       | st.dictionaries(st.text(st.characters(exclude_characters="\x00"),
+                                               max_size=5), inner, max_size=4), max_leaves=12)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
@@ -257,7 +260,8 @@ async def test_run_compares_the_arguments_it_is_given(db: Database) -> None:
     deep: Any = 1
     for _ in range(40):
         deep = {"k": deep}
-    for bad in ({"amount": object()}, {1: "x"}, ["amount"], looped, deep, {"a": "x" * 70_000}):
+    for bad in ({"amount": object()}, {1: "x"}, ["amount"], looped, deep, {"a": "x" * 70_000},
+                {"n": 10**5000}, {"s": "a\x00"}, {"\ud800": 1}):
         with pytest.raises(ValidationError) as caught:
             await db.run(transfer(Decimal("30")), idempotency_key="move-2", service="admin",
                          arguments=bad)  # type: ignore[arg-type]
@@ -285,3 +289,17 @@ async def test_a_concurrent_repeat_under_snapshot_isolation_gets_the_first_resul
     again = await db.run(slow, idempotency_key=f"slow-{isolation}", service="admin",
                          isolation=isolation)  # type: ignore[arg-type]
     assert await first == again == 1 and runs == 1
+
+
+@pytest.mark.parametrize("result", ["a\x00b", {"k": "\udfff"}, {"\x00": 1}, [10**5000]])
+async def test_a_result_that_cannot_be_stored_is_refused_and_undone(
+        db: Database, stores: Stores, result: object) -> None:
+    async def work(tx: Transaction) -> object:
+        await tx.config.set("done", True)
+        return result
+
+    before = stores.digest()
+    with pytest.raises(ValidationError) as caught:
+        await db.run(work, idempotency_key="unstorable", service="admin")
+    assert caught.value.field == "result" and stores.digest() == before
+

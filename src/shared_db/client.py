@@ -280,8 +280,8 @@ class Database(Repositories):
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValidationError("retries", f"must be a whole number >= 0, got {retries!r}")
         backoff = check_seconds("backoff", backoff, maximum=60)
-        keyed = None if idempotency_key is None else (idempotency.key(idempotency_key),
-                                                      idempotency.service_of(service))
+        service = idempotency.service_of(service)  # checked with or without a key
+        keyed = None if idempotency_key is None else (idempotency.key(idempotency_key), service)
         request = idempotency.arguments(arguments)
         operation = f"run:{getattr(work, '__module__', '')}." \
                     f"{getattr(work, '__qualname__', type(work).__name__)}"

@@ -229,7 +229,11 @@ def encode(value: Any, field: str, depth: int = 1, *, tuples: bool = True,
 
     if isinstance(value, Enum) and _ENUMS.get(type(value).__name__) is type(value):
         return {"$": "enum", "t": type(value).__name__, "v": value.value}
-    if value is None or isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        return _text(value, field)
+    if isinstance(value, int) and not isinstance(value, bool) and not -_BIG < value < _BIG:
+        raise ValidationError(field, f"must hold integers of at most {_DIGITS} digits")
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float) and math.isfinite(value):
         return value
@@ -251,10 +255,22 @@ def encode(value: Any, field: str, depth: int = 1, *, tuples: bool = True,
         tag = "tuple" if tuples and isinstance(value, tuple) else "list"
         return {"$": tag, "v": [deeper(v) for v in value]}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"$": "dict", "v": {k: deeper(v) for k, v in value.items()}}
+        return {"$": "dict", "v": {_text(k, field): deeper(v) for k, v in value.items()}}
     what = "an idempotent call must return" if field == "result" else "must hold only"
     raise ValidationError(field, f"{what} JSON values, shared-db records, Decimal, UUID, "
                           f"datetime or enums, not {name}")
+
+
+_DIGITS = 4000
+_BIG = 10 ** _DIGITS  # json.dumps refuses an int past Python's 4300-digit conversion limit
+
+
+def _text(value: str, field: str) -> str:
+    # jsonb refuses NUL, and UTF-8 a lone surrogate: refused here, they would fail at the
+    # server after the work ran, naming neither the field nor the rule.
+    if "\x00" in value:
+        raise ValidationError(field, "must not contain NUL characters")
+    return check.utf8(field, value)
 
 
 def decode(value: Any) -> Any:
