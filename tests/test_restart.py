@@ -97,3 +97,20 @@ async def test_recover_right_after_a_restart(server) -> None:
         await asyncio.to_thread(devserver.start, home)
         # Every pooled connection is dead: recover checks out a live one, as calls do.
         assert await db.recover(older_than=0) == []
+
+
+async def test_a_server_down_past_pool_timeout_is_unavailable_not_a_full_pool(server) -> None:
+    home, settings = server
+    url = settings.connection().libpq_url()
+    limits = "connection_limit=2&pool_timeout=2&connect_timeout=1"
+    quick = load_settings({"DATABASE_URL": f"{url}{'&' if '?' in url else '?'}{limits}"})
+    async with Database(quick) as db:
+        await asyncio.gather(*(db.users.get_by_email("x@example.com") for _ in range(2)))
+        await asyncio.to_thread(devserver.stop, home)
+        try:
+            with pytest.raises(DatabaseUnavailableError, match="could not be reached") as caught:
+                await db.users.get_by_email("x@example.com")
+            assert not isinstance(caught.value, PoolTimeoutError)
+        finally:
+            await asyncio.to_thread(devserver.start, home)
+        assert await db.users.get_by_email("x@example.com") is None  # and it recovers

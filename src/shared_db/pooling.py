@@ -28,6 +28,7 @@ A page of 20 payments carries 40 enum values: that cut its client CPU by 8 % (A/
 
 from __future__ import annotations
 
+import time
 from enum import Enum
 from typing import Any
 
@@ -41,7 +42,7 @@ from shared_db.connect import connect_args, reach
 from shared_db.enums import PaymentStatus, PaymentType, UserRole
 from shared_db.errors import DatabaseUnavailableError, PoolTimeoutError
 from shared_db.errors_db import translate
-from shared_db.reconnect import RetryingConnection
+from shared_db.reconnect import FAILED_AT, RetryingConnection
 from shared_db.url import ConnectionSettings
 
 ENUMS = (UserRole, PaymentStatus, PaymentType)
@@ -49,6 +50,21 @@ ENUMS = (UserRole, PaymentStatus, PaymentType)
 
 class LifoPool(AsyncConnectionPool[AsyncConnection[Any]]):
     """``AsyncConnectionPool`` whose checkout takes the most recently returned connection."""
+
+    async def getconn(self, timeout: float | None = None) -> AsyncConnection[Any]:
+        started = time.monotonic()
+        try:
+            return await super().getconn(timeout)
+        except PoolTimeout:
+            failed_at, cause = FAILED_AT.get(str(self.conninfo), (0.0, ""))
+            if failed_at < started:
+                raise  # the pool is full: PoolTimeoutError, raise connection_limit
+            # The pool tried to connect while this caller waited, and could not: the server
+            # is down, and PoolTimeoutError's advice (a larger pool) would mislead. Nothing
+            # was sent, so this is the error of an unreachable server.
+            raise psycopg.OperationalError(
+                f"no connection within pool_timeout: the server could not be reached "
+                f"({cause})") from None
 
     async def _get_ready_connection(self, timeout: float | None,
                                     ) -> AsyncConnection[Any] | None:

@@ -21,6 +21,10 @@ from shared_db.errors_db import AUTH_FAILED, connection_cause
 
 RETRY_EVERY = 0.1
 RETRY_FOR = 10.0
+FAILED_AT: dict[str, tuple[float, str]] = {}
+"""Per conninfo, when a connection attempt last failed (``time.monotonic``) and why
+(``connection_cause``): the pool's callers read it to tell an unreachable server from a full
+pool."""
 
 
 class RetryingConnection(psycopg.AsyncConnection[Any]):
@@ -33,6 +37,7 @@ class RetryingConnection(psycopg.AsyncConnection[Any]):
             try:
                 return await super().connect(conninfo, **kwargs)
             except psycopg.OperationalError as exc:
+                FAILED_AT[conninfo] = (time.monotonic(), connection_cause(exc))
                 if (connection_cause(exc) == AUTH_FAILED
                         or time.monotonic() + RETRY_EVERY > give_up):
                     raise
