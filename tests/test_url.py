@@ -226,3 +226,12 @@ def test_libpq_reads_the_rendered_url_as_it_reads_the_original(
     rendered = conninfo_to_dict(conn.libpq_url())
     assert {k: original.get(k) for k in _LIBPQ_PARTS} == {
         k: rendered.get(k) for k in _LIBPQ_PARTS}
+
+
+@pytest.mark.parametrize("query", ["sslmode=bogus", "pool_timeout=0", "connection_limit=x",
+                                   "keepalives=7", "port=0", "schema=Bad"])
+def test_a_bad_parameter_value_says_which_url_holds_it(query: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_database_url(f"postgresql://u@h/d?{query}", field_name="PROFILE_DATABASE_URL")
+    assert caught.value.field == query.partition("=")[0]
+    assert str(caught.value).endswith("(in PROFILE_DATABASE_URL)")

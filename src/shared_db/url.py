@@ -242,6 +242,15 @@ def parse_database_url(raw: str, *, field_name: str = "DATABASE_URL") -> Connect
     if not url.database:
         raise ConfigError(field_name, "must name a database, e.g. postgresql://host:5432/app")
     params = _parameters(raw, field_name)
+    try:
+        return _settings(url, params)
+    except ConfigError as exc:
+        # With four service URLs and their read URLs, "sslmode: ..." alone leaves the user
+        # guessing which one: the rule says where.
+        raise ConfigError(exc.field, f"{exc.rule} (in {field_name})") from None
+
+
+def _settings(url: PgUrl, params: dict[str, str]) -> ConnectionSettings:
     pool_size = (_pool_size(params.pop("connection_limit"))
                  if "connection_limit" in params else default_pool_size())
     pool_timeout = (_seconds("pool_timeout", params.pop("pool_timeout"))

@@ -24,16 +24,19 @@ MARKS = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"
          "unknown": "[dim]unknown[/]"}
 
 
+_FIX_SETTING = ("fix the variable or URL parameter it names; the README's Environment section "
+                "lists them and their rules")
+
+
 def _checks() -> list[Check]:
     try:
         current = config.load_settings()
     except ConfigError as error:
-        return [doctor_ops.Check("settings", error.field, "fail", error.rule,
-                      "fix the variable; `shared-db --help` lists them, the README explains")]
+        return [doctor_ops.Check("settings", error.field, "fail", error.rule, _FIX_SETTING)]
     try:
         found = targets(current)
     except ConfigError as error:
-        return [doctor_ops.Check("settings", error.field, "fail", error.rule, "fix the variable")]
+        return [doctor_ops.Check("settings", error.field, "fail", error.rule, _FIX_SETTING)]
     return doctor_ops.diagnose(current, found)
 
 
