@@ -274,10 +274,22 @@ def start_replica(primary_url: str, home: Path) -> str:
     return url_for(port, str(primary.get("dbname", DATABASE)))
 
 
-def shared_url(settings: Settings, notice: Callable[[str], None] = lambda _: None) -> str:
-    """``DATABASE_URL``, or the embedded server's URL (started if needed) when it is unset."""
+def shared_url(settings: Settings, notice: Callable[[str], None] = lambda _: None, *,
+               offline: bool = False) -> str:
+    """``DATABASE_URL``, or the embedded server's URL (started if needed) when it is unset.
+
+    ``offline``: for a command that connects to nothing (``migrate sql --from``), the URL the
+    embedded server has or would have, starting nothing."""
     if settings.database_url:
         return settings.database_url
+    if offline:
+        remembered = settings.home.resolve() / "port"
+        try:
+            saved = remembered.read_text().strip()
+        except OSError:  # never started here (or unreadable): the URL is for show only
+            saved = ""
+        port = running_port(settings.home) or (int(saved) if saved.isdigit() else 5432)
+        return url_for(port)
     url = start(settings.home)
     notice(f"Using the embedded PostgreSQL at {url} (data in {settings.home.resolve()}); "
            "stop it with `shared-db db stop`.")

@@ -55,3 +55,14 @@ def test_status_on_an_unchanged_schema_skips_the_full_comparison(
         conn.execute("ALTER TABLE users ADD COLUMN nickname text")
     code, loaded, out = _loaded(["migrate", "status"], env)
     assert code == 1 and "remove_column users nickname" in out and "sqlalchemy" in loaded
+
+
+def test_migrate_sql_from_a_revision_starts_no_server(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["SHARED_DB_HOME"] = str(tmp_path / "home")
+    done = subprocess.run([sys.executable, "-m", "shared_db", "migrate", "sql", "--from", "base",
+                           "--to", "auth:20260101000000"], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "CREATE TABLE users" in done.stdout
+    assert not (tmp_path / "home" / "pgdata").exists()  # nothing was started or initialised

@@ -37,18 +37,18 @@ def test_from_drift_writes_prints_and_stamps(folder: Path, migrated_db: DbFixtur
     assert "no migration was created" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--name", "Bad Name"], "--name 'Bad Name'"),
-    (["--name", "init"], "--name 'init' is already used"),
-    (["--name", "x", "--create-only"], "--from-drift and --create-only"),
+@pytest.mark.parametrize(("args", "expected", "code"), [
+    (["--name", "Bad Name"], "--name: use lower-case letters", 2),
+    (["--name", "init"], "--name 'init' is already used", 4),
+    (["--name", "x", "--create-only"], "--from-drift, --create-only: choose one", 2),
 ])
-def test_hostile_input_exits_4_writing_nothing(folder: Path, migrated_db: DbFixture,
-                                               capsys: pytest.CaptureFixture[str],
-                                               args: list[str], expected: str) -> None:
+def test_hostile_input_exits_writing_nothing(folder: Path, migrated_db: DbFixture,
+                                             capsys: pytest.CaptureFixture[str],
+                                             args: list[str], expected: str, code: int) -> None:
     with psycopg.connect(migrated_db.url, autocommit=True) as conn:
         conn.execute("ALTER TABLE users ADD COLUMN nickname text")
     count = len(all_steps(folder, ("auth",)))
-    assert main(["migrate", "dev", "--from-drift", *args]) == 4
+    assert main(["migrate", "dev", "--from-drift", *args]) == code
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
     assert len(all_steps(folder, ("auth",))) == count
@@ -71,7 +71,7 @@ def test_status_prints_drift_beside_pending(folder: Path, migrated_db: DbFixture
 
 @pytest.mark.parametrize(("args", "expected", "code"), [
     (["--chain", "auth", "--to", "20261201000000"], "replacing 3 migration(s)", 0),
-    (["--chain", "nope", "--to", "20261201000000"], "--chain 'nope'", 4),
+    (["--chain", "nope", "--to", "20261201000000"], "--chain: choose a service chain", 2),
     (["--chain", "auth", "--to", "bad rev"], "--to: unknown migration", 4),
 ])
 def test_squash_cli(folder: Path, capsys: pytest.CaptureFixture[str], args: list[str],

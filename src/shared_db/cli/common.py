@@ -53,12 +53,13 @@ def settings() -> Settings:
     return load_settings()
 
 
-def targets(current: Settings) -> list[Target]:
-    """The configured databases, telling stderr when the embedded server is used."""
+def targets(current: Settings, *, offline: bool = False) -> list[Target]:
+    """The configured databases, telling stderr when the embedded server is used (and, when
+    ``offline``, not starting it)."""
     from shared_db.ops.targets import resolve_targets
 
     return resolve_targets(current, notice=lambda text: console_err.print(
-        text, style="dim", soft_wrap=True))
+        text, style="dim", soft_wrap=True), offline=offline)
 
 
 def confirm(question: str, force: bool) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from shared_db.cli import migrate_adopt, migrate_review, render, render_review
 from shared_db.cli.common import confirm, console, console_err, lazy, settings, targets
-from shared_db.errors import MigrationError, UnsafeMigrationError
+from shared_db.errors import MigrationError, UnsafeMigrationError, ValidationError
 
 if TYPE_CHECKING:
     from shared_db.config import Settings
@@ -106,8 +106,8 @@ def dev(name: Annotated[str, typer.Option("--name", help="snake_case name of the
                              "SHARED_DB_TOPOLOGY to generate migrations")
     if from_drift:
         if create_only:
-            raise MigrationError("--from-drift and --create-only: choose one (--from-drift "
-                                 "applies nothing, it records what the database already has)")
+            raise ValidationError("--from-drift, --create-only", "choose one (--from-drift "
+                                  "applies nothing, it records what the database already has)")
         _dev_from_drift(found[0], current.migrations_dir, name)
         return
     result = autogen.dev(found[0], current.migrations_dir, name, create_only=create_only)

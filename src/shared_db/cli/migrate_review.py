@@ -9,7 +9,7 @@ import typer
 
 from shared_db.cli import render_review as render
 from shared_db.cli.common import console, lazy, settings, targets
-from shared_db.errors import MigrationError
+from shared_db.errors import ValidationError
 
 if TYPE_CHECKING:
     from shared_db.ops import baseline as baseline_ops
@@ -33,7 +33,9 @@ def sql(start: Annotated[str | None, typer.Option(
         as_json: JSON = False) -> None:
     """The SQL of the pending (or the given) migrations, in the order deploy runs them."""
     current = settings()
-    results = review.migration_sql(targets(current), current.migrations_dir, start, end)
+    # With --from nothing is connected to: the embedded server is not started for it.
+    found = targets(current, offline=start is not None)
+    results = review.migration_sql(found, current.migrations_dir, start, end)
     if as_json:
         console.print_json(render.dumps(render.sql_json(results)))
     else:
@@ -60,8 +62,8 @@ def resolve(applied: Annotated[str | None, typer.Option(
             as_json: JSON = False) -> None:
     """Record by hand that a migration was applied or rolled back (after a manual fix)."""
     if (applied is None) == (rolled_back is None):
-        raise MigrationError("--applied, --rolled-back: give exactly one of them, with a "
-                             "migration (e.g. auth:20260103000000)")
+        raise ValidationError("--applied, --rolled-back", "give exactly one of them, with a "
+                              "migration (e.g. auth:20260103000000)")
     current = settings()
     result = resolve_ops.resolve(targets(current), current.migrations_dir,
                                  applied or rolled_back or "", applied is not None)

@@ -20,7 +20,7 @@ from alembic import command
 from sqlalchemy import MetaData
 
 from shared_db.engine import connect_to
-from shared_db.errors import DriftError, MigrationError
+from shared_db.errors import DriftError, MigrationError, ValidationError
 from shared_db.models import Base
 from shared_db.ops import migrate
 from shared_db.ops.drift import drift
@@ -43,10 +43,11 @@ class DevResult:
 
 
 def check_name(name: str, migrations_dir: Path, chains: tuple[str, ...]) -> None:
-    """Raises MigrationError unless ``name`` is a new snake_case migration name."""
+    """Raises ValidationError unless ``name`` is snake_case, MigrationError when a migration
+    has it already."""
     if not NAME_RULE.match(name):
-        raise MigrationError(f"--name {name!r}: use lower-case letters, digits and underscores, "
-                             "starting with a letter, at most 60 characters")
+        raise ValidationError("--name", "use lower-case letters, digits and underscores, "
+                              f"starting with a letter, at most 60 characters, got {name!r}")
     taken = [s.label for s in all_steps(migrations_dir, chains) if s.name == name]
     if taken:
         raise MigrationError(f"--name {name!r} is already used by {taken[0]}; choose another")

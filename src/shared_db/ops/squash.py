@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared_db.errors import MigrationError
+from shared_db.errors import MigrationError, ValidationError
 from shared_db.ops.history import Step, chain_steps, find_step
 from shared_db.ops.versions import CHAINS, LINKS
 
@@ -60,11 +60,12 @@ def squash(migrations_dir: Path, chain: str, to: str) -> Squashed:
     """Replace ``chain``'s migrations up to ``to`` by one squash migration.
 
     Raises:
-        MigrationError: an unknown chain or ``links``, an unknown revision, or nothing to squash.
+        ValidationError: an unknown chain or ``links``.
+        MigrationError: an unknown revision, or nothing to squash.
     """
     if chain not in CHAINS or chain == LINKS:
-        raise MigrationError(f"--chain {chain!r}: choose a service chain: "
-                             + ", ".join(c for c in CHAINS if c != LINKS))
+        raise ValidationError("--chain", "choose a service chain: " + ", ".join(
+            c for c in CHAINS if c != LINKS) + f", got {chain!r}")
     steps = chain_steps(migrations_dir, chain)
     try:
         step = find_step(steps, to if ":" in to else f"{chain}:{to}")

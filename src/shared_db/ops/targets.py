@@ -21,12 +21,13 @@ class Target:
     chains: tuple[str, ...]
 
 
-def resolve_targets(settings: Settings,
-                    notice: Callable[[str], None] = lambda _: None) -> list[Target]:
+def resolve_targets(settings: Settings, notice: Callable[[str], None] = lambda _: None, *,
+                    offline: bool = False) -> list[Target]:
     """The databases of the configured topology.
 
     Shared: one database with every chain, ``links`` last. Per-service: each service's own
-    database with that service's chain only.
+    database with that service's chain only. ``offline``: nothing will connect, so the
+    embedded server is not started (``shared_url``).
     """
     if settings.topology == "per-service":
         return [
@@ -34,4 +35,5 @@ def resolve_targets(settings: Settings,
                                                 f"{service.upper()}_DATABASE_URL"), (service,))
             for service in SERVICES
         ]
-    return [Target("shared", settings.connection(shared_url(settings, notice)), CHAINS)]
+    url = shared_url(settings, notice, offline=offline)
+    return [Target("shared", settings.connection(url), CHAINS)]
