@@ -46,7 +46,8 @@ def test_status_json_reports_drift(migrated_db: DbFixture, use, capsys) -> None:
         conn.execute("DROP INDEX users_role_idx")
     assert main(["migrate", "status", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
-    assert doc["targets"][0]["drift"] == ["auth: add_index users_role_idx"]
+    assert doc["targets"][0]["drift"] == [
+        "auth: add_index users_role_idx (in the models, not in the database)"]
 
 
 def test_down_and_down_to(migrated_db: DbFixture, use, capsys) -> None:

@@ -18,8 +18,10 @@ def test_autogenerate_finds_nothing_after_all_migrations(migrated_db: DbFixture)
 
 
 DRIFTS = [
-    ("ALTER TABLE users ADD COLUMN nickname text", "auth: remove_column users nickname"),
-    ("DROP INDEX payments_user_id_status_idx", "payments: add_index payments_user_id_status_idx"),
+    ("ALTER TABLE users ADD COLUMN nickname text",
+     "auth: remove_column users nickname (in the database, not in the models)"),
+    ("DROP INDEX payments_user_id_status_idx",
+     "payments: add_index payments_user_id_status_idx (in the models, not in the database)"),
     ("ALTER TABLE payments DROP CONSTRAINT payments_user_id_fkey",
      "links: add_fk payments_user_id_fkey"),
     ("ALTER TABLE payments ALTER COLUMN currency SET DEFAULT 'EUR'",

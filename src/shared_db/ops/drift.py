@@ -47,13 +47,23 @@ def _describe(diff: Any) -> str:
         old, new = (getattr(v, "arg", v) for v in (old, new))
         return f"{kind} {table}.{column}: database {_text(old)}, models {_text(new)}"
     if kind in ("add_column", "remove_column"):
-        return f"{kind} {rest[1]} {rest[2].name}"
+        return f"{kind} {rest[1]} {rest[2].name}{_side(kind)}"
     if kind == "change_enum_variants":
         name = [x for x in rest if isinstance(x, str)][-1:]
         labels = [x for x in rest if isinstance(x, list) and all(isinstance(v, str) for v in x)]
         return f"{kind} {' '.join(name)}: database {labels[0]}, models {labels[-1]}"
     names = [str(getattr(x, "name", x)) for x in rest if x is not None]
-    return f"{kind} {' '.join(names[:2])}"
+    return f"{kind} {' '.join(names[:2])}{_side(kind)}"
+
+
+def _side(kind: str) -> str:
+    # The diff is named for the operation that would make the database match the models: a
+    # column added by hand reads "remove_column", which alone suggests it was removed.
+    if kind.startswith("add_"):
+        return " (in the models, not in the database)"
+    if kind.startswith("remove_"):
+        return " (in the database, not in the models)"
+    return ""
 
 
 def _text(value: Any) -> str:
