@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from shared_db.client import Database, Transaction
 from shared_db.errors import IdempotencyKeyReusedError, NotFoundError, ValidationError
-from shared_db.idempotency import decode, encode
 from shared_db.profile.service import create_user_with_profile
 from shared_db.records import PaymentRecord, UserWithRelations
+from shared_db.tagged_json import decode, encode
 from tests.conftest import Stores
 from tests.factories import make_user
 

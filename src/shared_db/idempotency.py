@@ -21,16 +21,11 @@ fast hash of one would be a password leak.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import math
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from enum import Enum
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from psycopg.types.json import Jsonb
@@ -47,7 +42,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
-from shared_db import enums, records
 from shared_db import validation as check
 from shared_db.admin.models import AdminIdempotencyKey
 from shared_db.auth.models import AuthIdempotencyKey
@@ -58,13 +52,11 @@ from shared_db.profile.models import ProfileIdempotencyKey
 from shared_db.repository import Repository
 from shared_db.services import SERVICES
 from shared_db.sql import Query
+from shared_db.tagged_json import decode, encode
 
 T = TypeVar("T")
 KEY_TTL = timedelta(hours=24)
 MAX_KEY = 255
-MAX_NESTING = 2 * check.MAX_JSON_DEPTH
-"""How deep a result or request may nest: records and lists around a JSON value (metadata)
-that may itself be ``MAX_JSON_DEPTH`` deep."""
 
 
 _KEY_MODELS: dict[str, type[Base]] = {
@@ -200,98 +192,6 @@ def fingerprint(operation: str, request: Mapping[str, Any]) -> str:
     canonical = json.dumps([operation, encode(dict(request), "request", tuples=False)],
                            sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-# Results are stored as JSON with a tag for every value JSON has no type for, so a replay
-# returns the same Python values (records, Decimal, UUID, datetimes, enums) as the first call.
-_RECORDS: dict[str, type[Any]] = {
-    name: obj for name, obj in vars(records).items()
-    if isinstance(obj, type) and obj.__module__ == records.__name__}
-_ENUMS: dict[str, type[Enum]] = {
-    name: obj for name, obj in vars(enums).items()
-    if isinstance(obj, type) and issubclass(obj, Enum) and obj.__module__ == enums.__name__}
-
-
-def encode(value: Any, field: str, depth: int = 1, *, tuples: bool = True,
-           limit: int = MAX_NESTING) -> Any:
-    """``value`` as JSON, tagged so that ``decode`` gives it back; with ``tuples`` False, a
-    tuple is tagged as the list it is stored as (a request's fingerprint).
-
-    Raises:
-        ValidationError: a value of a kind that cannot be stored, or nested more than
-            ``limit`` deep (a dict holding itself is infinitely deep); ``field`` names it.
-    """
-    if depth > limit:
-        raise ValidationError(field, f"must be nested at most {limit} deep")
-
-    def deeper(item: Any) -> Any:
-        return encode(item, field, depth + 1, tuples=tuples, limit=limit)
-
-    if isinstance(value, Enum) and _ENUMS.get(type(value).__name__) is type(value):
-        return {"$": "enum", "t": type(value).__name__, "v": value.value}
-    if isinstance(value, str):
-        return _text(value, field)
-    if isinstance(value, int) and not isinstance(value, bool) and not -_BIG < value < _BIG:
-        raise ValidationError(field, f"must hold integers of at most {_DIGITS} digits")
-    if value is None or isinstance(value, (bool, int)):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return value
-    if isinstance(value, Decimal) and value.is_finite():
-        return {"$": "decimal", "v": str(value)}
-    if isinstance(value, uuid.UUID):
-        return {"$": "uuid", "v": str(value)}
-    if isinstance(value, datetime):
-        return {"$": "datetime", "v": value.isoformat()}
-    if isinstance(value, date):
-        return {"$": "date", "v": value.isoformat()}
-    name = type(value).__name__
-    if _RECORDS.get(name) is type(value):
-        if isinstance(value, tuple):
-            return {"$": "record", "t": name, "v": [deeper(v) for v in value]}
-        return {"$": "record", "t": name, "v": {f.name: deeper(getattr(value, f.name))
-                                               for f in dataclasses.fields(value)}}
-    if isinstance(value, (list, tuple)):
-        tag = "tuple" if tuples and isinstance(value, tuple) else "list"
-        return {"$": tag, "v": [deeper(v) for v in value]}
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"$": "dict", "v": {_text(k, field): deeper(v) for k, v in value.items()}}
-    what = "an idempotent call must return" if field == "result" else "must hold only"
-    raise ValidationError(field, f"{what} JSON values, shared-db records, Decimal, UUID, "
-                          f"datetime or enums, not {name}")
-
-
-_DIGITS = 4000
-_BIG = 10 ** _DIGITS  # json.dumps refuses an int past Python's 4300-digit conversion limit
-
-
-def _text(value: str, field: str) -> str:
-    # jsonb refuses NUL, and UTF-8 a lone surrogate: refused here, they would fail at the
-    # server after the work ran, naming neither the field nor the rule.
-    if "\x00" in value:
-        raise ValidationError(field, "must not contain NUL characters")
-    return check.utf8(field, value)
-
-
-def decode(value: Any) -> Any:
-    if not isinstance(value, dict):  # encode tags every list and dict
-        return value
-    tag: str = value["$"]
-    inner: Any = value["v"]
-    if tag == "dict":
-        return {k: decode(v) for k, v in inner.items()}
-    if tag in ("list", "tuple"):
-        items = [decode(v) for v in inner]
-        return items if tag == "list" else tuple(items)
-    if tag == "record":
-        kind = _RECORDS[value["t"]]
-        if isinstance(inner, list):
-            return kind(*(decode(v) for v in inner))
-        return kind(**{k: decode(v) for k, v in inner.items()})
-    simple: dict[str, Callable[[Any], Any]] = {
-        "decimal": Decimal, "uuid": uuid.UUID, "datetime": datetime.fromisoformat,
-        "date": date.fromisoformat, "enum": lambda v: _ENUMS[value["t"]](v)}
-    return simple[tag](inner)
 
 
 class IdempotencyRepository(Repository):
