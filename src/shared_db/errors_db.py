@@ -41,10 +41,11 @@ def first_line(exc: BaseException) -> str:
     return (str(source).strip().splitlines() or [type(source).__name__])[0]
 
 
-# Classes whose first line names only database objects (constraints, tables, columns) or the
-# statement's own text (42, syntax and undefined objects): values are in DETAIL, and
-# parameters are bound apart from the text. A data exception's first line quotes the value.
-_OBJECT_ONLY = ("23", "40", "42", "55", "57")
+# Classes whose first line names only database objects (constraints, tables, columns): the
+# values are in DETAIL. So does 42's (syntax, privileges, undefined objects), which quotes at
+# most the statement's own text: parameters are bound apart from it. A data exception's first
+# line quotes the value itself.
+_OBJECT_ONLY = ("23", "40", "55", "57")
 REFUSALS = ("23",)
 """SQLSTATE classes of refusals a caller expects (a taken email, a missing reference)."""
 
@@ -53,6 +54,8 @@ def server_message(exc: BaseException) -> str:
     """What the server said, without any value from the statement's rows or parameters:
     the first line when it names only objects, else the condition and its SQLSTATE."""
     state = getattr(exc, "sqlstate", None)
+    if state is not None and state[:2] == "42":  # what is wrong, and which object
+        return f"{type(exc).__name__}: {first_line(exc)}"
     if state is None or state[:2] in _OBJECT_ONLY:
         return first_line(exc)
     return f"{type(exc).__name__} (SQLSTATE {state})"
