@@ -84,17 +84,33 @@ async def checkout(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
             observe(time.perf_counter() - started)
         if _quiet(conn):
             return conn
-        for _ in range(3):
-            death = await _death(conn)
-            if death is None:
-                return conn
-            if not isinstance(death, _ALONE):
-                await pool.drain()
-            await pool.putconn(conn)
-            conn = await pool.getconn()
-        return conn
+        return await _alive(pool, conn)
     except (psycopg.Error, PoolTimeout) as exc:
         raise translate_error(exc) from None
+
+
+async def _alive(pool: AsyncConnectionPool[Any], conn: AsyncConnection[Any],
+                 ) -> AsyncConnection[Any]:
+    held: AsyncConnection[Any] | None = conn
+    try:
+        for _ in range(3):
+            assert held is not None
+            death = await _death(held)
+            if death is None:
+                return held
+            if not isinstance(death, _ALONE):
+                await pool.drain()
+            returning, held = held, None
+            await pool.putconn(returning)
+            held = await pool.getconn()
+        assert held is not None
+        return held
+    except BaseException:
+        # Cancelled (a request's timeout) or failed while holding one: the pool gets it back,
+        # or it would be lent out for good.
+        if held is not None:
+            await pool.putconn(held)
+        raise
 
 
 async def _begin(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
@@ -108,6 +124,11 @@ async def _begin(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
             if attempt == 2 or not conn.broken:
                 raise translate_error(exc) from None
             continue
+        except BaseException:
+            # Cancelled before the caller's exit stack holds it: returned here, the pool rolls
+            # back the BEGIN (three timed-out requests emptied a pool of three).
+            await pool.putconn(conn)
+            raise
         return conn
     raise AssertionError("unreachable")
 
