@@ -21,9 +21,10 @@ without the rows that belong to it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -107,9 +108,11 @@ async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None,
         if kept := await _abort(executors, ids, fresh):
             in_doubt(kept)
         raise
+    cancels: list[BaseException] = []
     for i, ex in enumerate(executors):
         try:
-            await ex.command("twophase.commit", _COMMIT.format(sql.Literal(ids[i])))
+            await _whole(ex.command("twophase.commit", _COMMIT.format(sql.Literal(ids[i]))),
+                         cancels)
         except Exception as exc:
             if ex.connection.broken and fresh is not None and await _commit_elsewhere(
                     fresh[i], ids[i]):
@@ -125,6 +128,24 @@ async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None,
             left += 1
     if left:  # committed parts whose COMMIT PREPARED failed after part 0's succeeded
         in_doubt(left)
+    if cancels:  # told once every part is committed
+        raise cancels[0]
+
+
+async def _whole(step: Awaitable[None], cancels: list[BaseException]) -> None:
+    """``step`` run to its end even when the caller is cancelled meanwhile (a request's
+    timeout): once PREPARE has succeeded everywhere the transaction is decided, and a
+    cancellation between two COMMIT PREPAREDs left some parts committed and the rest holding
+    their locks until recovery. The cancellation is kept in ``cancels`` for the caller."""
+    task = asyncio.ensure_future(step)
+    while True:
+        try:
+            await asyncio.shield(task)
+            return
+        except asyncio.CancelledError as exc:
+            if task.cancelled():  # the step itself was cancelled (the loop is closing)
+                raise
+            cancels.append(exc)  # the caller was: wait for the step again
 
 
 SETTLE_TRIES = 3

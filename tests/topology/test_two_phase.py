@@ -7,6 +7,7 @@ user is visible without its profile, and ``recover`` settles what was left prepa
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -200,3 +201,27 @@ async def test_readers_never_see_a_user_without_its_profile(private_stores: Stor
         stop.set()
         thread.join()
     assert orphans == [] and seen[0] == 60
+
+
+async def test_a_cancel_between_commits_finishes_every_part(private_stores: Stores) -> None:
+    """A request's timeout landing after the first COMMIT PREPARED: the transaction is decided,
+    so every part is committed before the cancellation is raised."""
+    state: dict[str, object] = {"task": None, "done": False}
+
+    def cancel_after_first_commit(event: QueryEvent) -> None:
+        if event.name == "twophase.commit" and not state["done"]:
+            state["done"] = True
+            task = state["task"]
+            assert isinstance(task, asyncio.Task)
+            task.cancel()
+
+    async with Database(private_stores.settings(), recover_after=None) as db:
+        db.hooks.listeners.append(cancel_after_first_commit)
+        state["task"] = asyncio.create_task(create_user_with_profile(
+            db, email="cancelled@example.com", name="C", role="CUSTOMER",
+            password_hash=PASSWORD_HASH, profile={"bio": "b"}))
+        with pytest.raises(asyncio.CancelledError):
+            await state["task"]  # type: ignore[misc]
+        assert state["done"]
+        assert _rows(private_stores) == WHOLE and _prepared(private_stores) == NOTHING
+        assert await db.users.get_by_email("cancelled@example.com") is not None
