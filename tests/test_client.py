@@ -262,3 +262,23 @@ async def test_a_label_the_python_enum_lacks_is_a_shared_db_error(migrated_db: D
             conn.execute("UPDATE payments SET status = 'disputed' WHERE id = %s", (payment.id,))
         with pytest.raises(DataAccessError, match="disputed"):
             await db.payments.get(payment.id)
+
+
+async def test_open_twice_is_one_set_of_pools(stores: Stores) -> None:
+    db = Database(stores.settings())
+    try:
+        await asyncio.gather(db.open(), db.open())
+        first = db.pool("auth")
+        assert await db.open() is db and db.pool("auth") is first
+    finally:
+        await db.close()
+    assert first.closed
+
+
+async def test_run_refuses_work_that_is_not_async(db: Database, stores: Stores) -> None:
+    before = stores.digest()
+    with pytest.raises(ValidationError, match="work: must be an async function"):
+        await db.run(lambda tx: 1)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ValidationError, match="work: must be an async function"):
+        await db.run(lambda tx: 1, idempotency_key="sync", service="admin")  # type: ignore[arg-type,return-value]
+    assert stores.digest() == before

@@ -11,6 +11,7 @@ retries=3)`` re-runs a whole transaction after serialization failures and deadlo
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -101,10 +102,18 @@ class Database(Repositories):
                 self._connections[service] = settings.connection(
                     settings.service_urls[service], f"{service.upper()}_DATABASE_URL")
         self.batcher: Batcher | None = Batcher(self)
+        self._opening = asyncio.Lock()
         super().__init__(self)
 
     async def open(self) -> Database:
-        """Open the pools (starting the embedded server when ``DATABASE_URL`` is unset)."""
+        """Open the pools (starting the embedded server when ``DATABASE_URL`` is unset); on
+        an open ``Database``, nothing more (a second set of pools would never be closed)."""
+        async with self._opening:
+            if not self._pools:
+                await self._open()
+        return self
+
+    async def _open(self) -> None:
         if not self._connections:
             conn = self.settings.connection(shared_url(self.settings))
             self._connections = dict.fromkeys(SERVICES, conn)
@@ -130,7 +139,6 @@ class Database(Repositories):
         self._replicas = {s: replicas[c.libpq_url()] for s, c in self._replica_settings.items()}
         if self.metrics is not None:
             self.metrics.watch(self._pools, self._replicas)
-        return self
 
     def _distinct_pools(self) -> list[AsyncConnectionPool[AsyncConnection[Any]]]:
         return list({id(p): p for p in self._pools.values()}.values())
@@ -295,9 +303,9 @@ class Database(Repositories):
                 with tracing.span("shared_db.attempt", **{"shared_db.attempt": attempt}):
                     if keyed is None:
                         async with unit() as tx:
-                            return await work(tx)
+                            return await _awaited(work, tx)
                     return await idempotency.once(unit, keyed[1], keyed[0], operation,
-                                                  request, work)
+                                                  request, lambda tx: _awaited(work, tx))
             except TransientConflictError as exc:
                 if self.metrics is not None and attempt < retries:
                     self.metrics.retries.labels(exc.driver_error or type(exc).__name__).inc()
@@ -306,6 +314,14 @@ class Database(Repositories):
                                               f"{exc}") from exc
                 await asyncio.sleep(backoff * (2 ** attempt) * (0.5 + random.random()))
         raise AssertionError("unreachable")
+
+
+async def _awaited(work: Callable[[Transaction], Awaitable[T]], tx: Transaction) -> T:
+    outcome = work(tx)
+    if not inspect.isawaitable(outcome):  # a plain function: nothing to await, nothing ran
+        raise ValidationError("work", "must be an async function taking the transaction, "
+                              f"got one returning {type(outcome).__name__}")
+    return await outcome
 
 
 __all__ = ["ISOLATION_LEVELS", "Database", "Isolation", "Transaction"]
