@@ -121,7 +121,7 @@ def _union(members: list[tuple[object, Check | None]]) -> Check | None:
         for (kind, _), refusal in zip(members, failures, strict=True):
             if _of_type(kind, value):
                 raise refusal
-        names = " or ".join(_WORDS.get(k, _type_name(k)) for k, _ in members)
+        names = " or ".join(_word(k) for k, _ in members)
         raise ValidationError(field, f"must be {names}, got {type(value).__name__}")
     return run
 
@@ -132,6 +132,12 @@ def _of_type(kind: object, value: object) -> bool:
     if typing.get_origin(kind) is typing.Literal:
         return any(type(value) is type(option) for option in typing.get_args(kind))
     return isinstance(kind, type) and isinstance(value, kind)
+
+
+def _word(kind: object) -> str:
+    if typing.get_origin(kind) is typing.Literal:
+        return "one of " + ", ".join(str(option) for option in typing.get_args(kind))
+    return _WORDS.get(kind, _type_name(kind))
 
 
 _WORDS: dict[object, str] = {type(None): "None", float: "a number", int: "an int", str: "a str",

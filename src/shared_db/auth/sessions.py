@@ -139,8 +139,10 @@ class SessionRepository(Repository):
         return session
 
     async def active(self, user_id: uuid.UUID) -> list[SessionRecord]:
-        """Unexpired sessions, newest first; none for a soft-deleted user."""
-        async with self._read() as ex:
+        """Unexpired sessions, newest first; none for a soft-deleted user. Read on the
+        primary: a lagging replica would still list a session just ended (log out
+        everywhere)."""
+        async with self._fresh() as ex:
             return await ex.all(ACTIVE, {"user_id": user_id}, SessionRecord)
 
     async def end(self, session_id: uuid.UUID) -> bool:
