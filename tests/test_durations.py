@@ -11,7 +11,7 @@ from sqlalchemy import func, literal_column, select
 
 from shared_db.client import Database
 from shared_db.config import load_settings
-from shared_db.errors import ConfigError, ValidationError
+from shared_db.errors import ConfigError, QueryTimeoutError, ValidationError
 from shared_db.sql import Query
 from shared_db.url import parse_database_url
 from shared_db.validation import positive_duration
@@ -44,9 +44,18 @@ def test_transaction_timeouts_under_a_millisecond_are_refused(name: str, seconds
 
 @pytest.mark.shared_only
 async def test_one_millisecond_is_sent_as_one_millisecond(db: Database, stores: Stores) -> None:
-    async with db.transaction(statement_timeout=0.001, lock_timeout=0.0015) as tx, \
-            tx.executor("auth") as ex:
-        assert await ex.scalar(TIMEOUTS, {}) == "1ms 2ms"
+    # The SHOW itself runs under the 1 ms limit: on a loaded machine it may exceed it, which
+    # proves the limit is set; a few tries give its value.
+    shown = None
+    for _ in range(50):
+        try:
+            async with db.transaction(statement_timeout=0.001, lock_timeout=0.0015) as tx, \
+                    tx.executor("auth") as ex:
+                shown = await ex.scalar(TIMEOUTS, {})
+            break
+        except QueryTimeoutError:
+            continue
+    assert shown == "1ms 2ms"
     async with db.transaction(statement_timeout=2.5) as tx, tx.executor("auth") as ex:
         assert await ex.scalar(TIMEOUTS, {}) == "2500ms 0"
 
