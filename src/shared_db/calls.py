@@ -91,26 +91,21 @@ async def checkout(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
 
 async def _alive(pool: AsyncConnectionPool[Any], conn: AsyncConnection[Any],
                  ) -> AsyncConnection[Any]:
-    held: AsyncConnection[Any] | None = conn
-    try:
-        for _ in range(3):
-            assert held is not None
-            death = await _death(held)
+    for _ in range(3):
+        try:
+            death = await _death(conn)
             if death is None:
-                return held
+                return conn
             if not isinstance(death, _ALONE):
                 await pool.drain()
-            returning, held = held, None
-            await pool.putconn(returning)
-            held = await pool.getconn()
-        assert held is not None
-        return held
-    except BaseException:
-        # Cancelled (a request's timeout) or failed while holding one: the pool gets it back,
-        # or it would be lent out for good.
-        if held is not None:
-            await pool.putconn(held)
-        raise
+        except BaseException:
+            # Cancelled (a request's timeout) while holding it: the pool gets it back, or it
+            # would be lent out for good.
+            await pool.putconn(conn)
+            raise
+        await pool.putconn(conn)
+        conn = await pool.getconn()
+    return conn
 
 
 async def _begin(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
