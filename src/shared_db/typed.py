@@ -29,6 +29,7 @@ from typing import Annotated, Any, TypeVar, Union
 from shared_db import validation as check
 from shared_db.errors import ValidationError
 from shared_db.tracing import call as trace_call
+from shared_db.tracing import dropped as trace_dropped
 from shared_db.tracing import state as tracing
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -277,7 +278,7 @@ def checked(fn: F) -> F:
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             verify(args, kwargs)
-            if tracing.tracer is None:
+            if tracing.tracer is None or trace_dropped():
                 return await fn(*args, **kwargs)
             return await trace_call(name, fn, args, kwargs)
         run_async.__shared_db_checked__ = True  # type: ignore[attr-defined]
