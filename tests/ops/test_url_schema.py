@@ -42,3 +42,22 @@ def test_status_seed_backup_and_restore_in_the_urls_schema(
         conn.execute("DELETE FROM tenant.user_profiles")
     assert main(["restore", backup["file"], "--force"]) == 0
     assert _rows(empty_db.url, "users") == users and _rows(empty_db.url, "user_profiles") == 3
+
+
+def test_a_url_without_schema_restores_only_a_backup_of_public(
+        empty_db: DbFixture, migrated_db: DbFixture, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    with psycopg.connect(empty_db.url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA tenant")
+    monkeypatch.setenv("DATABASE_URL", f"{empty_db.url}?schema=tenant")
+    assert main(["migrate", "deploy"]) == 0
+    capsys.readouterr()
+    assert main(["backup", "--dir", str(tmp_path), "--json"]) == 0
+    backup = json.loads(capsys.readouterr().out)
+    monkeypatch.setenv("DATABASE_URL", migrated_db.url)  # no schema=: its tables are in public
+    assert main(["restore", backup["file"], "--force"]) == 6
+    err = capsys.readouterr().err
+    assert "backup of schema tenant" in err and "URL's schema is public" in err
+    with psycopg.connect(migrated_db.url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'tenant'"
+                            ).fetchone() == (0,)

@@ -22,7 +22,8 @@ from psycopg import sql
 from shared_db.errors import BackupError
 
 SESSION = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; " \
-          "SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 3"
+          "SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 3; " \
+          "SET LOCAL bytea_output = 'hex'; SET LOCAL lc_monetary = 'C'"
 TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename"
 CHECKSUM = ("SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)"
             "::bigint), 0)::text FROM {} t")
@@ -132,15 +133,25 @@ def _whole(value: object, name: str) -> int:
     return value
 
 
+def _table_name(name: str) -> bool:
+    """Any name PostgreSQL holds (a quoted identifier can be ``Weird Name`` or ``café``): every
+    use of it is quoted (``%I``, ``sql.Identifier``, an array of literals)."""
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:  # a lone surrogate, which JSON's \\ud800 can spell
+        return False
+    return 0 < size <= 63 and "\x00" not in name
+
+
 def _tables(value: object) -> dict[str, dict[str, Any]]:
     if not isinstance(value, dict):
         raise ManifestFieldError("tables", "must be an object of table name to "
                                  '{"rows": N, "checksum": "DIGITS"}', value)
     tables: dict[str, dict[str, Any]] = {}
     for name, entry in value.items():
-        if not NAME.match(name):
-            raise ManifestFieldError("tables", "keys must be table names (a letter or _, then "
-                                     "letters, digits or _, at most 63)", name)
+        if not _table_name(name):
+            raise ManifestFieldError("tables", "keys must be table names (1 to 63 bytes of "
+                                     "UTF-8, no NUL)", name)
         where = f"tables.{name}"
         if not isinstance(entry, dict):
             raise ManifestFieldError(where, 'must be an object {"rows": N, "checksum": '
@@ -270,6 +281,8 @@ BEGIN
   PERFORM set_config('DateStyle', 'ISO, YMD', true);
   PERFORM set_config('IntervalStyle', 'postgres', true);
   PERFORM set_config('extra_float_digits', '3', true);
+  PERFORM set_config('bytea_output', 'hex', true);
+  PERFORM set_config('lc_monetary', 'C', true);
   SELECT string_agg(tablename, ', ') INTO extra FROM pg_catalog.pg_tables
     WHERE schemaname = sch AND tablename <> ALL (names);
   IF extra IS NOT NULL THEN
@@ -284,7 +297,7 @@ BEGIN
     END IF;
   END LOOP;
 END $check$;
-SELECT pg_temp.shared_db_check({schema_name}, string_to_array({tables}, ','),
+SELECT pg_temp.shared_db_check({schema_name}, {tables},
                                string_to_array({rows}, ',')::bigint[],
                                string_to_array({sums}, ','));
 """
@@ -309,6 +322,7 @@ def epilogue(manifest: Manifest, schema: str) -> str:
     rows = [str(int(manifest.tables[n]["rows"])) for n in names]
     sums = [str(int(manifest.tables[n]["checksum"])) for n in names]
     query = sql.SQL(EPILOGUE).format(
-        schema_name=sql.Literal(_checked_schema(schema)), tables=sql.Literal(",".join(names)),
+        schema_name=sql.Literal(_checked_schema(schema)),
+        tables=sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(map(sql.Literal, names))),
         rows=sql.Literal(",".join(rows)), sums=sql.Literal(",".join(sums)))
     return query.as_string(None)

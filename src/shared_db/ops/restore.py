@@ -1,12 +1,16 @@
 """``shared-db restore``: all of a verified backup, or nothing.
 
 The backup becomes one SQL script (``pg_restore -f -`` for custom files, gunzip for sql.gz) that
-psql runs with ``--single-transaction`` and ``ON_ERROR_STOP``, between our own prologue (empty the
-schema) and epilogue (check every table's rows and checksum against the manifest and raise on any
-difference). The schema and the manifest's values are written into them as quoted SQL
-literals: psql gets no variable of ours, which it would also replace inside the script. A broken,
-truncated or foreign file, a failing statement or a mismatch rolls the whole transaction back:
-the target is exactly as it was.
+psql runs with ``ON_ERROR_STOP`` inside our own ``BEGIN`` and ``COMMIT``, between our own prologue
+(empty the schema) and epilogue (check every table's rows and checksum against the manifest and
+raise on any difference). The ``COMMIT`` is the last line sent, not psql's
+``--single-transaction``: that commits at the end of its input however the input ended, so a
+restore killed while feeding psql (SIGTERM, a closed pipe) committed the half sent so far. Now
+an input that ends early ends the session inside the transaction, which the server rolls back.
+The schema and the manifest's values are written into them as quoted SQL literals: psql gets no
+variable of ours, which it would also replace inside the script. A broken, truncated or foreign
+file, a failing statement or a mismatch rolls the whole transaction back: the target is exactly as
+it was.
 
 Before anything is sent the file is checked against its manifest (size, SHA-256, a schema that
 is the target's, migration heads the package knows: ``restore_guard``), the objects of other
@@ -50,6 +54,7 @@ from shared_db.url import ConnectionSettings
 Progress = Callable[[str], None]
 # pg_dump 17+ writes this into every script; older servers do not know the setting.
 NEW_SETTINGS = (b"SET transaction_timeout = 0;",)
+SHOWN_OBJECTS = 5
 
 
 def check_file(file: Path) -> Manifest:
@@ -95,13 +100,33 @@ def _checked(file: Path, handle: BinaryIO) -> Manifest:
     return manifest
 
 
-def _target_state(conn: ConnectionSettings, schema: str) -> tuple[list[str], int]:
-    """The target schema's tables and the server's version number, on one connection."""
+# Every object that lives in a schema depends on it in pg_depend (what DROP SCHEMA ... CASCADE
+# follows): tables, views, sequences, functions, types, an extension made in it.
+CONTENTS = """SELECT pg_catalog.pg_describe_object(d.classid, d.objid, 0),
+  d.classid = 'pg_catalog.pg_class'::regclass AND c.relkind IN ('r', 'p')
+FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_namespace n ON n.oid = d.refobjid
+LEFT JOIN pg_catalog.pg_class c ON d.classid = 'pg_catalog.pg_class'::regclass AND c.oid = d.objid
+WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass AND n.nspname = %s AND d.deptype = 'n'
+ORDER BY 2 DESC, 1"""
+
+
+def _target_state(conn: ConnectionSettings, schema: str) -> tuple[list[tuple[str, bool]], int]:
+    """What the target schema holds (each object's description, and whether it is a table) and
+    the server's version number, on one connection."""
     with connect_direct(conn) as db:
-        rows = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))
-        tables = [r[0] for r in rows]
+        held = [(str(r[0]), bool(r[1])) for r in db.execute(CONTENTS, (schema,))]
         version = int((db.execute("SHOW server_version_num").fetchone() or [0])[0])
-    return tables, version
+    return held, version
+
+
+def _not_empty(held: list[tuple[str, bool]]) -> str:
+    tables = sum(1 for _, table in held if table)
+    others = [name for name, table in held if not table]
+    found = [f"{tables} tables"] if tables else []
+    if others:
+        shown = ", ".join(others[:SHOWN_OBJECTS]) + (", ..." if len(others) > SHOWN_OBJECTS else "")
+        found.append(f"{len(others)} other objects: {shown}")
+    return "; ".join(found)
 
 
 def _script(file: Path, handle: BinaryIO, fmt: str) -> Generator[bytes, None, None]:
@@ -168,15 +193,15 @@ def _restore(conn: ConnectionSettings, file: Path, handle: BinaryIO, force: bool
              progress: Progress, migrations_dir: Path | None) -> Manifest:
     manifest = _checked(file, handle)
     check_migrations(manifest, manifest_path(file), migrations_dir or PACKAGE_MIGRATIONS)
-    if conn.schema and conn.schema != manifest.schema:
+    schema = conn.schema or "public"  # a URL without schema= works in public, as the pools do
+    if schema != manifest.schema:
         raise BackupError(f"{file.name} is a backup of schema {manifest.schema}, and the target "
-                          f"URL's schema is {conn.schema}: restore it into a URL with "
+                          f"URL's schema is {schema}: restore it into a URL with "
                           f"schema={manifest.schema}; nothing was restored")
-    schema = conn.schema or manifest.schema
     present, server_version = _target_state(conn, schema)
     if present and not force:
-        raise ConfirmationRequired(
-            f"{conn.safe_url()} is not empty ({len(present)} tables); pass --force to replace it")
+        raise ConfirmationRequired(f"{conn.safe_url()} is not empty ({_not_empty(present)}); "
+                                   "pass --force to replace it")
     refuse_outside(conn, schema)
     dropped = (NEW_SETTINGS if server_version < 170000 else ()) + _created_by_prologue(schema)
     progress(f"checking {file.name}")
@@ -184,12 +209,12 @@ def _restore(conn: ConnectionSettings, file: Path, handle: BinaryIO, force: bool
         for _ in chunks:
             pass
     url, env = tool_env(conn)
-    argv = [str(bin_dir() / "psql"), "--no-psqlrc", "--quiet", "--single-transaction",
-            "--set", "ON_ERROR_STOP=1", "--dbname", url, "--file", "-"]
+    argv = [str(bin_dir() / "psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1",
+            "--dbname", url, "--file", "-"]
     # No script can know this key, so psql refuses every meta-command after this line.
-    head = (f"\\restrict {secrets.token_hex(32)}\n{GUARD}{guard_call(schema)}"
+    head = (f"\\restrict {secrets.token_hex(32)}\nBEGIN;\n{GUARD}{guard_call(schema)}"
             f"{prologue(schema)}").encode()
-    tail = epilogue(manifest, schema).encode()
+    tail = (epilogue(manifest, schema) + "\nCOMMIT;\n").encode()
     progress(f"restoring {file.name} into {conn.safe_url()}")
     try:
         psql = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
