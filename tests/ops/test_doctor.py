@@ -236,3 +236,15 @@ def test_role_without_connect_right(migrated_db: DbFixture,
     assert check.status == "fail" and ": not permitted to connect (" in check.detail
     assert check.fix == (f'GRANT CONNECT ON DATABASE "{migrated_db.connection.database}" '
                          f'TO "{role}"')
+
+
+@pytest.mark.parametrize("name", ["probe_[/b]", "probe_[red]x"])
+def test_names_in_the_report_are_text_not_markup(server, name: str, monkeypatch,
+                                                 capsys) -> None:
+    from urllib.parse import quote
+    base = server.safe_url().rsplit("/", 1)[0].replace("***", "")
+    monkeypatch.setenv("DATABASE_URL", f"{base}/{quote(name, safe='')}")
+    code = main(["doctor"])
+    captured = capsys.readouterr()
+    assert code in (1, 3) and "Traceback" not in captured.err
+    assert name in captured.out.replace("\n", "")  # the fix names this database, as given

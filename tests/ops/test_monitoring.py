@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 import psycopg
 import pytest
@@ -76,3 +77,27 @@ def test_stats_json(seeded: DbFixture, monkeypatch, capsys) -> None:
     assert {"indexes", "unused_indexes", "duplicate_indexes", "top_statements"} <= set(target)
     assert main(["stats"]) == 0
     assert "Redundant indexes" in capsys.readouterr().out
+
+
+def test_stats_as_a_role_without_rights(seeded: DbFixture, monkeypatch, capsys) -> None:
+    name = f"stats_reader_{secrets.token_hex(4)}"
+    with psycopg.connect(seeded.url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {name} LOGIN")
+    try:
+        url = seeded.url.replace("postgres@", f"{name}@", 1)
+        monkeypatch.setenv("DATABASE_URL", url)
+        # Not a superuser: shared_preload_libraries is not readable, the report still is.
+        assert main(["stats", "--json"]) == 0
+        (report,) = json.loads(capsys.readouterr().out)["targets"]
+        assert report["tables"] and (report["top_statements"] or report["statements_note"])
+        with psycopg.connect(seeded.url, autocommit=True) as conn:
+            conn.execute(f"REVOKE ALL ON SCHEMA public FROM PUBLIC, {name}")
+        code = main(["stats"])
+        captured = capsys.readouterr()
+        assert code != 0 and "Traceback" not in captured.err + captured.out
+        assert captured.err.startswith("error: ") and "permission denied" in captured.err
+        assert len(captured.err.strip().splitlines()) == 1
+    finally:
+        with psycopg.connect(seeded.url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {name}")
+            conn.execute(f"DROP ROLE {name}")

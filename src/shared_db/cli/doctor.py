@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from shared_db.cli.common import console, lazy, targets
 from shared_db.errors import ConfigError, DatabaseUnavailableError
@@ -52,7 +53,10 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         for column in ("database", "check", "", "detail", "fix"):
             table.add_column(column)
         for c in checks:
-            table.add_row(c.target, c.name, MARKS[c.status], c.detail, c.fix or "")
+            # Text, not markup: a detail quotes database names and server messages, where
+            # "[/b]" would raise and "[red]" would vanish from the fix a user copies.
+            table.add_row(Text(c.target), Text(c.name), MARKS[c.status], Text(c.detail),
+                          Text(c.fix or ""))
         console.print(table)
     if any(c.target == "settings" and c.status == "fail" for c in checks):
         raise typer.Exit(2)  # as every other command exits on a refused setting

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from shared_db.engine import connect_to
-from shared_db.errors_db import first_line
+from shared_db.errors_db import first_line, translate_error
 from shared_db.models import Base
 from shared_db.ops.chains import tables_of
 from shared_db.ops.targets import Target
@@ -154,7 +154,12 @@ def redundant_indexes(rows: list[tuple[str, str, list[str], str, bool, str | Non
 
 def _statements(conn: Connection, top: int) -> tuple[list[StatementStats], str | None]:
     if conn.execute(STATEMENTS_INSTALLED).first() is None:
-        if not conn.execute(STATEMENTS_PRELOADED).scalar():
+        try:
+            with conn.begin_nested():
+                preloaded = conn.execute(STATEMENTS_PRELOADED).scalar()
+        except DBAPIError as exc:  # reading the setting takes pg_read_all_settings
+            return [], f"cannot tell whether pg_stat_statements is preloaded: {first_line(exc)}"
+        if not preloaded:
             return [], ("pg_stat_statements is not in shared_preload_libraries on this server; "
                         "add it there and restart to see the top statements")
         try:
@@ -169,7 +174,19 @@ def _statements(conn: Connection, top: int) -> tuple[list[StatementStats], str |
 
 
 def collect(target: Target, top: int = 10) -> Stats:
-    """Every report for ``target``'s database."""
+    """Every report for ``target``'s database.
+
+    Raises:
+        SharedDbError: a report the role may not read (``InsufficientPrivilege: permission
+            denied for schema public``), or another database error, translated.
+    """
+    try:
+        return _collect(target, top)
+    except DBAPIError as exc:
+        raise translate_error(exc.orig or exc) from None
+
+
+def _collect(target: Target, top: int) -> Stats:
     schema = target.connection.schema or "public"
     stats = Stats(target.name, target.connection.safe_url())
     with connect_to(target.connection) as conn, conn.begin():
