@@ -14,7 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared_db.client import Database, Transaction
-from shared_db.errors import IdempotencyKeyReusedError, NotFoundError, ValidationError
+from shared_db.errors import (
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    TransientConflictError,
+    ValidationError,
+)
 from shared_db.profile.service import create_user_with_profile
 from shared_db.records import PaymentRecord, UserWithRelations
 from shared_db.tagged_json import decode, encode
@@ -290,6 +295,38 @@ async def test_a_concurrent_repeat_under_snapshot_isolation_gets_the_first_resul
     again = await db.run(slow, idempotency_key=f"slow-{isolation}", service="admin",
                          isolation=isolation)  # type: ignore[arg-type]
     assert await first == again == 1 and runs == 1
+
+
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+async def test_a_keyed_write_inside_a_snapshot_transaction_waits_and_replays(
+        db: Database, stores: Stores, user, isolation: str) -> None:
+    started = asyncio.Event()
+
+    async def pay(tx: Transaction, key: str, hold: float) -> object:
+        payment = await tx.payments.create(user.id, Decimal("7.00"), type="payment",
+                                           idempotency_key=key)
+        started.set()
+        await asyncio.sleep(hold)  # a repeat's claim waits on this uncommitted key
+        return payment.id
+
+    def run(key: str, hold: float, retries: int) -> Any:
+        return db.run(lambda tx: pay(tx, key, hold), isolation=isolation,  # type: ignore[arg-type]
+                      retries=retries)
+
+    first = asyncio.create_task(run("in-1", 0.3, 3))
+    await asyncio.wait_for(started.wait(), 10)
+    # The refused claim aborts the caller's transaction: db.run runs all of it again, and the
+    # claim of the new transaction finds the first call's payment.
+    assert await run("in-1", 0, 3) == await first
+    assert _count(stores, "payments", "payments") == 1
+    started.clear()
+    slow = asyncio.create_task(run("in-2", 0.3, 0))
+    await asyncio.wait_for(started.wait(), 10)
+    with pytest.raises(TransientConflictError):  # the retryable conflict, not 25P02
+        async with db.transaction(isolation=isolation) as tx:  # type: ignore[arg-type]
+            await pay(tx, "in-2", 0)
+    await slow
+    assert _count(stores, "payments", "payments") == 2
 
 
 @pytest.mark.parametrize("result", ["a\x00b", {"k": "\udfff"}, {"\x00": 1}, [10**5000]])

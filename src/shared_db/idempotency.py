@@ -149,9 +149,15 @@ async def once(unit: Callable[[], AbstractAsyncContextManager[Any]], service: st
     # waited on a first call which then committed): nothing was done yet, and the next claim
     # finds that call's result.
     refused: TransientConflictError | None = None
+    previous: Any = None
     for _ in range(3):
         try:
             async with unit() as tx:
+                if tx is previous and refused is not None:
+                    # The caller's own transaction (``unit()`` joins it), aborted by the refused
+                    # claim: only running all of it again (db.run's retries) can claim anew.
+                    raise refused
+                previous = tx
                 async with tx.executor(service) as ex:
                     try:
                         claimed = await ex.scalar(q["claim"], params)
