@@ -177,3 +177,21 @@ async def test_connections_the_server_ended_for_idleness_are_replaced(
         await asyncio.sleep(0.8)  # every idle session is ended by the server
         user = await make_user(db, "idle2@example.com", name="I")
         assert await db.users.get(user.id) == user
+
+
+async def test_a_whole_pool_ended_for_idleness_serves_an_autocommit_write(
+        migrated_db: DbFixture) -> None:
+    # More dead idle sessions than checkout looks at one by one: the write, sent once on its
+    # own connection, must still go to a live one (a dead one would make it OutcomeUnknown).
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{migrated_db.connection.database}" '
+                     "SET idle_session_timeout = '300ms'")
+    settings = load_settings({"DATABASE_URL": migrated_db.url + "?connection_limit=8"})
+    async with Database(settings) as db:
+        await _warm(db, 8)
+        assert db.pool("auth").get_stats()["pool_available"] == 8
+        await asyncio.sleep(0.8)
+        await db.audit.record("idle.whole_pool", resource_type="test")
+    with psycopg.connect(migrated_db.url) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_logs WHERE action = 'idle.whole_pool'"
+                            ).fetchone() == (1,)

@@ -91,12 +91,14 @@ async def checkout(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
 
 async def _alive(pool: AsyncConnectionPool[Any], conn: AsyncConnection[Any],
                  ) -> AsyncConnection[Any]:
-    for _ in range(3):
+    for attempt in range(3):
         try:
             death = await _death(conn)
             if death is None:
                 return conn
-            if not isinstance(death, _ALONE):
+            # The third death in a row drains the pool whatever its cause (every idle session
+            # may have met idle_session_timeout): the one handed out unchecked below is new.
+            if attempt == 2 or not isinstance(death, _ALONE):
                 await pool.drain()
         except BaseException:
             # Cancelled (a request's timeout) while holding it: the pool gets it back, or it
