@@ -72,3 +72,29 @@ def test_bad_fixture_is_rejected_before_writing(migrated_db: DbFixture, tmp_path
     with pytest.raises(ConfigError, match=r"users.json\[1\].role: must be one of ADMIN"):
         run_seed(migrated_db.settings(), tmp_path)
     assert _rows(migrated_db.url) == []
+
+
+def test_two_seeds_at_once_write_the_users_once(migrated_db: DbFixture) -> None:
+    import asyncio
+
+    from shared_db.client import Database
+    from shared_db.seed import seed
+
+    async def both() -> list:
+        async with Database(migrated_db.settings()) as one, \
+                Database(migrated_db.settings()) as two:
+            return await asyncio.gather(seed(one), seed(two))
+
+    first, second = asyncio.run(both())
+    assert sorted(first.users_created + second.users_created) == sorted(GUIDE_USERS)
+    assert sorted(first.users_existing + second.users_existing) == sorted(GUIDE_USERS)
+    assert len(_rows(migrated_db.url)) == 3
+
+
+def test_seeding_a_database_that_is_not_migrated_says_what_to_run(
+        empty_db: DbFixture, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_db.url)
+    assert main(["db", "seed"]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot seed: ") and "shared-db migrate deploy" in err
+    assert len(err.strip().splitlines()) == 1

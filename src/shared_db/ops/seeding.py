@@ -8,6 +8,7 @@ from pathlib import Path
 
 from shared_db.client import Database
 from shared_db.config import Settings
+from shared_db.errors import MigrationError, SharedDbError
 from shared_db.ops.targets import Target
 from shared_db.seed import FIXTURES, SeedReport, load_users, seed
 
@@ -15,7 +16,13 @@ from shared_db.seed import FIXTURES, SeedReport, load_users, seed
 async def _run(settings: Settings, fixtures: Path) -> SeedReport:
     load_users(fixtures)  # a bad fixture fails before any connection is made
     async with Database(settings) as db:
-        return await seed(db, fixtures)
+        try:
+            return await seed(db, fixtures)
+        except SharedDbError as exc:
+            if exc.driver_error != "UndefinedTable":
+                raise
+            raise MigrationError(f"cannot seed: {exc}; the database is not migrated: run "
+                                 "`shared-db migrate deploy` first") from None
 
 
 def run_seed(settings: Settings, fixtures: Path = FIXTURES,

@@ -3,7 +3,9 @@
 Idempotent: a user whose email exists is left as it is (its password is not re-hashed), and a
 profile is only created where none exists, so a second run writes nothing and reports so. It
 writes through the repositories in one transaction, so ``user.created`` is audited like any
-other registration.
+other registration. The transaction first takes an advisory lock in the auth database: two
+seeds at once (two pipelines deploying together) run one after the other, and the second finds
+the first's users instead of failing on their emails.
 """
 
 from __future__ import annotations
@@ -13,13 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import BigInteger, bindparam, func, literal_column, select
+
 from shared_db.enums import UserRole
-from shared_db.errors import ConfigError
+from shared_db.errors import ConfigError, MigrationError
+from shared_db.sql import Query
 
 if TYPE_CHECKING:
     from shared_db.client import Database
 
 FIXTURES = Path(__file__).parent / "fixtures"
+SEED_LOCK_KEY = 0x5EED_DB  # advisory lock of the seed transaction (any fixed number)
+SEED_LOCK = Query.build("seed.lock", select(func.pg_advisory_xact_lock(
+    bindparam("key", type_=BigInteger))))
+MIGRATED = Query.build("seed.migrated", select(literal_column("to_regclass('users')")))
 
 
 @dataclass
@@ -51,6 +60,11 @@ async def seed(db: Database, fixtures: Path = FIXTURES) -> SeedReport:
     entries = load_users(fixtures)
     report = SeedReport()
     async with db.transaction() as tx:
+        async with tx.executor("auth") as ex:
+            if await ex.scalar(MIGRATED, {}) is None:  # asked, not failed on: no error logged
+                raise MigrationError("cannot seed: the database has no users table: run "
+                                     "`shared-db migrate deploy` first")
+            await ex.execute(SEED_LOCK, {"key": SEED_LOCK_KEY})
         for entry in entries:
             user = await tx.users.get_by_email(entry["email"], include_deleted=True)
             if user is None:
