@@ -336,7 +336,8 @@ def test_the_n_plus_one_threshold_is_never_rounded() -> None:
 
 
 _NUMBER_TEXT = st.one_of(st.text(max_size=12), st.integers(-10, 10**25).map(str),
-                         st.floats(allow_nan=True, allow_infinity=True).map(repr))
+                         st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                         st.integers(4000, 6000).map(lambda n: "9" * n))  # past int()'s limit
 
 
 @given(variable=st.sampled_from(["SHARED_DB_LOCK_RETRIES", "SHARED_DB_LOCK_TIMEOUT",
@@ -364,6 +365,7 @@ def test_any_environment_number_is_in_range_or_refused_by_name(variable: str, va
 
 @given(st.text(max_size=24))
 @example("99999999999999999999")
+@example("9" * 5000)
 def test_any_url_number_is_in_range_or_refused_by_name(value: str) -> None:
     for parameter in ("connection_limit", "pool_timeout", *WHOLE_NUMBERS):
         try:
@@ -381,7 +383,8 @@ def test_any_url_number_is_in_range_or_refused_by_name(value: str) -> None:
 
 # -- any hostile URL ------------------------------------------------------------------------------
 
-_HOSTILE = st.text(st.sampled_from("ab9_%00%01%0A%7F%FF%C3%25\x00\n\t é,;'\"=&?@:/ -"),
+# "\udcff": how os.environ spells a byte that is not UTF-8.
+_HOSTILE = st.text(st.sampled_from("ab9_%00%01%0A%7F%FF%C3%25\x00\n\t é,;'\"=&?@:/ -\udcff"),
                    max_size=10)
 
 
@@ -389,6 +392,7 @@ _HOSTILE = st.text(st.sampled_from("ab9_%00%01%0A%7F%FF%C3%25\x00\n\t é,;'\"=&?
     ["schema", "application_name", "options", "sslmode", "sslpassword", "user", "password",
      "connection_limit", "keepalives_count"]), value=_HOSTILE)
 @example(user="a", password="pa%00ss", database="probe_x", key="schema", value="a%00b")
+@example(user="a", password="p\udcff", database="probe_x", key="options", value="\udcff")
 def test_hostile_urls_are_accepted_as_libpq_reads_them_or_refused(
         user: str, password: str, database: str, key: str, value: str) -> None:
     # The password starts with a mark no other part can spell: "Ø" (%C3%98) needs an 8, which
@@ -473,3 +477,14 @@ def test_hostile_urls_on_the_command_line_are_one_line_with_exit_2(
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
     assert captured.err.startswith("error: ") and SECRET not in captured.err
+
+
+@pytest.mark.parametrize("env", [
+    {"SHARED_DB_SLOW_QUERY_MS": 5}, {"DATABASE_URL": 5}, {"SHARED_DB_HOME": 5}, {5: "x"},
+    [("DATABASE_URL", "postgresql://h/db")], "DATABASE_URL",
+], ids=repr)
+def test_an_environment_that_is_not_strings_is_refused_by_name(env: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)  # type: ignore[arg-type]
+    assert caught.value.field in ("env", "SHARED_DB_SLOW_QUERY_MS", "DATABASE_URL",
+                                  "SHARED_DB_HOME")

@@ -47,6 +47,7 @@ from shared_db.twophase import Settled
 from shared_db.typed import checked
 from shared_db.url import ConnectionSettings
 from shared_db.validation import seconds as check_seconds
+from shared_db.validation import shown
 
 if TYPE_CHECKING:
     from shared_db.metrics import Metrics
@@ -81,7 +82,7 @@ class Database(Repositories):
         if recover_after is not None and (isinstance(recover_after, bool) or not isinstance(
                 recover_after, (int, float)) or not 0 <= recover_after <= 86_400):
             raise ValidationError("recover_after", "must be None or a number of seconds from 0 "
-                                  f"to 86400, got {recover_after!r}")
+                                  f"to 86400, got {shown(recover_after)}")
         self.settings = settings
         self.recover_after = recover_after
         self.recovered: list[Settled] = []
@@ -217,6 +218,7 @@ class Database(Repositories):
         self._require_open()
         return self._pools[service]
 
+    @checked
     def actor(self) -> ActorContext:
         return current_actor()
 
@@ -245,6 +247,7 @@ class Database(Repositories):
         """Do services ``a`` and ``b`` share one database (the shared topology)?"""
         return self.pool(a) is self.pool(b)
 
+    @checked
     def unit(self) -> Transaction:
         """A transaction for one write method called on the Database directly."""
         return self.transaction()
@@ -286,7 +289,7 @@ class Database(Repositories):
             RetryExhaustedError: the last attempt failed too (chained to its error).
         """
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValidationError("retries", f"must be a whole number >= 0, got {retries!r}")
+            raise ValidationError("retries", f"must be a whole number >= 0, got {shown(retries)}")
         backoff = check_seconds("backoff", backoff, maximum=60)
         service = idempotency.service_of(service)  # checked with or without a key
         keyed = None if idempotency_key is None else (idempotency.key(idempotency_key), service)

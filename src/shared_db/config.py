@@ -48,7 +48,7 @@ from shared_db.migrations_folder import MigrationsDir
 from shared_db.redact import redact_url
 from shared_db.services import SERVICES
 from shared_db.url import ConnectionSettings, parse_database_url
-from shared_db.validation import DECIMAL_TEXT
+from shared_db.validation import DECIMAL_TEXT, shown
 
 Topology = Literal["shared", "per-service"]
 MAX_SLOW_QUERY_MS = 86_400_000.0
@@ -142,9 +142,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``env`` (default ``os.environ``), validating what can be checked early.
 
     Raises:
-        ConfigError: a variable holds a value that can never work.
+        ConfigError: a variable holds a value that can never work, or is not a string.
     """
-    env = os.environ if env is None else env
+    env = os.environ if env is None else _strings(env)
     topology = env.get("SHARED_DB_TOPOLOGY", "shared") or "shared"
     if topology not in ("shared", "per-service"):
         raise ConfigError("SHARED_DB_TOPOLOGY", f"must be shared or per-service, got {topology!r}")
@@ -218,6 +218,20 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _strings(env: object) -> Mapping[str, str]:
+    """``env`` as the environment it stands for: names and values are strings."""
+    if not isinstance(env, Mapping):
+        raise ConfigError("env", "must be a mapping of variable names to strings (like "
+                          f"os.environ), got {type(env).__name__}")
+    for name, value in env.items():
+        if not isinstance(name, str):
+            raise ConfigError("env", f"variable names must be strings, got {shown(name)}")
+        if not isinstance(value, str):
+            raise ConfigError(name, f"must be a string, as in the environment, got "
+                              f"{type(value).__name__}")
+    return env
+
+
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float,
             maximum: float, unit: str) -> float:
     """A finite decimal number from ``minimum`` to ``maximum``."""
@@ -239,11 +253,15 @@ def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0,
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
-    if not (raw.isascii() and raw.isdigit() and int(raw) >= minimum):
+    if not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(name, f"must be a whole number from {minimum}, got {shown(raw)}")
+    # int() refuses more than 4,300 digits; every maximum here has far fewer.
+    value = int(raw) if len(raw) <= 18 else maximum + 1
+    if value < minimum:
         raise ConfigError(name, f"must be a whole number from {minimum}, got {raw!r}")
-    if int(raw) > maximum:
-        raise ConfigError(name, f"must be at most {maximum}, got {raw!r}")
-    return int(raw)
+    if value > maximum:
+        raise ConfigError(name, f"must be at most {maximum}, got {shown(raw)}")
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

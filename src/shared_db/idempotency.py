@@ -104,7 +104,8 @@ def key(value: object) -> str:
 
 def service_of(value: object) -> str:
     if value not in SERVICES:
-        raise ValidationError("service", f"must be one of {', '.join(SERVICES)}, got {value!r}")
+        raise ValidationError("service", f"must be one of {', '.join(SERVICES)}, got "
+                              f"{check.shown(value)}")
     return str(value)
 
 

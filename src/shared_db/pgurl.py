@@ -114,7 +114,9 @@ def decoded(text: str, field_name: str, *, secret: bool = False) -> str:
     """
     try:
         value = unquote(text, errors="strict")
-    except UnicodeDecodeError:
+        # A lone surrogate: os.environ's spelling of bytes that are not UTF-8.
+        value.encode()
+    except (UnicodeDecodeError, UnicodeEncodeError):
         raise ConfigError(field_name, UTF8_RULE) from None
     if secret and "\x00" in value:
         raise ConfigError(field_name, NUL_RULE)

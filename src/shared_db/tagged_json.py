@@ -63,7 +63,11 @@ def encode(value: Any, field: str, depth: int = 1, *, tuples: bool = True,
     if isinstance(value, uuid.UUID):
         return {"$": "uuid", "v": str(value)}
     if isinstance(value, datetime):
-        return {"$": "datetime", "v": value.isoformat()}
+        try:
+            return {"$": "datetime", "v": value.isoformat()}
+        except Exception:  # a tzinfo of the caller's whose utcoffset raises or is out of range
+            raise ValidationError(field, "must hold datetimes whose time zone gives a UTC "
+                                  "offset under a day") from None
     if isinstance(value, date):
         return {"$": "date", "v": value.isoformat()}
     name = type(value).__name__
@@ -82,8 +86,8 @@ def encode(value: Any, field: str, depth: int = 1, *, tuples: bool = True,
                           f"datetime or enums, not {name}")
 
 
-_DIGITS = 4000
-_BIG = 10 ** _DIGITS  # json.dumps refuses an int past Python's 4300-digit conversion limit
+_DIGITS = check.MAX_INT_DIGITS
+_BIG = check.BIG_INT
 
 
 def _text(value: str, field: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import unicodedata
 import uuid
 from collections.abc import Sequence
@@ -142,9 +143,18 @@ def identifiers(field: str, value: object, *, maximum: int = MAX_TEXT) -> list[u
 
 def aware(field: str, value: object) -> datetime:
     """A datetime with a time zone: a naive one would be read in the server's zone."""
-    if not isinstance(value, datetime) or value.utcoffset() is None:
+    if not isinstance(value, datetime) or _offset(value) is None:
         raise ValidationError(field, f"must be a timezone-aware datetime, got {shown(value)}")
     return value
+
+
+def _offset(value: datetime) -> timedelta | None:
+    """``value``'s UTC offset, or None when it has none or its tzinfo cannot give one (a
+    tzinfo of the caller's whose ``utcoffset`` raises, or answers more than a day)."""
+    try:
+        return value.utcoffset()
+    except Exception:  # datetime itself raises ValueError beyond 24 hours
+        return None
 
 
 def shown(value: object) -> str:
@@ -153,7 +163,7 @@ def shown(value: object) -> str:
     try:
         text = repr(value)
     except Exception:
-        return f"a {type(value).__name__}"
+        return f"a value of type {type(value).__name__}"
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
@@ -216,8 +226,6 @@ def json_value(field: str, value: object) -> Any:
         encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:  # a NaN, or an int past Python's digit limit
         raise ValidationError(field, f"must be JSON-serialisable ({exc})") from None
-    if "\\u0000" in encoded:
-        raise ValidationError(field, "must not contain NUL characters")
     try:
         size = len(encoded.encode())
     except UnicodeEncodeError:
@@ -225,6 +233,10 @@ def json_value(field: str, value: object) -> Any:
     if size > MAX_JSON_BYTES:
         raise ValidationError(field, f"must be at most {MAX_JSON_BYTES} bytes as JSON")
     return value
+
+
+MAX_INT_DIGITS = 4000
+BIG_INT = 10 ** MAX_INT_DIGITS  # json.dumps refuses an int past Python's 4300-digit limit
 
 
 def _json_shape(field: str, value: object) -> None:
@@ -243,16 +255,37 @@ def _json_shape(field: str, value: object) -> None:
                 if not isinstance(k, str):
                     raise ValidationError(field, "object keys must be strings, got "
                                           f"{type(k).__name__}")
+                _no_nul(field, k)
                 stack.append((v, depth + 1))
         elif isinstance(item, (list, tuple)):
             stack.extend((v, depth + 1) for v in item)
-        elif item is not None and not isinstance(item, (str, int, float)):
+        elif isinstance(item, str):
+            _no_nul(field, item)
+        elif isinstance(item, int) and not isinstance(item, bool) and not -BIG_INT < item < BIG_INT:
+            # The rule an idempotent call's stored request and result follow (tagged_json), so
+            # a value is refused alike with or without a key.
+            raise ValidationError(field, f"must hold integers of at most {MAX_INT_DIGITS} digits")
+        elif item is not None and not isinstance(item, (int, float)):
             raise ValidationError(field, f"must be JSON-serialisable, not {type(item).__name__}")
+
+
+def _no_nul(field: str, text: str) -> None:
+    # The character itself: searching the JSON text for "\\u0000" also found a string that
+    # spells those six characters (a backslash, then u0000), which jsonb takes.
+    if "\x00" in text:
+        raise ValidationError(field, "must not contain NUL characters")
 
 
 def sequence(field: str, value: object) -> Sequence[Any]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ValidationError(field, f"must be a list, got {type(value).__name__}")
+    try:
+        size = len(value)
+    except (OverflowError, ValueError, TypeError):  # a __len__ that lies
+        size = -1
+    if size < 0 or size > sys.maxsize:
+        raise ValidationError(field, f"must be a list whose length can be read, got "
+                              f"{type(value).__name__}")
     return value
 
 

@@ -250,7 +250,12 @@ class UserRepository(Repository):
         With ``skip_duplicates``, rows whose email exists are skipped. Returns the number of
         users inserted. Every row is validated before anything is written.
         """
-        rows = await prepare_rows(list(users))
+        try:
+            given = list(users)
+        except (OverflowError, ValueError, TypeError) as exc:  # e.g. a __len__ that lies
+            raise ValidationError("users", f"must be an iterable of NewUser that can be read "
+                                  f"({type(exc).__name__})") from None
+        rows = await prepare_rows(given)
         if not rows:
             return 0
         async with self._source.unit() as tx:

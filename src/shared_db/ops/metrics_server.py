@@ -27,6 +27,7 @@ from shared_db.client import Database
 from shared_db.config import Settings
 from shared_db.errors import ValidationError
 from shared_db.services import SERVICES
+from shared_db.validation import shown as shown_value
 
 REFRESH = 10.0
 BY_METHOD = r"""
@@ -112,7 +113,8 @@ async def serve(settings: Settings, host: str, port: int,
                 announce: Callable[[str], None]) -> None:
     """Serve until cancelled; ``announce`` is told the URL once it answers."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValidationError("port", f"must be a whole number from 0 to 65535, got {port!r}")
+        raise ValidationError("port", "must be a whole number from 0 to 65535, got "
+                              f"{shown_value(port)}")
     wanted = dataclasses.replace(settings.telemetry, metrics=True)
     async with Database(dataclasses.replace(settings, telemetry=wanted)) as db:
         assert db.metrics is not None

@@ -32,6 +32,7 @@ from shared_db.ops.checksums import table_checksum
 from shared_db.ops.targets import Target
 from shared_db.services import SERVICES
 from shared_db.url import ConnectionSettings
+from shared_db.validation import shown
 
 Progress = Callable[[str, str, int, int], None]
 """Called after each batch: service, table, rows done, rows in the source."""
@@ -139,7 +140,7 @@ def split(settings: Settings, *, batch_size: int = 5000,
         MigrationError: a table's count or checksum differs between source and target.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError("batch_size", f"must be a whole number >= 1, got {batch_size!r}")
+        raise ConfigError("batch_size", f"must be a whole number >= 1, got {shown(batch_size)}")
     source, targets = _connections(settings)
     report = _plan(source, targets)
     for service, conn in targets.items():

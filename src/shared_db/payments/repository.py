@@ -130,7 +130,7 @@ class PaymentRepository(Repository):
         """
         if not isinstance(currency, str) or currency not in ISO_4217:
             raise ValidationError("currency", f"must be an ISO 4217 code such as USD or EUR, "
-                                  f"got {currency!r}")
+                                  f"got {check.shown(currency)}")
         meta = check.json_object("metadata", metadata)
         params = {"user_id": user_id, "amount": check.amount(amount), "currency": currency,
                   "status": PaymentStatus.pending, "type": check.member("type", type, PaymentType),
