@@ -12,7 +12,6 @@ Mount it with ``prometheus_client.make_asgi_app(db.metrics.registry)`` or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -32,6 +31,7 @@ from shared_db.sql import QueryEvent, QueryHooks
 
 log = logging.getLogger("shared_db.metrics")
 REPLICA_EVERY = 15.0
+STOP_WAIT = 5.0
 SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_HISTORY = 256
 # Lag is how far behind the replica's data is: the time since the oldest commit it has not yet
@@ -180,7 +180,8 @@ class Metrics:
     async def _sample(self, replicas: Pools) -> None:
         distinct = {id(p): p for p in replicas.values()}.values()
         lags = {id(pool): ReplicaLag() for pool in distinct}
-        while True:
+        me = asyncio.current_task()
+        while me is None or not me.cancelling():  # a cancel some await swallowed ends it too
             for pool in distinct:
                 try:
                     async with pool.connection() as conn:
@@ -196,5 +197,5 @@ class Metrics:
         self.forget()
         if watch is not None:
             watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+            # Bounded: a sample stuck in a connection attempt must not hold up close().
+            await asyncio.wait({watch}, timeout=STOP_WAIT)
