@@ -82,11 +82,39 @@ async def checkout(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
             started = time.perf_counter()
             conn = await pool.getconn()
             observe(time.perf_counter() - started)
-        if _quiet(conn):
-            return conn
-        return await _alive(pool, conn)
+        if not _quiet(conn):
+            conn = await _alive(pool, conn)
+        if getattr(pool, "strict", False) and _wrong_role(pool, conn):
+            conn = await _rightly_placed(pool, conn)
+        return conn
     except (psycopg.Error, PoolTimeout) as exc:
         raise translate_error(exc) from None
+
+
+def _wrong_role(pool: Any, conn: AsyncConnection[Any]) -> bool:
+    """Has this connection's server become what the pool's target_session_attrs refuses (a
+    standby promoted, a primary demoted)? Unknown (before PostgreSQL 14) counts as right.
+
+    A session learns of its server's promotion at the end of its next statement (the server
+    reports in_hot_standby then), so that one statement, a read, is served by the new primary;
+    the checkouts after it are not."""
+    standby = conn.pgconn.parameter_status(b"in_hot_standby")
+    if standby is None:
+        return False
+    return bool((standby == b"on") != (pool.wants == "standby"))
+
+
+async def _rightly_placed(pool: AsyncConnectionPool[Any], conn: AsyncConnection[Any],
+                          ) -> AsyncConnection[Any]:
+    # Its server changed role under it: so did every idle connection to that server. The
+    # pool is drained, and this one, older than the drain, is closed as it is handed back;
+    # libpq's own check picks the server of a new one.
+    try:
+        await pool.drain()
+    finally:
+        await pool.putconn(conn)
+    fresh: AsyncConnection[Any] = await pool.getconn()
+    return fresh
 
 
 async def _alive(pool: AsyncConnectionPool[Any], conn: AsyncConnection[Any],

@@ -48,8 +48,28 @@ from shared_db.url import ConnectionSettings
 ENUMS = (UserRole, PaymentStatus, PaymentType)
 
 
+# What a URL's target_session_attrs asks of the server a connection reached. libpq checks it
+# only when connecting; a pooled connection keeps its server through a failover (a standby
+# promoted under a "standby" pool) or after a standby comes back (a "prefer-standby" pool left
+# on the primary). Checkout compares the server's reported in_hot_standby (PostgreSQL 14+,
+# sent to every session as it changes) with what the pool wants.
+WANTS = {"read-write": "primary", "primary": "primary", "standby": "standby",
+         "read-only": "standby", "prefer-standby": "standby"}
+PREFERRED_LIFETIME = 30.0
+"""Seconds a ``prefer-standby`` pool's connection lives, so one that fell back to the primary
+while no standby was up goes back to a standby within this long of one returning."""
+
+
 class LifoPool(AsyncConnectionPool[AsyncConnection[Any]]):
-    """``AsyncConnectionPool`` whose checkout takes the most recently returned connection."""
+    """``AsyncConnectionPool`` whose checkout takes the most recently returned connection.
+
+    ``wants`` is the server role its URL's ``target_session_attrs`` asks for ("primary",
+    "standby") or None; ``strict`` says whether a connection to another role is refused
+    (``standby``, ``read-only``, ``read-write``, ``primary``) or only tolerated
+    (``prefer-standby``, recycled after ``PREFERRED_LIFETIME``)."""
+
+    wants: str | None = None
+    strict: bool = False
 
     async def getconn(self, timeout: float | None = None) -> AsyncConnection[Any]:
         started = time.monotonic()
@@ -121,10 +141,13 @@ async def open_pool(conn: ConnectionSettings) -> LifoPool:
     # The pool would retry an unreachable server in the background, logging each failure,
     # and end in PoolTimeout: one attempt of our own fails in connect_timeout, with its cause.
     await reach(conn, kwargs)
+    attrs = conn.libpq.get("target_session_attrs", "any")
     pool = LifoPool(
         conn.libpq_url(), min_size=min(2, conn.pool_size), max_size=conn.pool_size,
         timeout=conn.pool_timeout, kwargs=kwargs, configure=configure, open=False,
-        connection_class=RetryingConnection, name=f"shared-db {conn.database}")
+        connection_class=RetryingConnection, name=f"shared-db {conn.database}",
+        max_lifetime=PREFERRED_LIFETIME if attrs == "prefer-standby" else 3600.0)
+    pool.wants, pool.strict = WANTS.get(attrs), attrs != "prefer-standby"
     wait = max(conn.pool_timeout, 10.0)
     try:
         with translate():

@@ -17,9 +17,10 @@ import pytest
 
 from bench import faults
 from bench.cluster import Cluster
+from shared_db import pooling
 from shared_db.client import Database
 from shared_db.config import PACKAGE_MIGRATIONS, load_settings
-from shared_db.errors import OutcomeUnknownError
+from shared_db.errors import DatabaseUnavailableError, OutcomeUnknownError
 from shared_db.ops import migrate
 from shared_db.ops.chains import CHAINS
 from shared_db.ops.doctor import diagnose
@@ -94,7 +95,8 @@ async def test_writes_ride_through_a_failover_and_a_switchover(cluster: Cluster,
 
 
 async def test_prefer_standby_reads_go_to_the_standby_and_move_when_it_goes(
-        cluster: Cluster) -> None:
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pooling, "PREFERRED_LIFETIME", 2.0)
     leader = cluster.wait_healthy()
     standby = next(n for n in cluster.nodes if n != leader)
     settings = load_settings({"DATABASE_URL": cluster.url("app"),
@@ -111,6 +113,44 @@ async def test_prefer_standby_reads_go_to_the_standby_and_move_when_it_goes(
             async with db.executor("auth") as ex:
                 answers.append(await ex.scalar(IN_RECOVERY, {}))
         assert False in answers  # served by the primary while the standby is away
+        cluster.wait_healthy()
+        # Back: libpq's check happens only when connecting, so the pool's connections to the
+        # primary are recycled (PREFERRED_LIFETIME, 2 s here) and reads return to the standby.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            async with db.executor("auth") as ex:
+                if await ex.scalar(IN_RECOVERY, {}) is True:
+                    break
+            await asyncio.sleep(0.2)
+        else:
+            pytest.fail("reads stayed on the primary after the standby came back")
+
+
+async def test_standby_reads_leave_a_standby_that_was_promoted(cluster: Cluster) -> None:
+    cluster.wait_healthy()
+    settings = load_settings({"DATABASE_URL": cluster.url("app"),
+                              "DATABASE_READ_URL": cluster.url("app", "standby")})
+    async with Database(settings) as db:
+        for _ in range(3):  # several pooled connections, all on the standby
+            async with db.executor("auth") as ex:
+                assert await ex.scalar(IN_RECOVERY, {}) is True
+        old = cluster.wait_healthy()
+        cluster.switchover()  # the standby is promoted; its sessions live on
+        while (leader := cluster.leader()) is None or leader == old:
+            await asyncio.sleep(0.05)
+        # A session hears of the promotion as its next statement ends: that one read may be
+        # the new primary's, none after it.
+        seen: list[object] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and True not in seen:
+            try:
+                async with db.executor("auth") as ex:
+                    seen.append(await ex.scalar(IN_RECOVERY, {}))
+            except DatabaseUnavailableError:  # no standby until the old leader rejoins
+                seen.append("unavailable")
+                await asyncio.sleep(0.5)
+        assert seen[-1] is True, seen[-3:]
+        assert seen[1:].count(False) == 0, seen
     cluster.wait_healthy()
 
 

@@ -248,3 +248,41 @@ def test_names_in_the_report_are_text_not_markup(server, name: str, monkeypatch,
     captured = capsys.readouterr()
     assert code in (1, 3) and "Traceback" not in captured.err
     assert name in captured.out.replace("\n", "")  # the fix names this database, as given
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_each_host_pairs_the_ports_libpq_pairs() -> None:
+    from shared_db.ops.doctor_hosts import each_host
+    two = (("a", None), ("b", None))
+    assert each_host(two, {"port": "1,2"}) == [("a", 1), ("b", 2)]
+    assert each_host(two, {"port": "7"}) == [("a", 7), ("b", 7)]
+    assert each_host((("a", 3), ("b", None)), {}) == [("a", 3), ("b", 5432)]
+    assert each_host((("x", None),), {"host": "a,b", "port": "1,2"}) == [("a", 1), ("b", 2)]
+
+
+def test_hosts_given_by_port_list_are_each_asked(migrated_db: DbFixture) -> None:
+    real, dead = migrated_db.connection.url.hosts[0][1] or 5432, _free_port()
+    url = (f"postgresql://postgres@127.0.0.1,127.0.0.1/{migrated_db.connection.database}"
+           f"?port={real},{dead}")
+    checks = _run(url)
+    assert checks[f"host 127.0.0.1:{real}"].detail == "primary"
+    assert checks[f"host 127.0.0.1:{dead}"].status == "warn"
+    assert checks["replication"].detail.startswith("primary 127.0.0.1:")
+
+
+def test_no_host_in_the_asked_role_is_said_and_each_host_still_shown(
+        migrated_db: DbFixture) -> None:
+    real, dead = migrated_db.connection.url.hosts[0][1] or 5432, _free_port()
+    url = (f"postgresql://postgres@127.0.0.1:{dead},127.0.0.1:{real}/"
+           f"{migrated_db.connection.database}?target_session_attrs=standby")
+    checks = _run(url)
+    connection = checks["connection"]
+    assert connection.status == "fail" and "no host has the role" in connection.detail
+    assert "target_session_attrs=standby" in (connection.fix or "")
+    assert checks[f"host 127.0.0.1:{real}"].detail == "primary"
+    assert checks[f"host 127.0.0.1:{dead}"].status == "warn"

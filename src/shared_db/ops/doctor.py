@@ -178,6 +178,8 @@ def diagnose(settings: Settings, targets: list[Target]) -> list[Check]:
         except DatabaseUnavailableError as error:
             detail, fix = why_unreachable(target.connection, error)
             checks.append(Check(target.name, "connection", "fail", detail, fix))
+            # Each host on its own still answers: which are up, and as what (no primary).
+            checks += [Check(target.name, *found) for found in host_findings(target)]
             continue
         except ProgrammingError as error:  # a right missing that no check above knows of
             checks.append(_not_permitted(target, "server", error))

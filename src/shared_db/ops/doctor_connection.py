@@ -13,6 +13,7 @@ from shared_db.errors_db import (
     REFUSED,
     TIMED_OUT,
     UNKNOWN_HOST,
+    WRONG_ROLE,
     connection_cause,
 )
 from shared_db.url import ConnectionSettings
@@ -42,6 +43,10 @@ def _fixes(conn: ConnectionSettings) -> dict[str, str]:
         UNKNOWN_HOST: f"fix the host name ({host}) in the URL, or its DNS entry",
         NOT_PERMITTED: grant(sql.SQL("CONNECT ON DATABASE {}").format(
             sql.Identifier(conn.database)), user),
+        WRONG_ROLE: "a host answered, but none as target_session_attrs="
+                    f"{conn.libpq.get('target_session_attrs', 'any')} asks (a failover under "
+                    "way, or a cluster without a leader): check the cluster manager (e.g. "
+                    "patronictl list); the client connects again once a host has the role",
     }
 
 

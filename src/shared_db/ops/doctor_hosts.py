@@ -28,16 +28,17 @@ LAG_WARN = 10.0
 
 def host_findings(target: Target) -> list[Finding]:
     """One finding per host, and one for the synchronous standby; none for a one-host URL."""
-    hosts = target.connection.url.hosts
+    hosts = each_host(target.connection.url.hosts, target.connection.url.query)
     if len(hosts) < 2:
         return []
     checks: list[Finding] = []
     primaries: list[str] = []
     standbys: list[tuple[str, str, str, float]] = []
+    alone = {k: v for k, v in target.connection.url.query.items() if k not in ("host", "port")}
     for host, port in hosts:
-        where = f"{host}:{port or 5432}"
+        where = f"{host}:{port}"
         single = target.connection.url.set(hosts=((host, port),), query={
-            **target.connection.url.query, "target_session_attrs": "any"})
+            **alone, "target_session_attrs": "any"})
         try:
             with psycopg.connect(single.render(hide_password=False), autocommit=True,
                                  connect_timeout=connect_timeout(target.connection)) as conn:
@@ -55,6 +56,22 @@ def host_findings(target: Target) -> list[Finding]:
                            "start it, or let the cluster manager replace it"))
     checks.append(_replication(primaries, standbys))
     return checks
+
+
+def each_host(hosts: tuple[tuple[str, int | None], ...], query: dict[str, str],
+              ) -> list[tuple[str, int]]:
+    """Every host the URL names with the port libpq pairs it with: ``?host=`` replaces the
+    hosts before the path, and ``?port=`` gives one port for all or one per host."""
+    names = ([(h, None) for h in query["host"].split(",")] if query.get("host")
+             else list(hosts))
+    ports = [p for p in query.get("port", "").split(",") if p]
+    if len(ports) == 1:
+        ports = ports * len(names)
+    found = []
+    for index, (host, port) in enumerate(names):
+        given = ports[index] if len(ports) == len(names) else None
+        found.append((host, int(given) if given else port or 5432))
+    return found
 
 
 def _replication(primaries: list[str], standbys: list[tuple[str, str, str, float]]) -> Finding:
