@@ -84,16 +84,18 @@ async def checkout(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
             observe(time.perf_counter() - started)
         if not _quiet(conn):
             conn = await _alive(pool, conn)
-        if getattr(pool, "strict", False) and _wrong_role(pool, conn):
+        role = getattr(pool, "role", None)
+        if role is not None and _wrong_role(role, conn):
             conn = await _rightly_placed(pool, conn)
         return conn
     except (psycopg.Error, PoolTimeout) as exc:
         raise translate_error(exc) from None
 
 
-def _wrong_role(pool: Any, conn: AsyncConnection[Any]) -> bool:
-    """Has this connection's server become what the pool's target_session_attrs refuses (a
-    standby promoted, a primary demoted)? Unknown (before PostgreSQL 14) counts as right.
+def _wrong_role(role: str, conn: AsyncConnection[Any]) -> bool:
+    """Is this connection's server no longer the ``role`` its pool's target_session_attrs
+    requires (a standby promoted, a primary demoted)? Unknown (before PostgreSQL 14) counts as
+    right.
 
     A session learns of its server's promotion at the end of its next statement (the server
     reports in_hot_standby then), so that one statement, a read, is served by the new primary;
@@ -101,7 +103,7 @@ def _wrong_role(pool: Any, conn: AsyncConnection[Any]) -> bool:
     standby = conn.pgconn.parameter_status(b"in_hot_standby")
     if standby is None:
         return False
-    return bool((standby == b"on") != (pool.wants == "standby"))
+    return (standby == b"on") != (role == "standby")
 
 
 async def _rightly_placed(pool: AsyncConnectionPool[Any], conn: AsyncConnection[Any],

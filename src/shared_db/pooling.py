@@ -48,13 +48,13 @@ from shared_db.url import ConnectionSettings
 ENUMS = (UserRole, PaymentStatus, PaymentType)
 
 
-# What a URL's target_session_attrs asks of the server a connection reached. libpq checks it
+# The server role a URL's target_session_attrs requires of every connection. libpq checks it
 # only when connecting; a pooled connection keeps its server through a failover (a standby
-# promoted under a "standby" pool) or after a standby comes back (a "prefer-standby" pool left
-# on the primary). Checkout compares the server's reported in_hot_standby (PostgreSQL 14+,
-# sent to every session as it changes) with what the pool wants.
-WANTS = {"read-write": "primary", "primary": "primary", "standby": "standby",
-         "read-only": "standby", "prefer-standby": "standby"}
+# promoted under a "standby" pool). Checkout compares the server's reported in_hot_standby
+# (PostgreSQL 14+) with it. prefer-standby requires nothing: its connections are recycled
+# instead, so one left on the primary goes back to a standby that returned.
+REQUIRED_ROLE = {"read-write": "primary", "primary": "primary", "standby": "standby",
+                 "read-only": "standby"}
 PREFERRED_LIFETIME = 30.0
 """Seconds a ``prefer-standby`` pool's connection lives, so one that fell back to the primary
 while no standby was up goes back to a standby within this long of one returning."""
@@ -63,13 +63,10 @@ while no standby was up goes back to a standby within this long of one returning
 class LifoPool(AsyncConnectionPool[AsyncConnection[Any]]):
     """``AsyncConnectionPool`` whose checkout takes the most recently returned connection.
 
-    ``wants`` is the server role its URL's ``target_session_attrs`` asks for ("primary",
-    "standby") or None; ``strict`` says whether a connection to another role is refused
-    (``standby``, ``read-only``, ``read-write``, ``primary``) or only tolerated
-    (``prefer-standby``, recycled after ``PREFERRED_LIFETIME``)."""
+    ``role`` is the server role ("primary", "standby") its URL's ``target_session_attrs``
+    requires, or None when any server will do (``any``, ``prefer-standby``)."""
 
-    wants: str | None = None
-    strict: bool = False
+    role: str | None = None
 
     async def getconn(self, timeout: float | None = None) -> AsyncConnection[Any]:
         started = time.monotonic()
@@ -147,7 +144,7 @@ async def open_pool(conn: ConnectionSettings) -> LifoPool:
         timeout=conn.pool_timeout, kwargs=kwargs, configure=configure, open=False,
         connection_class=RetryingConnection, name=f"shared-db {conn.database}",
         max_lifetime=PREFERRED_LIFETIME if attrs == "prefer-standby" else 3600.0)
-    pool.wants, pool.strict = WANTS.get(attrs), attrs != "prefer-standby"
+    pool.role = REQUIRED_ROLE.get(attrs)
     wait = max(conn.pool_timeout, 10.0)
     try:
         with translate():
