@@ -48,7 +48,7 @@ from shared_db.migrations_folder import MigrationsDir
 from shared_db.redact import redact_url
 from shared_db.services import SERVICES
 from shared_db.url import ConnectionSettings, parse_database_url
-from shared_db.validation import DECIMAL_TEXT, shown
+from shared_db.validation import DECIMAL_TEXT, shown, small_int
 
 Topology = Literal["shared", "per-service"]
 MAX_SLOW_QUERY_MS = 86_400_000.0
@@ -255,8 +255,7 @@ def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0,
         return default
     if not (raw.isascii() and raw.isdigit()):
         raise ConfigError(name, f"must be a whole number from {minimum}, got {shown(raw)}")
-    # int() refuses more than 4,300 digits; every maximum here has far fewer.
-    value = int(raw) if len(raw) <= 18 else maximum + 1
+    value = small_int(raw, maximum)
     if value < minimum:
         raise ConfigError(name, f"must be a whole number from {minimum}, got {raw!r}")
     if value > maximum:

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from shared_db.errors import ConfigError
 from shared_db.pgurl import PgUrl, decoded, query_pairs, split_url
 from shared_db.redact import SECRET_KEYWORDS, hide_secrets, redact_url
-from shared_db.validation import DECIMAL_TEXT, MIN_SECONDS
+from shared_db.validation import DECIMAL_TEXT, MIN_SECONDS, small_int
 
 LIBPQ_KEYWORDS = frozenset({
     "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword", "sslnegotiation",
@@ -102,12 +102,6 @@ SCHEMA_NAME = re.compile(r"(?!pg_)[a-z_][a-z0-9_]{0,62}")
 PostgreSQL folds it to lower case) as quoted in SQL and in ``pg_dump --schema``; ``pg_`` names
 are the system's."""
 _DIGITS = re.compile(r"[0-9]+")
-
-
-def _small(digits: str) -> int:
-    """``digits`` (ASCII) as an int, or one above every limit here when it has more than 18:
-    int() refuses more than 4,300 digits, and no setting takes a number that long."""
-    return int(digits) if len(digits) <= 18 else 1 << 62
 _PLAIN = re.compile(r"[\w.+\-]{0,40}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -179,12 +173,12 @@ class ConnectionSettings:
 
 def _pool_size(raw: str) -> int:
     # Python's int() also takes "1_0", " 5" and non-ASCII digits: none of them is meant.
-    if not (_DIGITS.fullmatch(raw) and _small(raw) > 0):
+    if not (_DIGITS.fullmatch(raw) and small_int(raw, MAX_POOL_SIZE) > 0):
         raise ConfigError("connection_limit", f"must be a positive integer, got {_got(raw)}")
-    if _small(raw) > MAX_POOL_SIZE:
+    if small_int(raw, MAX_POOL_SIZE) > MAX_POOL_SIZE:
         raise ConfigError("connection_limit", f"must be at most {MAX_POOL_SIZE} (PostgreSQL's "
                           f"max_connections is at most 262143), got {_got(raw)}")
-    return _small(raw)
+    return small_int(raw, MAX_POOL_SIZE)
 
 
 def _seconds(name: str, raw: str) -> float:
@@ -200,7 +194,7 @@ def _seconds(name: str, raw: str) -> float:
 
 def _whole_number(name: str, raw: str, unit: str, most: int) -> None:
     # Python's int() also takes "1_0", " 5" and non-ASCII digits; libpq takes none of them.
-    if not (_DIGITS.fullmatch(raw) and 1 <= _small(raw) <= most):
+    if not (_DIGITS.fullmatch(raw) and 1 <= small_int(raw, most) <= most):
         why = ("libpq reads 0 as no limit or the system default" if most == INT_MAX else
                f"libpq reads 0 as the system default, and Linux refuses more than {most}")
         raise ConfigError(name, f"must be a whole number of {unit} from 1 to {most} ({why}), "
@@ -210,7 +204,7 @@ def _whole_number(name: str, raw: str, unit: str, most: int) -> None:
 def _ports(raw: str) -> None:
     # libpq's port keyword: one port, or one per host, comma-separated.
     for part in raw.split(","):
-        if not (_DIGITS.fullmatch(part) and 1 <= _small(part) <= 65535):
+        if not (_DIGITS.fullmatch(part) and 1 <= small_int(part, 65535) <= 65535):
             raise ConfigError("port", "must be a port number from 1 to 65535 (or one per host, "
                               f"comma-separated), got {_got(raw)}")
 
