@@ -14,7 +14,7 @@ import pytest
 
 from shared_db.client import Database
 from shared_db.studio.app import create_app
-from shared_db.studio.security import COOKIE, Guard
+from shared_db.studio.security import Guard
 from tests.conftest import Stores
 
 TOKEN = "test-token-" + "x" * 20
@@ -26,7 +26,7 @@ def client_for(stores: Stores, db: Database, *, read_only: bool = False,
                signed_in: bool = True) -> httpx.AsyncClient:
     guard = Guard.for_address("127.0.0.1", 5555, read_only, token=TOKEN)
     app = create_app(stores.settings(), guard, db)
-    cookies = {COOKIE: TOKEN} if signed_in else {}
+    cookies = {guard.cookie: TOKEN} if signed_in else {}
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE,
                              cookies=cookies)
 

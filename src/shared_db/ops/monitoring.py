@@ -152,7 +152,8 @@ def redundant_indexes(rows: list[tuple[str, str, list[str], str, bool, str | Non
     return found
 
 
-def _statements(conn: Connection, top: int) -> tuple[list[StatementStats], str | None]:
+def _statements(conn: Connection, top: int,
+                install: bool) -> tuple[list[StatementStats], str | None]:
     if conn.execute(STATEMENTS_INSTALLED).first() is None:
         try:
             with conn.begin_nested():
@@ -162,6 +163,9 @@ def _statements(conn: Connection, top: int) -> tuple[list[StatementStats], str |
         if not preloaded:
             return [], ("pg_stat_statements is not in shared_preload_libraries on this server; "
                         "add it there and restart to see the top statements")
+        if not install:
+            return [], ("pg_stat_statements is preloaded but not installed in this database; "
+                        "`shared-db stats` installs it")
         try:
             with conn.begin_nested():
                 conn.execute(CREATE_STATEMENTS)
@@ -173,20 +177,21 @@ def _statements(conn: Connection, top: int) -> tuple[list[StatementStats], str |
             for q, c, t, m, r in rows], None
 
 
-def collect(target: Target, top: int = 10) -> Stats:
-    """Every report for ``target``'s database.
+def collect(target: Target, top: int = 10, *, install: bool = True) -> Stats:
+    """Every report for ``target``'s database; ``install``: create the pg_stat_statements
+    extension when the server preloads it and the database lacks it.
 
     Raises:
         SharedDbError: a report the role may not read (``InsufficientPrivilege: permission
             denied for schema public``), or another database error, translated.
     """
     try:
-        return _collect(target, top)
+        return _collect(target, top, install)
     except DBAPIError as exc:
         raise translate_error(exc.orig or exc) from None
 
 
-def _collect(target: Target, top: int) -> Stats:
+def _collect(target: Target, top: int, install: bool) -> Stats:
     schema = target.connection.schema or "public"
     stats = Stats(target.name, target.connection.safe_url())
     with connect_to(target.connection) as conn, conn.begin():
@@ -195,7 +200,7 @@ def _collect(target: Target, top: int) -> Stats:
         stats.unused_indexes = [i.index for i in stats.indexes if i.scans == 0 and not i.unique]
         definitions = [tuple(r) for r in conn.execute(INDEX_DEFINITIONS, {"schema": schema})]
         stats.duplicate_indexes = redundant_indexes(definitions)
-        stats.top_statements, stats.statements_note = _statements(conn, top)
+        stats.top_statements, stats.statements_note = _statements(conn, top, install)
         if stats.statements_note is None:
             stats.top_methods = [MethodStats(m, c, t, a or 0.0, r)
                                  for m, c, t, a, r in conn.execute(TOP_METHODS, {"top": top})]

@@ -39,7 +39,7 @@ def _write(edit: Callable[[Request], edits.Edit], page: Page,
         if guard.read_only:
             raise BadRequest("the studio is read-only (--read-only, or SHARED_DB_ENV="
                              "production without --writes); nothing was changed", 405)
-        if not guard.valid_origin(request.headers.get("origin")):
+        if not guard.valid_origin(request.headers.get("origin"), request.headers.get("host")):
             raise BadRequest("the form was posted from another site; nothing was changed", 403)
         form = await forms.form(request)
         if not guard.valid_csrf(form.pop("csrf", None)):

@@ -6,13 +6,13 @@ endpoint reads the form.
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared_db.studio.security import COOKIE, Guard
+from shared_db.studio.security import Guard
 
 UNAUTHORIZED = """<!doctype html><title>shared-db studio: sign-in needed</title>
 <h1>401: sign-in needed</h1>
@@ -36,25 +36,43 @@ class GuardMiddleware:
             await response(scope, receive, send)
 
     def _refusal(self, request: Request) -> Response | None:
-        if request.headers.get("host") not in self.guard.hosts:
-            return HTMLResponse("<!doctype html><title>Refused</title><h1>400: unexpected "
-                                "Host header</h1><p>Use the address the studio printed.</p>",
-                                400)
-        token = request.query_params.get("token")
-        if token is not None:
-            if not self.guard.valid_token(token):
+        if not self.guard.accepts_host(request.headers.get("host")):
+            return _refused("unexpected Host header", "Use the address the studio printed.")
+        try:
+            # Starlette reads the path's bytes that are not UTF-8 as U+FFFD: a key nobody typed
+            unquote_to_bytes(request.scope.get("raw_path") or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            return _refused("the path is not UTF-8", "Percent-encode UTF-8 bytes.")
+        raw_query: bytes = request.scope.get("query_string", b"")
+        parts = [p for p in raw_query.split(b"&") if p]
+        tokens = [p for p in parts if p.partition(b"=")[0] == b"token"]
+        if len(tokens) > 1:
+            return _refused("token is given more than once", "Open the printed address.")
+        if tokens:
+            if not self.guard.valid_token(request.query_params.get("token")):
                 return HTMLResponse(UNAUTHORIZED, 401)
-            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            # The rest of the query as it came, byte for byte: read and written again, a
+            # value that is not UTF-8 would come back as U+FFFD and be refused no more.
+            rest = b"&".join(p for p in parts if p not in tokens)
             response = RedirectResponse(_same_site(request.scope["path"]) + (
-                f"?{urlencode(rest)}" if rest else ""), status_code=303)
-            response.set_cookie(COOKIE, self.guard.token, httponly=True, samesite="strict",
-                                path="/")
+                f"?{quote_from_bytes(rest, safe=QUERY_SAFE)}" if rest else ""), status_code=303)
+            response.set_cookie(self.guard.cookie, self.guard.token, httponly=True,
+                                samesite="strict", path="/")
             return response
         if request.url.path.startswith("/static/"):
             return None  # the stylesheet and script hold no data
-        if not self.guard.valid_token(request.cookies.get(COOKIE)):
+        if not self.guard.valid_token(request.cookies.get(self.guard.cookie)):
             return HTMLResponse(UNAUTHORIZED, 401)
         return None
+
+
+QUERY_SAFE = "=&%+;/:,?@!$'()*~-._"
+"""What a query string keeps as it is when sent on: its own escapes and separators."""
+
+
+def _refused(what: str, hint: str) -> Response:
+    return HTMLResponse(f"<!doctype html><title>Refused</title><h1>400: {what}</h1>"
+                        f"<p>{hint}</p>", 400)
 
 
 def _same_site(path: str) -> str:

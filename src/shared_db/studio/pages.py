@@ -18,7 +18,7 @@ from shared_db.ops.targets import Target, resolve_targets
 from shared_db.studio import browse, forms
 from shared_db.studio.catalog import PARENTS, TableInfo
 from shared_db.studio.edits import allowed_moves, uuid_of
-from shared_db.studio.query import BadRequest, Listing, listing, table_named
+from shared_db.studio.query import BadRequest, Listing, listing, plain_text, table_named
 from shared_db.studio.render import bars
 from shared_db.studio.templating import render
 
@@ -31,7 +31,17 @@ def _done(request: Request) -> str | None:
     return DONE.get(request.query_params.get("ok", ""))
 
 
+def _takes(request: Request, *names: str) -> None:
+    """Refuse a query parameter this page does not read: whoever sent it would believe it
+    filtered or changed what is shown."""
+    for name in forms.query(request):
+        if name not in names:
+            raise BadRequest(f"unknown parameter {name[:40]!r}; this page takes "
+                             f"{', '.join(names) or 'none'}")
+
+
 async def index(request: Request) -> Response:
+    _takes(request)
     counts = await browse.counts(request.app.state.db)
     return render(request, "index.html", {"title": "Tables", "counts": counts})
 
@@ -52,9 +62,7 @@ def _key(info: TableInfo, raw: str) -> Any:
     spec = info.field(info.key)
     if spec is not None and spec.kind == "uuid":
         return uuid_of(raw, "key")
-    if len(raw) > 200:
-        raise BadRequest("key: longer than 200 characters")
-    return raw
+    return plain_text(raw, "key")
 
 
 async def _record(request: Request, name: str, extra: dict[str, Any]) -> Response:
@@ -73,6 +81,7 @@ async def _record(request: Request, name: str, extra: dict[str, Any]) -> Respons
 
 
 async def record(request: Request) -> Response:
+    _takes(request, "ok")
     return await _record(request, request.path_params["table"], {})
 
 
@@ -94,7 +103,14 @@ def in_table(name: str) -> InTable:
 
 
 async def _targets(request: Request) -> list[Target]:
-    return await asyncio.to_thread(resolve_targets, request.app.state.settings)
+    """The databases, resolved once: resolving starts the embedded server, and a studio whose
+    server was stopped (``shared-db db stop``) must not start it again on its own."""
+    _takes(request)
+    state = request.app.state
+    if getattr(state, "targets", None) is None:
+        state.targets = await asyncio.to_thread(resolve_targets, state.settings)
+    found: list[Target] = state.targets
+    return found
 
 
 async def migrations(request: Request) -> Response:
@@ -106,7 +122,8 @@ async def migrations(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
-    found = [await asyncio.to_thread(monitoring.collect, t, 10)
+    # A page that is read never installs pg_stat_statements (a read-only studio changes nothing)
+    found = [await asyncio.to_thread(partial(monitoring.collect, t, 10, install=False))
              for t in await _targets(request)]
     charts = [{
         "stats": s,

@@ -23,7 +23,9 @@ from typing import Any
 from shared_db.studio.catalog import Field, TableInfo, tables
 
 MAX_VALUE = 500
-MAX_CURSOR = 1000
+MAX_CURSOR = 6000
+"""Characters of a cursor: base64 of two values as long as a value read back may be
+(``MAX_VALUE`` characters, four UTF-8 bytes each at most), with room for the JSON around them."""
 MAX_DECIMALS = 30
 PAGE = 50
 OPERATORS: dict[str, frozenset[str]] = {
@@ -85,12 +87,23 @@ def table_named(name: str) -> TableInfo:
     return info
 
 
-def value_of(spec: Field, op: str, raw: str, parameter: str) -> Any:
-    """``raw`` read as ``spec``'s kind, or BadRequest naming ``parameter``."""
+def plain_text(raw: str, parameter: str) -> str:
+    """``raw`` if PostgreSQL can take it as text: bounded, no NUL, no lone surrogate (which a
+    JSON ``\\ud800`` in a cursor spells, and which no UTF-8 encodes)."""
     if len(raw) > MAX_VALUE:
         raise BadRequest(f"{parameter}: longer than {MAX_VALUE} characters")
     if "\x00" in raw:
         raise BadRequest(f"{parameter}: contains a NUL character")
+    try:
+        raw.encode()
+    except UnicodeEncodeError:
+        raise BadRequest(f"{parameter}: holds a lone surrogate, which is not text") from None
+    return raw
+
+
+def value_of(spec: Field, op: str, raw: str, parameter: str) -> Any:
+    """``raw`` read as ``spec``'s kind, or BadRequest naming ``parameter``."""
+    plain_text(raw, parameter)
     if op == "null":
         if raw not in ("0", "1"):
             raise BadRequest(f"{parameter}: must be 1 (is null) or 0 (is not null)")
@@ -161,7 +174,8 @@ def _filter(info: TableInfo, name: str, raw: str) -> Filter | None:
 
 
 def encode_cursor(values: tuple[Any, Any]) -> str:
-    raw = json.dumps([_plain(v) for v in values], separators=(",", ":"))
+    # UTF-8 as it is: escaped to ASCII, a character could take 12 bytes instead of 4.
+    raw = json.dumps([_plain(v) for v in values], separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

@@ -34,11 +34,17 @@ def cell(value: Any, limit: int = MAX_CELL) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
-def full(value: Any) -> str:
-    """``value`` uncut, JSON pretty-printed: the record view."""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, indent=2, default=str)
-    return cell(value, limit=1_000_000)
+def json_text(value: Any) -> str:
+    """``value`` as the JSON a form field edits, on one line: plain text, escaped by the
+    template like any other (Jinja's ``tojson`` is markup that leaves ``"`` as it is, so a
+    string value would end the attribute it is written into)."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def json_full(value: Any) -> str:
+    """A JSON column's value on the record view: as JSON, so the string ``"10"`` does not look
+    like the number 10."""
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
 def bars(items: list[tuple[str, float, str]], title: str) -> Markup:
@@ -70,4 +76,5 @@ def segment(value: Any) -> str:
     return quote(str(value), safe="")
 
 
-FILTERS = {"cell": cell, "full": full, "segment": segment}
+FILTERS = {"cell": cell, "segment": segment, "json_text": json_text,
+           "json_full": json_full}
