@@ -20,14 +20,22 @@ What does not change:
 
 A caller cancelled while it waits leaves the others served: the shared statement runs in a task
 of its own, which no single caller's cancellation stops.
+
+Observed, the shared statement belongs to every caller: it is drawn as a span in each caller's
+trace (``shared_db.batch.callers`` says how many it served), counts once in each unit of work
+around any of them, and its log line carries every caller's trace id (``sql.BATCH_CALLERS``).
+Metrics count it once, as the one statement it is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+from shared_db.sql import BATCH_CALLERS
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -48,10 +56,12 @@ class Lookup(Generic[K, V]):
 class _Kind:
     """The state of one kind of lookup: the calls waiting to leave, and the statement out."""
 
-    __slots__ = ("flying", "waiting")
+    __slots__ = ("callers", "flying", "waiting")
 
     def __init__(self) -> None:
         self.waiting: dict[Any, list[asyncio.Future[Any]]] | None = None
+        self.callers: list[contextvars.Context] = []
+        """The contexts of the calls waiting, for what observes them (``BATCH_CALLERS``)."""
         self.flying: asyncio.Future[Any] | None = None
 
 
@@ -68,12 +78,14 @@ class Batcher:
         if waiting is not None and (key in waiting or len(waiting) < MAX_KEYS):
             joined: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
             waiting.setdefault(key, []).append(joined)
+            kind.callers.append(contextvars.copy_context())
             return await joined
         # The first caller waits on a future of its own like those who join: waiting on the
         # shared task instead woke it two loop turns after them, too late for the next batch,
         # which it then left short by one (8 callers made batches of 7, 8 and 1).
         mine: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
         batch: dict[Any, list[asyncio.Future[Any]]] = {key: [mine]}
+        callers = kind.callers = [contextvars.copy_context()]
         kind.waiting = batch
         task = None
         try:
@@ -91,7 +103,8 @@ class Batcher:
             if kind.waiting is batch:
                 kind.waiting = None
             if len(batch) > 1 or len(batch[key]) > 1:  # served even if this call was cancelled
-                task = asyncio.get_running_loop().create_task(self._run(lookup, batch))
+                task = asyncio.get_running_loop().create_task(self._run(lookup, batch,
+                                                                        callers))
                 task.add_done_callback(_consume)
                 kind.flying = task
         if task is None:
@@ -103,7 +116,8 @@ class Batcher:
         return await mine
 
     async def _run(self, lookup: Lookup[K, V], waiting: dict[K, list[asyncio.Future[Any]]],
-                   ) -> Mapping[K, V]:
+                   callers: list[contextvars.Context]) -> Mapping[K, V]:
+        BATCH_CALLERS.set(tuple(callers))  # the task's own context: nobody else sees it
         try:
             found = await lookup.many(self._source, list(waiting))
         except BaseException as exc:

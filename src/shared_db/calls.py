@@ -31,8 +31,22 @@ from shared_db.errors_db import first_line, translate, translate_error
 from shared_db.sql import Executor, QueryHooks
 
 _POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
-WAITS: dict[int, Callable[[float], None]] = {}
-"""id(pool) -> what is told each checkout's wait in seconds (metrics); empty: nothing is timed."""
+
+
+class Watch:
+    """What metrics learn of one pool's checkouts: each one's wait in seconds (``observe``),
+    and how many callers wait now. psycopg_pool's own ``requests_waiting`` keeps counting
+    callers whose wait timed out until a connection comes back."""
+
+    __slots__ = ("observe", "waiting")
+
+    def __init__(self, observe: Callable[[float], None]) -> None:
+        self.observe = observe
+        self.waiting = 0
+
+
+WAITS: dict[int, Watch] = {}
+"""id(pool) -> its ``Watch`` (metrics); empty: nothing is timed."""
 
 
 def _quiet(conn: AsyncConnection[Any]) -> bool:
@@ -75,13 +89,17 @@ _ALONE = (psycopg.errors.IdleSessionTimeout, psycopg.errors.IdleInTransactionSes
 async def checkout(pool: AsyncConnectionPool[Any]) -> AsyncConnection[Any]:
     """A pooled connection that is alive as far as can be known without sending anything."""
     try:
-        observe = WAITS.get(id(pool)) if WAITS else None
-        if observe is None:
+        watch = WAITS.get(id(pool)) if WAITS else None
+        if watch is None:
             conn: AsyncConnection[Any] = await pool.getconn()
         else:
             started = time.perf_counter()
-            conn = await pool.getconn()
-            observe(time.perf_counter() - started)
+            watch.waiting += 1
+            try:
+                conn = await pool.getconn()
+            finally:  # a checkout that timed out waited too, longest of all
+                watch.waiting -= 1
+                watch.observe(time.perf_counter() - started)
         if not _quiet(conn):
             conn = await _alive(pool, conn)
         role = getattr(pool, "role", None)

@@ -212,9 +212,11 @@ def _read_urls(env: Mapping[str, str], topology: str) -> dict[str, str]:
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
-    value = env.get(name) or allowed[0]
+    # Surrounding blanks are forgiven, as they are for numbers: a .env file's trailing space
+    value = (env.get(name) or "").strip() or allowed[0]
     if value not in allowed:
-        raise ConfigError(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+        raise ConfigError(name, f"must be one of {', '.join(allowed)}, got "
+                          f"{shown(env.get(name))}")
     return value
 
 
@@ -241,9 +243,9 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     # float() also takes "1_0", "inf" and non-ASCII digits: none of them is meant.
     value = float(raw) if DECIMAL_TEXT.fullmatch(raw) else math.nan
     if not (math.isfinite(value) and value >= minimum):
-        raise ConfigError(name, f"must be a number of at least {minimum:g}, got {raw!r}")
+        raise ConfigError(name, f"must be a number of at least {minimum:g}, got {shown(raw)}")
     if value > maximum:
-        raise ConfigError(name, f"must be at most {maximum:.15g} {unit}, got {raw!r}")
+        raise ConfigError(name, f"must be at most {maximum:.15g} {unit}, got {shown(raw)}")
     return value
 
 
@@ -257,14 +259,14 @@ def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0,
         raise ConfigError(name, f"must be a whole number from {minimum}, got {shown(raw)}")
     value = small_int(raw, maximum)
     if value < minimum:
-        raise ConfigError(name, f"must be a whole number from {minimum}, got {raw!r}")
+        raise ConfigError(name, f"must be a whole number from {minimum}, got {shown(raw)}")
     if value > maximum:
         raise ConfigError(name, f"must be at most {maximum}, got {shown(raw)}")
     return value
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = (env.get(name) or "false").lower()
+    raw = (env.get(name) or "").strip().lower() or "false"
     if raw not in ("true", "false", "1", "0", "yes", "no"):
-        raise ConfigError(name, f"must be true or false, got {raw!r}")
+        raise ConfigError(name, f"must be true or false, got {shown(env.get(name))}")
     return raw in ("true", "1", "yes")

@@ -76,9 +76,15 @@ class ReplicaLag:
 
 def where(pool: AsyncConnectionPool[Any]) -> tuple[str, str]:
     """A pool's ``database`` and ``server`` labels: per service, databases of one name on
-    several servers are several series."""
+    several servers are several series. A URL of several hosts is ``host:port`` for each,
+    paired as libpq pairs them (one port for all, or one per host)."""
     found = conninfo_to_dict(pool.conninfo) if isinstance(pool.conninfo, str) else {}
-    return str(found.get("dbname", "")), f"{found.get('host', '')}:{found.get('port', 5432)}"
+    hosts = str(found.get("host", "")).split(",")
+    ports = str(found.get("port", "5432")).split(",")
+    if len(ports) != len(hosts):
+        ports = [ports[0]] * len(hosts)
+    server = ",".join(f"{h}:{p or 5432}" for h, p in zip(hosts, ports, strict=True))
+    return str(found.get("dbname", "")), server
 
 
 class _PoolCollector(Collector):
@@ -103,7 +109,9 @@ class _PoolCollector(Collector):
             size.add_metric(key, held)
             used.add_metric(key, held - free)
             idle.add_metric(key, free)
-            waiting.add_metric(key, stats.get("requests_waiting", 0))
+            watch = calls.WAITS.get(id(pool))
+            waiting.add_metric(key, stats.get("requests_waiting", 0) if watch is None
+                               else watch.waiting)
             maximum.add_metric(key, stats.get("pool_max", 0))
             timeouts.add_metric(key, stats.get("requests_errors", 0))
         yield from (size, used, idle, waiting, maximum, timeouts)
@@ -164,7 +172,8 @@ class Metrics:
             for pool in pools.values():
                 database, server = where(pool)
                 self._pools.pools[(database, server, role)] = pool
-                calls.WAITS[id(pool)] = self.checkout_wait.child(database, server, role)
+                calls.WAITS[id(pool)] = calls.Watch(
+                    self.checkout_wait.child(database, server, role))
         if replicas and self._watch is None:
             self._watch = asyncio.get_running_loop().create_task(self._sample(replicas))
 

@@ -34,7 +34,7 @@ from shared_db import tracing
 from shared_db.config import QueryLogSettings, TelemetrySettings
 from shared_db.errors import DataAccessError, ValidationError
 from shared_db.errors_db import REFUSALS
-from shared_db.sql import QueryEvent, QueryHooks
+from shared_db.sql import BATCH_CALLERS, QueryEvent, QueryHooks
 
 if TYPE_CHECKING:
     from shared_db.metrics import Metrics
@@ -125,6 +125,10 @@ class QueryLog:
             document = {"event": "query", "query": event.name,
                         "duration_ms": round(event.duration_ms, 3), "outcome": outcome,
                         "trace_id": tracing.trace_id()}
+            callers = BATCH_CALLERS.get()
+            if callers:  # one statement for several calls: each one's trace, first one first
+                found = (c.run(tracing.trace_id) for c in callers)
+                document["trace_ids"] = list(dict.fromkeys(t for t in found if t is not None))
             if event.error is not None:
                 document.update(error=event.error, sqlstate=event.sqlstate)
             if params is not None:
@@ -133,7 +137,11 @@ class QueryLog:
 
     def _count(self, event: QueryEvent) -> None:
         crossed = False
-        for counts in _units.get():
+        callers = BATCH_CALLERS.get()
+        # A statement shared by several calls counts once in each unit around any of them
+        units = _units.get() if not callers else {
+            id(u): u for c in callers for u in c.run(_units.get)}.values()
+        for counts in units:
             counts[event.sql] += 1
             crossed = crossed or counts[event.sql] == self.settings.n_plus_one
         if crossed:  # one warning for the statement, however many units it crossed in
@@ -178,10 +186,22 @@ def _notify(callbacks: list[Callable[[QueryEvent], None]], event: QueryEvent,
 
 
 def trace_statement(event: QueryEvent) -> None:
-    """The query-hook listener that draws each statement as a client span."""
-    if tracing.state.tracer is not None:
+    """The query-hook listener that draws each statement as a client span: in each caller's
+    trace when it answered several (``BATCH_CALLERS``)."""
+    if tracing.state.tracer is None:
+        return
+    callers = BATCH_CALLERS.get()
+    if not callers:
         tracing.statement(event.name, event.sql, event.duration_ms, event.error_type,
                           event.sqlstate, event.connection)
+        return
+    drawn = set()
+    for caller in callers:
+        parent = caller.run(tracing.current_span_id)
+        if parent not in drawn:  # two calls under one span: one span for the statement
+            drawn.add(parent)
+            caller.run(tracing.statement, event.name, event.sql, event.duration_ms,
+                       event.error_type, event.sqlstate, event.connection, len(callers))
 
 
 def telemetry(wanted: TelemetrySettings, hooks: QueryHooks, log: QueryLog) -> Metrics | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import Context, ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -92,6 +93,13 @@ class QueryEvent:
     connection: AsyncConnection[Any] | None = field(default=None, repr=False, compare=False)
     """Where it ran (the database and server a trace names); not for sending statements."""
 
+
+BATCH_CALLERS: ContextVar[tuple[Context, ...]] = ContextVar("shared_db_batch_callers",
+                                                            default=())
+"""While one statement answers the point reads of several callers (``shared_db.batching``),
+each caller's context as it was when it called: a listener that belongs to a caller (its trace,
+its unit of work) runs in each of them, not only in the first caller's, whose context the
+statement's task inherited."""
 
 QueryListener = Callable[[QueryEvent], None]
 

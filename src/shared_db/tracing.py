@@ -44,6 +44,9 @@ _UNCONNECTED: dict[tuple[str, str], dict[str, Any]] = {}
 MAX_KEPT = 512
 """Statements' attributes kept per connection: more than the package has queries."""
 _SEARCH_PATH = re.compile(r"search_path\s*=\s*([^\s,]+)")
+_WARNED: list[bool] = []
+_COMMANDS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE"})
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|/\*.*?\*/|--[^\n]*|[()]|\w+", re.S)
 
 
 def _api() -> Any:
@@ -70,8 +73,10 @@ def enable(provider: Any = None) -> bool:
                               f"{type(provider).__name__}")
     api = _api()
     if api is None:
-        log.warning("SHARED_DB_TRACING is on but opentelemetry is not installed "
-                    "(pip install 'shared-db[otel]'); tracing nothing")
+        if not _WARNED:  # once a process, like the import it stands for
+            _WARNED.append(True)
+            log.warning("SHARED_DB_TRACING is on but opentelemetry is not installed "
+                        "(pip install 'shared-db[otel]'); tracing nothing")
         return False
     state.tracer = api.get_tracer("shared_db", tracer_provider=provider)
     return True
@@ -154,16 +159,33 @@ class Opened:
 
 
 def verb(name: str, text: str) -> str:
-    """The SQL command of a statement (``SELECT``, ``INSERT``…)."""
+    """The SQL command of a statement (``SELECT``, ``INSERT``…); of a ``WITH`` statement, the
+    command its common table expressions lead to (``users.create`` is an ``INSERT``)."""
     found = _VERBS.get(name)
     if found is None:
-        found = _VERBS[name] = (text.split(None, 1) or [""])[0].upper()
+        found = _VERBS[name] = _command(text)
     return found
 
 
+def _command(text: str) -> str:
+    first = (text.split(None, 1) or [""])[0].upper()
+    if first != "WITH":
+        return first
+    depth = 0
+    for token in _TOKEN.findall(text):
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+        elif depth == 0 and token.upper() in _COMMANDS:
+            return token.upper()
+    return first
+
+
 def statement(name: str, text: str, duration_ms: float, error_type: str | None,
-              sqlstate: str | None, connection: Any) -> None:
-    """A client span for a statement that has just ended, drawn back to when it started."""
+              sqlstate: str | None, connection: Any, callers: int = 1) -> None:
+    """A client span for a statement that has just ended, drawn back to when it started;
+    ``callers``: the calls it answered (automatic batching)."""
     if dropped():
         return
     api, end = state.api, time.time_ns()
@@ -174,6 +196,8 @@ def statement(name: str, text: str, duration_ms: float, error_type: str | None,
         attributes = {**attributes, "error.type": sqlstate or error_type}
         if sqlstate is not None:
             attributes["db.response.status_code"] = sqlstate
+    if callers > 1:
+        attributes = {**attributes, "shared_db.batch.callers": callers}
     span = state.tracer.start_span(name, kind=api.SpanKind.CLIENT, attributes=attributes,
                                    start_time=end - int(duration_ms * 1_000_000))
     if error_type is not None:
@@ -215,6 +239,12 @@ def _context() -> Any:
         return None
     found = api.get_current_span().get_span_context()
     return found if found.is_valid else None
+
+
+def current_span_id() -> int:
+    """The current span's id (0 outside a trace)."""
+    found = _context()
+    return 0 if found is None else int(found.span_id)
 
 
 def trace_id() -> str | None:

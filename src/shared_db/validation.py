@@ -157,9 +157,11 @@ def _offset(value: datetime) -> timedelta | None:
 
 
 def small_int(digits: str, limit: int) -> int:
-    """ASCII ``digits`` as an int, or ``limit + 1`` when there are more than 18 of them: int()
-    refuses more than 4,300 digits, and every limit they are checked against is far shorter."""
-    return int(digits) if len(digits) <= 18 else limit + 1
+    """ASCII ``digits`` as an int, or ``limit + 1`` when there are more than 18 of them after
+    any leading zeros: int() refuses more than 4,300 digits, and every limit they are checked
+    against is far shorter."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 18 else limit + 1
 
 
 def shown(value: object) -> str:

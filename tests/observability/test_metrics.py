@@ -16,7 +16,7 @@ from prometheus_client.samples import Sample
 from sqlalchemy import bindparam, func, select
 
 from shared_db.client import Database
-from shared_db.errors import DuplicateError, RetryExhaustedError
+from shared_db.errors import DuplicateError, PoolTimeoutError, RetryExhaustedError
 from shared_db.metrics import Metrics
 from shared_db.observe import QueryLog, detect_n_plus_one
 from shared_db.profile.service import create_user_with_profile
@@ -130,6 +130,35 @@ async def test_replica_lag_and_no_pool_left_after_close(migrated_db: DbFixture) 
                      database=migrated_db.connection.database) == 0
         assert value(samples, "shared_db_pool_size", role="replica") >= 1
     assert not [s for s in scrape(registry) if s.name.startswith("shared_db_pool_size")]
+
+
+async def test_checkouts_that_time_out_are_waits_and_stop_waiting(
+        migrated_db: DbFixture) -> None:
+    url = f"{migrated_db.url}?connection_limit=2&pool_timeout=0.3"
+    settings = dataclasses.replace(migrated_db.settings(), database_url=url)
+    async with Database(observed(settings, metrics=True)) as db:
+        assert db.metrics is not None
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with db.executor("auth"):
+                await release.wait()
+
+        async def checkout() -> None:
+            async with db.executor("auth"):
+                pass
+
+        holders = [asyncio.create_task(hold()) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        failed = await asyncio.gather(*(checkout() for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(f, PoolTimeoutError) for f in failed), failed
+        samples = scrape(db.metrics.registry)
+        release.set()
+        await asyncio.gather(*holders)
+    wait = "shared_db_pool_checkout_wait_seconds"
+    assert value(samples, f"{wait}_count", role="primary") >= 5  # the 2 holders and 3 timeouts
+    assert value(samples, f"{wait}_sum", role="primary") >= 0.9
+    assert value(samples, "shared_db_pool_waiting", role="primary") == 0  # they gave up
 
 
 def test_the_dashboard_and_alerts_name_only_real_metrics() -> None:

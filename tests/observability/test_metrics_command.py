@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared_db.cli import main
 from shared_db.client import Database
+from shared_db.ops import monitoring
 from tests.conftest import DbFixture
 from tests.factories import make_user
 
@@ -24,6 +25,8 @@ async def test_serves_pools_and_the_servers_statements_by_method(migrated_db: Db
             conn.execute("SHOW shared_preload_libraries").fetchone())
         if preloaded:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            # any client's comment that only starts like the package's names no method
+            conn.execute("SELECT 1 /* shared_db:broken*/")
     process = subprocess.Popen([sys.executable, "-m", "shared_db", "metrics", "--port", "0"],
                                env=migrated_db.env(), stdout=subprocess.PIPE, text=True)
     try:
@@ -41,6 +44,9 @@ async def test_serves_pools_and_the_servers_statements_by_method(migrated_db: Db
         calls = [s for f in text_string_to_metric_families(text) for s in f.samples
                  if s.name == "shared_db_server_statement_calls_total"]
         assert any(s.labels["method"] == "users.create" and s.value >= 1 for s in calls)
+        assert all(s.labels["method"] not in ("None", "") for s in calls)
+        stats = monitoring.collect(migrated_db.target(), top=100)
+        assert stats.top_methods and None not in {m.method for m in stats.top_methods}
 
 
 def test_a_bad_port_is_refused_naming_it(capsys: object) -> None:

@@ -56,13 +56,15 @@ ORDER BY total_exec_time DESC
 LIMIT :top
 """)
 
-# The comment every statement of the package ends with (shared_db.sql.attribution).
+# The comment every statement of the package ends with (shared_db.sql.attribution). Matched by
+# the name it captures, not by LIKE '%/* shared_db:%': a comment any client sends that only starts
+# like ours (/* shared_db:x*/) matches that and names no method.
 TOP_METHODS = text(r"""
 SELECT substring(query FROM '/\* shared_db:(\S+) \*/') AS method, sum(calls)::bigint,
        sum(total_exec_time), sum(total_exec_time) / nullif(sum(calls), 0), sum(rows)::bigint
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND query LIKE '%/* shared\_db:%'
+  AND substring(query FROM '/\* shared_db:(\S+) \*/') IS NOT NULL
 GROUP BY 1
 ORDER BY 3 DESC
 LIMIT :top
@@ -127,7 +129,7 @@ class Stats:
     duplicate_indexes: list[RedundantIndex] = field(default_factory=list)
     top_statements: list[StatementStats] = field(default_factory=list)
     top_methods: list[MethodStats] = field(default_factory=list)
-    """By the query name in each statement's leading comment (``/* shared_db:users.get */``)."""
+    """By the query name in each statement's trailing comment (``/* shared_db:users.get */``)."""
     statements_note: str | None = None
 
 
