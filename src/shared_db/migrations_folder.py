@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 from pathlib import Path
 
 from shared_db.errors import ConfigError
@@ -93,3 +94,13 @@ def _code(env: Path) -> str | None:
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]
     return ast.dump(ast.Module(body=body, type_ignores=[]))
+
+
+def check_writable(migrations_dir: Path, chains: tuple[str, ...] | list[str]) -> None:
+    """Refuse, before any work, a folder where the chains' new files could not be written
+    (a read-only volume, another owner): found only when writing, that was a traceback after
+    a scratch database had been built for nothing."""
+    for folder in [migrations_dir, *(migrations_dir / "versions" / c for c in chains)]:
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError("SHARED_DB_MIGRATIONS_DIR", f"must be writable to add migrations: "
+                              f"{folder} is not")

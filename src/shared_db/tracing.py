@@ -172,6 +172,7 @@ def _command(text: str) -> str:
     if first != "WITH":
         return first
     depth = 0
+    token: str
     for token in _TOKEN.findall(text):
         if token == "(":
             depth += 1

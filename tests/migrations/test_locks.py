@@ -132,3 +132,40 @@ def test_down_runs_under_the_configured_lock_timeout_too(migrated_db: DbFixture)
     assert ("error: could not roll back payments:20261201000000_add_idempotency_keys: a lock "
             "was not granted") in result.stderr
     assert "payments_idempotency_keys" in snapshot(migrated_db.url)["tables"]
+
+
+SPLIT_NOTE = migration('op.execute("COMMIT")\nop.execute("BEGIN")\n'
+                       'op.execute("ALTER TABLE system_config ADD COLUMN note text")',
+                       'op.execute("ALTER TABLE system_config DROP COLUMN note")')
+SPLIT_FAILING = migration('op.execute("CREATE TABLE split_probe (i int)")\n'
+                          'op.execute("COMMIT; BEGIN; SELECT 1/0")',
+                          'op.execute("DROP TABLE split_probe")')
+
+
+def test_a_hand_written_commit_begin_pair_keeps_the_lock_timeout(migrated_db: DbFixture,
+                                                                 tmp_path: Path) -> None:
+    # The pair ends the transaction a SET LOCAL lock_timeout lived in: the deploy waited for
+    # the holder, queueing every query on the table behind its ACCESS EXCLUSIVE request.
+    folder = copy_with(tmp_path, {"admin/20261202000000_split_note": SPLIT_NOTE})
+    holder = _hold(migrated_db.url)
+    started = time.monotonic()
+    try:
+        with pytest.raises(LockTimeoutError, match="in 2 tries"):
+            migrate.deploy(migrated_db.target(), folder,
+                           run=migrate.StepRun(LockPolicy(timeout=0.2, retries=1, backoff=0.05)))
+    finally:
+        holder.close()
+    assert time.monotonic() - started < 10
+    assert "note" not in snapshot(migrated_db.url)["tables"]["system_config"]
+
+
+def test_a_split_migration_that_fails_says_what_stayed(migrated_db: DbFixture,
+                                                       tmp_path: Path) -> None:
+    folder = copy_with(tmp_path, {"admin/20261202000000_split_failing": SPLIT_FAILING})
+    env = {**migrated_db.env(), "SHARED_DB_MIGRATIONS_DIR": str(folder)}
+    result = cli("migrate", "deploy", env=env)
+    assert result.returncode == 4, result.stderr
+    assert "stays applied" in result.stderr.splitlines()[-1], result.stderr
+    with psycopg.connect(migrated_db.url) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version_admin").fetchone() == (
+            "20261201000000",)

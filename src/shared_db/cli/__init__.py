@@ -92,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         console_err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False,
                           soft_wrap=True)
         return exit_code(error)
+    except OSError as error:
+        # A file the command had to read or write (a read-only volume, a full disk) that no
+        # check before it caught: its name and the reason on one line, still no traceback.
+        where = f"{error.filename}: " if error.filename else ""
+        console_err.print(f"[bold red]error:[/] {escape(where + (error.strerror or str(error)))}",
+                          highlight=False, soft_wrap=True)
+        return 1
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     return code if isinstance(code, int) else 0

@@ -21,6 +21,7 @@ from sqlalchemy import MetaData
 
 from shared_db.engine import connect_to
 from shared_db.errors import DriftError, MigrationError, ValidationError
+from shared_db.migrations_folder import check_writable
 from shared_db.models import Base
 from shared_db.ops import migrate
 from shared_db.ops.drift import drift
@@ -85,6 +86,7 @@ def dev(target: Target, migrations_dir: Path, name: str,
     """
     md = metadata or Base.metadata
     check_name(name, migrations_dir, target.chains)
+    check_writable(migrations_dir, target.chains)
     dev_run = migrate.StepRun(check_rows=False)
     result = DevResult()
     if not create_only:

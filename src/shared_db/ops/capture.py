@@ -25,6 +25,7 @@ from sqlalchemy import MetaData
 
 from shared_db.engine import connect_to
 from shared_db.errors import MigrationError
+from shared_db.migrations_folder import check_writable
 from shared_db.models import Base
 from shared_db.ops import migrate
 from shared_db.ops.autogen import _generate, _new_revision, check_name
@@ -93,6 +94,7 @@ def capture(target: Target, migrations_dir: Path, name: str,
     """
     md = metadata or Base.metadata
     check_name(name, migrations_dir, target.chains)
+    check_writable(migrations_dir, target.chains)
     _check_at_head(target, migrations_dir)
     result = Captured()
     live = reflect(target, md)
@@ -111,14 +113,14 @@ def capture(target: Target, migrations_dir: Path, name: str,
                 # What the migrations build compared with the database itself (not the
                 # models): these are the chains that get a migration.
                 result.drift = sorted(drift(conn, target.chains, live))
-                left = differences(read_schema(conn), wanted)
+                left = differences(wanted, read_schema(conn))
                 generated = [_generate(conn, copy, chain, name, revision, live)
                              for chain in target.chains
                              if any(line.startswith(f"{chain}: ") for line in result.drift)]
             if generated:
                 migrate.deploy(scratch, copy, run=run)
                 with connect_to(scratch_conn) as conn:
-                    left = differences(read_schema(conn), wanted)
+                    left = differences(wanted, read_schema(conn))
         if not generated and not left:
             return result
         if left:
@@ -130,7 +132,12 @@ def capture(target: Target, migrations_dir: Path, name: str,
             for path in generated:
                 final = migrations_dir / path.relative_to(copy)
                 final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, final)
+                # Copied next to its place, then renamed: the hidden copy may be on another
+                # file system (a migrations folder that is a volume or a bind mount), which no
+                # rename crosses.
+                partial = final.with_name(f".{final.name}.partial")
+                shutil.copyfile(path, partial)
+                os.replace(partial, final)
                 result.files.append(final)
             _stamp(target, migrations_dir, revision)
         except BaseException:

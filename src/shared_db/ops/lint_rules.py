@@ -81,11 +81,16 @@ def classify(sql: str, state: ChainState | None = None) -> Parsed:
     created: set[str] = set()
     recreated_types = {_type_name(s.typeName) for s, _ in _statements(sql)
                        if isinstance(s, ast.CreateEnumStmt)}
-    in_transaction = False
+    in_transaction = committed = False
     for stmt, text in _statements(sql):
         if isinstance(stmt, ast.TransactionStmt):
             if text == ("COMMIT" if in_transaction else "BEGIN"):  # Alembic's own
                 in_transaction = not in_transaction
+                # A BEGIN after a COMMIT splits the migration's transaction, with or without a
+                # statement between: what ran before it is committed for good, and the SET
+                # LOCAL lock_timeout of a transactional run ended with it.
+                out.non_transactional |= in_transaction and committed
+                committed = committed or not in_transaction
             else:
                 out.findings.append(Finding(TRANSACTION_CONTROL, text))
             continue

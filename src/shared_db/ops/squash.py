@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared_db.errors import MigrationError, ValidationError
+from shared_db.migrations_folder import check_writable
 from shared_db.ops.history import Step, chain_steps, find_step
 from shared_db.ops.versions import CHAINS, LINKS
 
@@ -66,6 +67,7 @@ def squash(migrations_dir: Path, chain: str, to: str) -> Squashed:
     if chain not in CHAINS or chain == LINKS:
         raise ValidationError("--chain", "choose a service chain: " + ", ".join(
             c for c in CHAINS if c != LINKS) + f", got {chain!r}")
+    check_writable(migrations_dir, [chain])
     steps = chain_steps(migrations_dir, chain)
     try:
         step = find_step(steps, to if ":" in to else f"{chain}:{to}")
