@@ -342,3 +342,20 @@ def test_a_migration_file_that_cannot_be_read_is_one_error(
     errors = [line for line in err.splitlines() if not line.startswith("Using the embedded")]
     assert code == 4 and len(errors) == 1 and errors[0].startswith("error: "), err
     assert "20261202000000_odd.py" in errors[0]
+
+
+def test_down_names_its_option_and_undoes_nothing_beside_an_unknown_revision(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        migrated_db: DbFixture) -> None:
+    code, _, err = _run(monkeypatch, capsys, "migrate", "down", "--to", "x" * 10_000,
+                        db=migrated_db)
+    assert code == 4 and err.startswith("error: --to: unknown migration 'xxx"), err
+    assert len(err) < 2_000  # the revision shortened, not echoed whole
+    with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version_admin SET version_num = '20270107000000'")
+        before = conn.execute("SELECT version_num FROM alembic_version_payments").fetchone()
+    code, _, err = _run(monkeypatch, capsys, "migrate", "down")
+    assert code == 4 and "admin:20270107000000, which no migration file defines" in err, err
+    with psycopg.connect(migrated_db.url) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version_payments").fetchone() \
+            == before

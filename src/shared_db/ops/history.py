@@ -20,6 +20,7 @@ from shared_db.errors import MigrationError
 from shared_db.ops.revision_files import Step as Step
 from shared_db.ops.revision_files import read_chain
 from shared_db.ops.versions import version_table
+from shared_db.validation import shown
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -145,9 +146,9 @@ def find_step(steps: list[Step], ref: str) -> Step:
         if (not chain or s.chain == chain) and rest in (s.revision, f"{s.revision}_{s.name}")
     ]
     if not matches:
-        raise MigrationError(f"unknown migration {ref!r}; known: "
+        raise MigrationError(f"unknown migration {shown(ref)}; known: "
                              + ", ".join(s.label for s in steps))
     if len(matches) > 1:
-        raise MigrationError(f"migration {ref!r} is ambiguous: "
+        raise MigrationError(f"migration {shown(ref)} is ambiguous: "
                              + ", ".join(s.label for s in matches) + "; prefix it with its chain")
     return matches[0]

@@ -200,7 +200,10 @@ def steps_to_undo(applied: list[Step], to: str | None) -> list[Step]:
         return [applied[-1]]
     if to == "base":
         return list(reversed(applied))
-    keep = find_step(applied, to)
+    try:
+        keep = find_step(applied, to)
+    except MigrationError as exc:
+        raise MigrationError(f"--to: {exc}") from None
     return list(reversed(applied[applied.index(keep) + 1:]))
 
 
@@ -211,8 +214,12 @@ def down(targets: list[Target], migrations_dir: Path, to: str | None = None,
     plan: list[tuple[Step, str]] = []
     for target in targets:
         with migration_lock(target) as conn:
-            plan += [(s, target.name) for s in applied_steps(conn, migrations_dir,
-                                                            target.chains)[0]]
+            applied, unknown = applied_steps(conn, migrations_dir, target.chains)
+        if unknown:  # the newest migration may be that one: rolling back another is no undo
+            raise MigrationError(f"{target.name}: the database is at {', '.join(unknown)}, "
+                                 "which no migration file defines; roll it back with the code "
+                                 "that wrote it (nothing was rolled back)")
+        plan += [(s, target.name) for s in applied]
     plan.sort(key=lambda item: item[0].order)
     undo = steps_to_undo([s for s, _ in plan], to)
     owner = {s: name for s, name in plan}
