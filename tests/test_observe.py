@@ -84,6 +84,16 @@ async def test_production_logs_errors_only(migrated_db: DbFixture,
     assert "query failed" in caplog.records[0].getMessage()
 
 
+async def test_a_slow_statement_that_then_failed_is_slow_too(migrated_db: DbFixture) -> None:
+    seen: list[QueryEvent] = []
+    async with _db(migrated_db, slow_ms=20) as db:
+        db.query_log.on_slow(seen.append)
+        with pytest.raises(QueryTimeoutError):
+            async with db.transaction(statement_timeout=0.05) as tx, tx.executor("auth") as ex:
+                await ex.scalar(SLEEP, {"seconds": 1})
+    assert [(e.name, e.sqlstate) for e in seen] == [("test.sleep", "57014")]
+
+
 async def test_n_plus_one_in_a_transaction_warns(migrated_db: DbFixture,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     async with _db(migrated_db, n_plus_one=5) as db:

@@ -99,6 +99,10 @@ class QueryLog:
             elif "error" in levels:
                 self._log(logging.ERROR, "error", event, params, "query failed: %s (%.1f ms): %s",
                           event.sql, event.duration_ms, event.error)
+            if event.duration_ms >= self.settings.slow_ms:
+                # Slow, then failed (a statement_timeout past slow_ms): slow all the same to the
+                # callbacks and the slow-query metric; its log line above gives the duration.
+                _notify(self.slow_callbacks, event, "slow-query", self.settings.log_format)
             return
         if "query" in levels:
             if params is None:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import ClauseElement
 
 from shared_db.errors import DataAccessError, OutcomeUnknownError
-from shared_db.errors_db import event_error, first_line, translate, translate_error
+from shared_db.errors_db import event_error, first_line, translate_error
 
 T = TypeVar("T")
 _DIALECT = pg_psycopg.dialect()  # type: ignore[no-untyped-call]
@@ -219,10 +219,14 @@ class Executor:
     async def copy_rows(self, query: Query, rows: Sequence[Sequence[Any]]) -> None:
         """``COPY ... FROM STDIN`` of ``rows``: the fastest way to send many rows."""
         started = time.perf_counter()
-        with translate():
+        try:
             async with self.connection.cursor() as cursor, cursor.copy(query.sql) as copy:
                 for row in rows:
                     await copy.write_row(row)
+        except psycopg.Error as exc:  # a failed COPY is a failed statement to the listeners
+            if self._hooks.listeners:
+                self._emit(query, None, started, exc)
+            raise translate_error(exc) from None
         if self._hooks.listeners:
             self._emit(query, None, started, None)
 
