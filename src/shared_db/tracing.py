@@ -155,7 +155,10 @@ class Opened:
         if exc is not None:
             _failed(self._span, exc)
         self._span.end()
-        state.context.detach(self._token)
+        # Only where it was made current: closed in another task (an async fixture's teardown),
+        # OpenTelemetry would log a traceback for a token of another context.
+        if state.api.get_current_span() is self._span:
+            state.context.detach(self._token)
 
 
 def verb(name: str, text: str) -> str:

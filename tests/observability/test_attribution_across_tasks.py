@@ -1,6 +1,7 @@
-"""A statement that answers several callers' point reads (automatic batching) belongs to each:
-a span in each caller's trace, a count in each caller's unit of work, every trace id in its log
-line, and one statement in the metrics."""
+"""Work that crosses tasks. A statement that answers several callers' point reads (automatic
+batching) belongs to each: a span in each caller's trace, a count in each caller's unit of work,
+every trace id in its log line, and one statement in the metrics. A transaction entered in one
+task and left in another commits without an error."""
 
 from __future__ import annotations
 
@@ -75,3 +76,18 @@ async def test_callers_in_one_unit_count_the_shared_statement_once(traced: Datab
     with detect_n_plus_one() as counts:
         await asyncio.gather(*(traced.users.get(u.id) for u in users))
     assert sum(counts.values()) == 1
+
+
+async def test_a_transaction_closed_in_another_task_commits_quietly(
+        traced: Database, provider: Provided, caplog: pytest.LogCaptureFixture) -> None:
+    # An async fixture enters a transaction in its setup and leaves it in its teardown, each
+    # in a task of its own: its unit of work and span were made current in the first one.
+    _, exporter = provider
+    exporter.clear()
+    tx = traced.transaction()
+    await asyncio.create_task(tx.__aenter__())
+    user = await make_user(tx, "across@example.com")
+    await asyncio.create_task(tx.__aexit__(None, None, None))
+    assert await traced.users.get(user.id) is not None  # committed
+    assert [s.name for s in exporter.get_finished_spans()].count("shared_db.transaction") == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
