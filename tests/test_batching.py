@@ -75,6 +75,15 @@ async def test_emails_profiles_payments_and_eager_loads_are_shared_too(
     assert len(statements) == 3 + eager_statements
 
 
+async def test_callers_of_one_key_get_a_row_each(db: Database) -> None:
+    (user,) = await _users(db, 1)
+    await db.profiles.create(user.id, preferences={"theme": "dark"})
+    first, second = await asyncio.gather(db.profiles.get(user.id), db.profiles.get(user.id))
+    assert first == second and first is not None and second is not None
+    first.preferences["theme"] = "changed by one request"
+    assert second.preferences == {"theme": "dark"}  # the other request's row is its own
+
+
 async def test_reads_inside_a_transaction_are_never_shared(
         db: Database, statements: list[QueryEvent]) -> None:
     users = await _users(db, 3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
 
 import psycopg
@@ -203,3 +204,25 @@ async def test_a_transaction_of_run_is_refused_after_it(db: Database, stores: St
     with pytest.raises(ValidationError, match=ENDED.format("committed")):
         await _create(kept[0])
     assert _users(stores) == 0 and _idle_in_transaction(stores) == 0
+
+
+async def test_tasks_sharing_a_transaction_share_its_connection_and_commit(db: Database) -> None:
+    # Each task opened a connection of its own for the transaction, the last replacing the
+    # others, whose writes went back to the pool uncommitted: rolled back, every call "done".
+    user = await db.users.create(email="shared-tx@example.com", password_hash=PASSWORD_HASH,
+                                 name="N", role="CUSTOMER")
+    async with db.transaction() as tx:
+        payments = await asyncio.gather(*(tx.payments.create(user.id, str(n), type="payment")
+                                          for n in range(1, 5)))
+        audits = await asyncio.gather(*(tx.audit.record(f"probe.{n}") for n in range(4)))
+    for payment in payments:
+        assert await db.payments.get(payment.id) is not None
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert len(audits) == 4
+    for n in range(4):
+        assert len(await db.audit.by_action(f"probe.{n}", since)) == 1
+    with pytest.raises(ValueError, match="boom"):  # and roll back together
+        async with db.transaction() as tx:
+            await asyncio.gather(*(tx.audit.record("probe.rolled") for _ in range(3)))
+            raise ValueError("boom")
+    assert await db.audit.by_action("probe.rolled", since) == []

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -131,9 +132,12 @@ class Batcher:
                         future.set_exception(exc)
             raise
         for key, futures in waiting.items():
-            for future in futures:
+            value = found.get(key)
+            for n, future in enumerate(futures):
                 if not future.done():
-                    future.set_result(found.get(key))
+                    # Callers of one key get a row each, as their own statements would give
+                    # them: a record's JSON fields are dicts, which one caller may change.
+                    future.set_result(value if n == 0 or value is None else copy.deepcopy(value))
         return found
 
 

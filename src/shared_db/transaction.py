@@ -13,6 +13,7 @@ the pool) and be lost or committed with someone else's work.
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
@@ -107,6 +108,7 @@ class Transaction(Repositories):
         self._stack = AsyncExitStack()
         self._executors: dict[int, Executor] = {}
         self._services: dict[int, str] = {}
+        self._opening: asyncio.Lock | None = None
         self.batcher: Batcher | None = None  # its reads are its own, on its own connection
         self._span: tracing.Opened | None = None
         self._isolation = isolation
@@ -203,16 +205,25 @@ class Transaction(Repositories):
             raise _unusable(self._state)
         pool = self.db.pool(service)
         found = self._executors.get(id(pool))
-        if found is None:
-            with translate():
-                conn = await begin(self._stack, pool)
-                if self._setup:
-                    async with conn.pipeline():  # one round trip for all of them
-                        for statement, params in self._setup:
-                            await conn.execute(statement, params)
-            prepare = not self.db.connection_settings(service).pgbouncer
-            found = self._executors[id(pool)] = Executor(conn, self.db.hooks, prepare)
-            self._services[id(found)] = service
+        if found is not None:
+            return found
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        # Tasks sharing the transaction (asyncio.gather inside it) must share its connection:
+        # each opened one of its own, the last replaced the others, and their writes went back
+        # to the pool uncommitted, rolled back while every call had reported success.
+        async with self._opening:
+            found = self._executors.get(id(pool))
+            if found is None:
+                with translate():
+                    conn = await begin(self._stack, pool)
+                    if self._setup:
+                        async with conn.pipeline():  # one round trip for all of them
+                            for statement, params in self._setup:
+                                await conn.execute(statement, params)
+                prepare = not self.db.connection_settings(service).pgbouncer
+                found = self._executors[id(pool)] = Executor(conn, self.db.hooks, prepare)
+                self._services[id(found)] = service
         return found
 
     def executor(self, service: str, write: bool = False, primary: bool = False,
