@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import psycopg
 
@@ -56,3 +57,19 @@ async def test_a_stored_json_null_is_replaced_as_an_existing_value(db: Database)
     history = await db.audit.for_resource("system_config", "maybe")
     assert [h.details for h in history] == [{"old": None, "new": None}, {"old": None, "new": 1}]
     assert (await db.config.get("maybe")).value == 1  # type: ignore[union-attr]
+
+
+async def test_concurrent_changes_list_in_the_order_they_took_effect(db: Database) -> None:
+    # Each audit row was stamped when its transaction began, before it waited for the row
+    # lock: the history listed changes out of the order they happened in.
+    user = await db.users.create(email="roles-race@example.com", password="password123",
+                                 name="R", role="CUSTOMER")
+    await asyncio.gather(*(db.users.set_role(user.id, r) for r in
+                           ["ADMIN", "VENDOR", "ADMIN", "CUSTOMER", "VENDOR", "ADMIN"]))
+    await asyncio.gather(*(db.config.set("race.order", n) for n in range(6)))
+    for resource, key in (("user", str(user.id)), ("system_config", "race.order")):
+        history = [h.details for h in await db.audit.for_resource(resource, key)
+                   if h.action in ("user.role_changed", "config.changed")]
+        assert history, resource
+        for before, after in itertools.pairwise(history):
+            assert after["old"] == before["new"], history  # type: ignore[index]

@@ -21,8 +21,11 @@ from shared_db.sql import Query, columns
 _AUDIT = columns(AuditRecord, AuditLog)
 _CONFIG = columns(ConfigRecord, SystemConfig)
 
+# created_at as users.create's (auth.statements.AUDITED): the time the row is written, so rows
+# of changes that waited on each other's locks list in the order the changes took effect.
 _INSERT = insert(AuditLog).values(
-    id=func.gen_random_uuid(), user_id=bindparam("user_id"), action=bindparam("action"),
+    id=func.gen_random_uuid(), created_at=func.clock_timestamp(), user_id=bindparam("user_id"),
+    action=bindparam("action"),
     resource_type=bindparam("resource_type"), resource_id=bindparam("resource_id"),
     details=bindparam("details"), ip_address=bindparam("ip_address"),
     user_agent=bindparam("user_agent"))

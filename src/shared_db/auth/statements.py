@@ -27,7 +27,9 @@ CREATE = Query.build("users.create", _INSERT_USER)
 NEW_USER = _INSERT_USER.cte("new_user")
 _AUDIT_FIELDS = ("user_id", "action", "resource_type", "resource_id", "details", "ip_address",
                  "user_agent")
-AUDITED = insert(AuditLog).values(id=func.gen_random_uuid(), **{
+# created_at: when the row is written (clock_timestamp), not when its transaction began (the
+# column's now()): a change that waited for a row lock is then listed after the one it waited on.
+AUDITED = insert(AuditLog).values(id=func.gen_random_uuid(), created_at=func.clock_timestamp(), **{
     n: bindparam(f"audit_{n}") for n in _AUDIT_FIELDS}).cte("audited")
 CREATE_AUDITED = Query.build("users.create", select(*NEW_USER.c).add_cte(AUDITED))
 SOFT_DELETE = Query.build("users.soft_delete", update(User).where(ID_IS, LIVE).values(
