@@ -126,7 +126,7 @@ def running_port(home: Path) -> int | None:
         pid, port = int(lines[0]), int(lines[3])
     except (OSError, IndexError, ValueError):
         return None
-    if not _alive(pid):
+    if not _ours(pid, pid_file.parent):
         return None
     return port if len(lines) >= 8 and lines[7].strip() == "ready" else None
 
@@ -136,8 +136,25 @@ def _forget_dead_server(home: Path) -> None:
     PostgreSQL's own check takes the zombie for a live postmaster and refuses to start."""
     pid_file = home / "pgdata" / "postmaster.pid"
     with contextlib.suppress(OSError, ValueError, IndexError):
-        if not _alive(int(pid_file.read_text().splitlines()[0])):
+        if not _ours(int(pid_file.read_text().splitlines()[0]), pid_file.parent):
             pid_file.unlink()
+
+
+def _ours(pid: int, pgdata: Path) -> bool:
+    """Is ``pid`` the postmaster of ``pgdata``? After a container restart, a stale pid file's
+    process id may belong to any other process, which ``db stop`` would then signal. Where the
+    command line cannot be read (no /proc), a live process is taken for it."""
+    if not _alive(pid):
+        return False
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True
+    try:
+        given = Path(os.fsdecode(args[args.index(b"-D") + 1]))
+    except (ValueError, IndexError):
+        return False
+    return given.resolve() == pgdata.resolve()
 
 
 def _alive(pid: int) -> bool:
@@ -195,8 +212,10 @@ def _init(home: Path) -> None:
 def _choose_port(home: Path) -> int:
     remembered = home / "port"
     if remembered.exists():
-        port = int(remembered.read_text().strip() or 0)
-        if port and _port_is_free(port):
+        text = remembered.read_text().strip()
+        # A port file written by hand or half-written: choose again rather than fail.
+        port = int(text) if text.isascii() and text.isdigit() and len(text) <= 5 else 0
+        if 0 < port < 65536 and _port_is_free(port):
             return port
     port = _free_port()
     remembered.write_text(f"{port}\n")

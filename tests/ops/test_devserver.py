@@ -69,3 +69,33 @@ def test_a_home_that_cannot_be_a_folder_is_one_line_exit_2(
         assert main(command) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: SHARED_DB_HOME: must be a folder") and err.count("\n") == 1
+
+
+def test_a_stale_pid_file_naming_another_live_process(home: Path) -> None:
+    # After a container restart the pid file's process id may be any process's: taken for
+    # the server, start failed with a traceback and stop signalled that process.
+    url = devserver.start(home)
+    assert devserver.stop(home) is True
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pid_file = home / "pgdata" / "postmaster.pid"
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        pid_file.write_text(f"{bystander.pid}\n{home / 'pgdata'}\n0\n{port}\n/tmp\n127.0.0.1\n"
+                            "0 0\nready\n")
+        assert devserver.running_port(home) is None
+        assert devserver.stop(home) is False  # nothing signalled
+        assert bystander.poll() is None
+        assert devserver.start(home) == url
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_port_file_that_is_no_port_is_chosen_again(home: Path) -> None:
+    home.mkdir(parents=True)
+    for garbage in ("abc", "99999999", "0", "-5"):
+        (home / "port").write_text(garbage)
+        assert devserver.start(home).startswith("postgresql://postgres@127.0.0.1:")
+        assert devserver.stop(home) is True

@@ -4,6 +4,7 @@ settings that a checksum could misread."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared_db.errors import ConfirmationRequired
+from shared_db.errors import ConfigError, ConfirmationRequired
 from shared_db.ops import backup as backups
 from shared_db.ops.restore import restore
 from tests.conftest import DbFixture
@@ -118,3 +119,15 @@ def test_any_table_name_and_bytea_output_round_trip(
     assert backups.verify(result, filled.connection).verified
     restore(empty_db.connection, result.file)
     assert _state(empty_db) == _state(filled)
+
+
+def test_a_restore_through_pgbouncer_is_refused_before_anything_runs(
+        filled: DbFixture, empty_db: DbFixture, tmp_path: Path) -> None:  # noqa: F811
+    # Through transaction pooling the dump's session settings (search_path '') stayed on the
+    # server connection the next client got: it found no users table.
+    result = backups.backup(filled.target(), tmp_path, "custom")
+    bounced = dataclasses.replace(empty_db.connection, pgbouncer=True)
+    with pytest.raises(ConfigError, match="restore needs a direct connection"):
+        restore(bounced, result.file, force=True)
+    with psycopg.connect(empty_db.url) as conn:
+        assert conn.execute("SELECT to_regclass('users')").fetchone() == (None,)

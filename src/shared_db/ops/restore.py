@@ -39,7 +39,7 @@ from psycopg import sql
 from shared_db.config import PACKAGE_MIGRATIONS
 from shared_db.connect import connect_direct
 from shared_db.devserver import bin_dir, tool_env
-from shared_db.errors import BackupError, ConfirmationRequired
+from shared_db.errors import BackupError, ConfigError, ConfirmationRequired
 from shared_db.ops.checksums import EXTENSIONS, Manifest, epilogue, manifest_path, prologue
 from shared_db.ops.restore_guard import (
     GUARD,
@@ -179,11 +179,19 @@ def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
     heads must be revisions.
 
     Raises:
+        ConfigError: a URL through PgBouncer (``pgbouncer=true``).
         BackupError: the file is missing, broken, foreign, holds what must not run (a psql
             meta-command, transaction control), or does not restore as its manifest says;
             objects of other schemas depend on the target schema; the target is unchanged.
         ConfirmationRequired: the target has tables and ``force`` is False.
     """
+    if conn.pgbouncer:
+        # The dump's session settings (search_path '', row_security off) would stay on the
+        # server connection PgBouncer hands the next client, and in transaction mode the
+        # statements before BEGIN may not even reach the server the restore runs on.
+        raise ConfigError("DATABASE_URL", "restore needs a direct connection to the server, "
+                          "not one through PgBouncer (pgbouncer=true): give the server's own "
+                          "URL; nothing was restored")
     _refuse_non_file(file)
     with file.open("rb") as handle:
         return _restore(conn, file, handle, force, progress, migrations_dir)
