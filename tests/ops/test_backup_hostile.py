@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -292,3 +293,30 @@ def test_a_restore_blocked_by_a_lock_fails_instead_of_waiting(
         assert time.monotonic() - started < 20
         holder.rollback()
     assert _state(filled) == before
+
+
+def test_a_full_disk_names_the_file_and_keeps_nothing(filled: DbFixture,  # noqa: F811
+                                                      tmp_path: Path) -> None:
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        with psycopg.connect(filled.url, autocommit=True) as conn:  # more than 16 kB gzipped
+            conn.execute("CREATE TABLE bulk AS SELECT md5(n::text) AS h FROM "
+                         "generate_series(1, 20000) AS n")
+        with pytest.raises(BackupError, match=r"cannot write .*backup_\d+_\d+\.sql\.gz\.partial: "
+                           r"No space left on device; nothing was kept"):
+            backups.backup(filled.target(), folder, "sql.gz")
+        assert list(folder.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_recover_refuses_an_endless_age_naming_the_option(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "recover", "--older-than", "inf"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --older-than: must be a finite number of seconds, got inf")

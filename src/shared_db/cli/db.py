@@ -4,6 +4,7 @@ the settling of two-phase transactions a crashed process left behind."""
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import TYPE_CHECKING
 
 import typer
@@ -70,6 +71,8 @@ def recover(older_than: float = typer.Option(
         60.0, "--older-than", min=0.0,
         help="Only touch parts prepared at least this many seconds ago.")) -> None:
     """Finish or undo transactions across service databases whose process died at commit."""
+    if not math.isfinite(older_than):  # click's range check lets inf through
+        raise ConfigError("--older-than", f"must be a finite number of seconds, got {older_than}")
     current = settings()
 
     async def run() -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -70,16 +71,34 @@ def _run_dump(conn: ConnectionSettings, fmt: Format, snapshot: str, partial: Pat
                               capture_output=True, text=True, check=False)
         error = done.stderr
     else:
-        with subprocess.Popen(dump_argv(conn, fmt, snapshot, None), env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc, \
-                gzip.open(partial, "wb") as out:
-            assert proc.stdout is not None and proc.stderr is not None
-            shutil.copyfileobj(proc.stdout, out, 1 << 20)
-            error = proc.stderr.read().decode(errors="replace")
+        try:
+            with subprocess.Popen(dump_argv(conn, fmt, snapshot, None), env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc, \
+                    gzip.open(partial, "wb") as out:
+                assert proc.stdout is not None and proc.stderr is not None
+                try:
+                    shutil.copyfileobj(proc.stdout, out, 1 << 20)
+                except OSError:
+                    proc.kill()  # nothing reads its output any more
+                    raise
+                error = proc.stderr.read().decode(errors="replace")
+        except OSError as exc:  # the disk full, say: gzip's error names no file
+            partial.unlink(missing_ok=True)
+            raise BackupError(f"cannot write {partial}: {exc.strerror or exc}; nothing was "
+                              "kept") from None
         done = subprocess.CompletedProcess(proc.args, proc.returncode)
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
+        if done.returncode < 0 and not error.strip():
+            error = f"it was ended by signal {_signal_name(-done.returncode)}"
         raise BackupError(f"pg_dump failed: {error.strip() or done.returncode}")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def _pg_dump_version() -> str:
