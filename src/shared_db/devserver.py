@@ -179,6 +179,8 @@ def url_for(port: int, database: str = DATABASE) -> str:
 def _home(home: Path) -> Path:
     """``home`` made a folder of ours, or ``ConfigError`` naming SHARED_DB_HOME and why."""
     home = home.resolve()
+    if '"' in str(home):  # pg_ctl hands the data folder to a shell in double quotes
+        raise ConfigError("SHARED_DB_HOME", f"must not contain a double quote (\"), got {home}")
     try:
         home.mkdir(parents=True, exist_ok=True)
         (home / ".lock").touch()

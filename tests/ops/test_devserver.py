@@ -11,6 +11,7 @@ import pytest
 
 from shared_db import devserver
 from shared_db.cli import main
+from shared_db.errors import ConfigError
 
 
 @pytest.fixture
@@ -99,3 +100,8 @@ def test_a_port_file_that_is_no_port_is_chosen_again(home: Path) -> None:
         (home / "port").write_text(garbage)
         assert devserver.start(home).startswith("postgresql://postgres@127.0.0.1:")
         assert devserver.stop(home) is True
+
+
+def test_a_home_with_a_double_quote_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r'SHARED_DB_HOME: must not contain a double quote'):
+        devserver.start(tmp_path / 'say "hi"')

@@ -292,8 +292,8 @@ BEGIN
     EXECUTE format('SELECT count(*), coalesce(sum((''x'' || substr(md5(t::text), 1, 15))'
                    '::bit(60)::bigint), 0)::text FROM %I.%I t', sch, names[i]) INTO n, c;
     IF n <> rows[i] OR c <> sums[i] THEN
-      RAISE EXCEPTION 'restore check failed for %: % rows, checksum %; the manifest says % rows',
-        names[i], n, c, rows[i];
+      RAISE EXCEPTION 'restore check failed for %: % rows, checksum %; the manifest says % rows, '
+        'checksum %', names[i], n, c, rows[i], sums[i];
     END IF;
   END LOOP;
 END $check$;
