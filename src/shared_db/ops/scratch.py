@@ -41,8 +41,11 @@ def create_database(conn: ConnectionSettings, name: str) -> ConnectionSettings:
 
 def drop_database(conn: ConnectionSettings, name: str) -> None:
     with _admin(conn) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+        _drop(admin, name)
+
+
+def _drop(admin: psycopg.Connection[tuple[object, ...]], name: str) -> None:
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _key(name: str) -> int:
@@ -59,8 +62,7 @@ def _drop_abandoned(admin: psycopg.Connection[tuple[object, ...]], prefix: str) 
         if row is None or not row[0]:
             continue  # its maker is still at work
         try:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+            _drop(admin, name)
             log.info("dropped %s, a scratch database left by a process that was killed", name)
         except psycopg.Error as exc:  # not ours to drop (another owner): leave it
             log.debug("left %s: %s", name, exc)
@@ -82,7 +84,6 @@ def scratch_database(conn: ConnectionSettings, purpose: str) -> Iterator[Connect
             yield conn.with_database(name)
         finally:
             try:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)))
+                _drop(admin, name)
             except psycopg.OperationalError:  # this session died with the block (a restart)
                 drop_database(conn, name)
