@@ -28,12 +28,13 @@ log = logging.getLogger("shared_db.tracing")
 
 
 class _State:
-    __slots__ = ("api", "context", "tracer")
+    __slots__ = ("api", "context", "tracer", "warned")
 
     def __init__(self) -> None:
         self.tracer: Any = None  # an opentelemetry Tracer while tracing is enabled
         self.api: Any = None  # the opentelemetry.trace module, once imported
         self.context: Any = None  # the opentelemetry.context module, once imported
+        self.warned = False  # that opentelemetry is missing: once a process, like the import
 
 
 state = _State()
@@ -44,7 +45,6 @@ _UNCONNECTED: dict[tuple[str, str], dict[str, Any]] = {}
 MAX_KEPT = 512
 """Statements' attributes kept per connection: more than the package has queries."""
 _SEARCH_PATH = re.compile(r"search_path\s*=\s*([^\s,]+)")
-_WARNED: list[bool] = []
 _COMMANDS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE"})
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|/\*.*?\*/|--[^\n]*|[()]|\w+", re.S)
 
@@ -73,8 +73,8 @@ def enable(provider: Any = None) -> bool:
                               f"{type(provider).__name__}")
     api = _api()
     if api is None:
-        if not _WARNED:  # once a process, like the import it stands for
-            _WARNED.append(True)
+        if not state.warned:
+            state.warned = True
             log.warning("SHARED_DB_TRACING is on but opentelemetry is not installed "
                         "(pip install 'shared-db[otel]'); tracing nothing")
         return False
