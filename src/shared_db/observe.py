@@ -203,13 +203,10 @@ def trace_statement(event: QueryEvent) -> None:
         tracing.statement(event.name, event.sql, event.duration_ms, event.error_type,
                           event.sqlstate, event.connection)
         return
-    drawn = set()
+    drawn: set[int] = set()
     for caller in callers:
-        parent = caller.run(tracing.current_span_id)
-        if parent not in drawn:  # two calls under one span: one span for the statement
-            drawn.add(parent)
-            caller.run(tracing.statement, event.name, event.sql, event.duration_ms,
-                       event.error_type, event.sqlstate, event.connection, len(callers))
+        caller.run(tracing.batched_statement, drawn, event.name, event.sql, event.duration_ms,
+                   event.error_type, event.sqlstate, event.connection, len(callers))
 
 
 def telemetry(wanted: TelemetrySettings, hooks: QueryHooks, log: QueryLog) -> Metrics | None:

@@ -10,8 +10,10 @@ import json
 import logging
 
 import pytest
+from opentelemetry import context, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from shared_db import tracing
 from shared_db.client import Database
@@ -91,3 +93,23 @@ async def test_a_transaction_closed_in_another_task_commits_quietly(
     assert await traced.users.get(user.id) is not None  # committed
     assert [s.name for s in exporter.get_finished_spans()].count("shared_db.transaction") == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_shared_statement_draws_no_span_in_a_dropped_caller_s_trace(
+        traced: Database, provider: Provided) -> None:
+    _, exporter = provider
+    users = [await make_user(traced, f"mixed{n}@example.com") for n in range(CALLERS)]
+    exporter.clear()
+    parents = [SpanContext(n + 1, n + 1, is_remote=True, trace_flags=TraceFlags(
+        TraceFlags.SAMPLED if n % 2 else TraceFlags.DEFAULT)) for n in range(CALLERS)]
+
+    async def request(n: int) -> None:
+        token = context.attach(trace.set_span_in_context(NonRecordingSpan(parents[n])))
+        try:
+            assert (await traced.users.get(users[n].id)) is not None
+        finally:
+            context.detach(token)
+
+    await asyncio.gather(*(request(n) for n in range(CALLERS)))
+    shared = [s for s in exporter.get_finished_spans() if s.name == "users.get.many"]
+    assert sorted(s.context.trace_id for s in shared) == [2, 4]  # the sampled requests only
