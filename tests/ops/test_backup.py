@@ -151,3 +151,21 @@ def test_cli_backup_json_and_restore_codes(filled: DbFixture, empty_db: DbFixtur
     assert "tables match the manifest" in capsys.readouterr().out
     assert main(["backup", "--format", "zip"]) == 2
     assert main(["restore", str(tmp_path / "nope.dump"), "--force"]) == 6
+
+
+@pytest.mark.parametrize("fmt", ["custom", "sql.gz"])
+def test_a_dump_restore_would_refuse_is_not_kept(filled: DbFixture, tmp_path: Path,
+                                                 monkeypatch, capsys, fmt: str) -> None:
+    # In a client-only encoding the backslash after a byte of 0x80 or more is part of a
+    # character, so restore refuses such a quoted string, and pg_dump writes the comment as one.
+    with psycopg.connect(filled.url, autocommit=True) as conn:
+        conn.execute("COMMENT ON TABLE users IS E'caf\\u00e9\\\\\\\\ on C:'")
+    monkeypatch.setenv("DATABASE_URL", filled.url)
+    assert main(["backup", "--dir", str(tmp_path), "--format", fmt]) == 6
+    err = capsys.readouterr().err
+    assert "would be refused by restore, so no backup was kept" in err
+    assert "right before a backslash" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+    with psycopg.connect(filled.url, autocommit=True) as conn:
+        conn.execute("COMMENT ON TABLE users IS 'caf\u00e9 on C:'")
+    assert main(["backup", "--dir", str(tmp_path), "--format", fmt]) == 0

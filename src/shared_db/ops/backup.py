@@ -34,7 +34,7 @@ from shared_db.ops import backup_files
 from shared_db.ops.chains import version_table
 from shared_db.ops.checksums import EXTENSIONS as EXTENSIONS
 from shared_db.ops.checksums import Manifest, file_sha256, table_checksums
-from shared_db.ops.restore import restore
+from shared_db.ops.restore import check_script, restore
 from shared_db.ops.scratch import scratch_database
 from shared_db.ops.targets import Target
 from shared_db.url import ConnectionSettings
@@ -111,8 +111,9 @@ def backup(target: Target, folder: Path, fmt: Format = "custom",
     """Dump ``target`` into ``folder/backup_YYYYmmdd_HHMMSS.<ext>`` with its manifest.
 
     Raises:
-        BackupError: ``folder`` is not (and cannot be made) a directory, pg_dump failed, or
-            the manifest cannot be written; nothing is left in ``folder``.
+        BackupError: ``folder`` is not (and cannot be made) a directory, pg_dump failed, the
+            dump holds what ``restore`` refuses, or the manifest cannot be written; nothing is
+            left in ``folder``.
     """
     if fmt not in EXTENSIONS:
         raise BackupError(f"--format must be custom or sql.gz, got {fmt!r}")
@@ -159,6 +160,12 @@ def _backup(target: Target, reserved: backup_files.Reserved, fmt: Format,
         server = str((db.execute("SHOW server_version").fetchone() or [""])[0])
         heads = {chain: _head(db, chain) for chain in target.chains}
         db.rollback()
+    progress(f"reading {file.name} as restore will")
+    try:
+        check_script(partial, fmt, file.name)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(file)
     manifest = Manifest(
         file=file.name, format=fmt, bytes=file.stat().st_size, sha256=file_sha256(file),

@@ -48,7 +48,7 @@ from shared_db.ops.restore_guard import (
     guard_call,
     refuse_outside,
 )
-from shared_db.ops.restore_script import scan
+from shared_db.ops.restore_script import RESTORE_REFUSED, scan
 from shared_db.url import ConnectionSettings
 
 Progress = Callable[[str], None]
@@ -154,13 +154,32 @@ def _script(file: Path, handle: BinaryIO, fmt: str) -> Generator[bytes, None, No
 
 
 @contextlib.contextmanager
-def _scanned(file: Path, handle: BinaryIO, fmt: str,
-             dropped: tuple[bytes, ...]) -> Iterator[Iterator[bytes]]:
+def _scanned(file: Path, handle: BinaryIO, fmt: str, dropped: tuple[bytes, ...],
+             **shown: str) -> Iterator[Iterator[bytes]]:
     """The checked script; leaving the block closes the scan and the script at once (a refusal
-    would otherwise leave pg_restore blocked on a full pipe until garbage collection)."""
+    would otherwise leave pg_restore blocked on a full pipe until garbage collection).
+    ``shown``: ``name`` and ``verdict`` for a refusal's message, in place of the file's name and
+    that nothing was restored."""
     with contextlib.closing(_script(file, handle, fmt)) as source, \
-            contextlib.closing(scan(file.name, source, dropped)) as chunks:
+            contextlib.closing(scan(shown.get("name", file.name), source, dropped,
+                                    shown.get("verdict", RESTORE_REFUSED))) as chunks:
         yield chunks
+
+
+def check_script(file: Path, fmt: str, name: str) -> None:
+    """Read a new dump as ``restore`` will, so that a dump it would refuse is never kept as a
+    backup (pg_dump writes what the reading refuses, a quoted string with a byte of 0x80 or more
+    before a backslash, when a comment or default holds one).
+
+    Raises:
+        BackupError: ``restore`` would refuse the dump ``file`` (to be named ``name``).
+    """
+    with file.open("rb") as handle, _scanned(
+            file, handle, fmt, (), name=name,
+            verdict="would be refused by restore, so no backup was kept (change the object "
+                    "that line of the dump creates and back up again)") as chunks:
+        for _ in chunks:
+            pass
 
 
 def _created_by_prologue(schema: str) -> tuple[bytes, ...]:

@@ -29,6 +29,7 @@ from shared_db.ops.restore_lexer import PsqlLexer
 from shared_db.ops.restore_sql import ScriptRefused, check_copy, check_statements
 
 BATCH = 1 << 20
+RESTORE_REFUSED = "is refused, nothing was restored"
 RESTRICT = re.compile(r"\\(restrict|unrestrict) ([A-Za-z0-9]+)\r?\n?")
 COPY_END = re.compile(rb"^\\\.\r?\n", re.MULTILINE)
 # A partial data line that may still become the \. line, so it waits for more input.
@@ -43,8 +44,10 @@ class ScriptScanner(PsqlLexer):
             line.
     """
 
-    def __init__(self, name: str, dropped: Iterable[bytes] = ()) -> None:
+    def __init__(self, name: str, dropped: Iterable[bytes] = (),
+                 verdict: str = RESTORE_REFUSED) -> None:
         self.name, self.dropped = name, {line.rstrip(b"\r\n") for line in dropped}
+        self.verdict = verdict
         self.line_no, self.carry, self.copy, self.mid_line = 0, b"", False, False
         super().__init__()
         self.key: str | None = None
@@ -53,8 +56,7 @@ class ScriptScanner(PsqlLexer):
         self._restart(1)
 
     def refuse(self, reason: str, line: int | None = None) -> BackupError:
-        return BackupError(f"{self.name} is refused, nothing was restored: line "
-                           f"{line or self.line_no}: {reason}")
+        return BackupError(f"{self.name} {self.verdict}: line {line or self.line_no}: {reason}")
 
     def feed(self, chunk: bytes) -> bytes:
         data, pos = self.carry + chunk, 0
@@ -200,10 +202,11 @@ class ScriptScanner(PsqlLexer):
         self._restart(self.line_no + 1)
 
 
-def scan(name: str, chunks: Iterable[bytes],
-         dropped: Iterable[bytes] = ()) -> Generator[bytes, None, None]:
-    """``chunks`` of a script as they may be passed to psql, each released after its check."""
-    scanner = ScriptScanner(name, dropped)
+def scan(name: str, chunks: Iterable[bytes], dropped: Iterable[bytes] = (),
+         verdict: str = RESTORE_REFUSED) -> Generator[bytes, None, None]:
+    """``chunks`` of a script as they may be passed to psql, each released after its check;
+    a refusal says ``name``, ``verdict``, the line and why."""
+    scanner = ScriptScanner(name, dropped, verdict)
     for chunk in chunks:
         out = scanner.feed(chunk)
         if out:
