@@ -15,6 +15,7 @@ from shared_db.errors import BackupError, ConfigError
 if TYPE_CHECKING:
     from shared_db.ops import backup as backups
     from shared_db.ops import restore as restores
+    from shared_db.ops.targets import Target
 else:
     backups = lazy("shared_db.ops.backup")
     restores = lazy("shared_db.ops.restore")
@@ -70,17 +71,35 @@ def backup(
 
 def restore(file: Annotated[Path, typer.Argument(help="A backup made by shared-db backup.")],
             force: Annotated[bool, typer.Option("--force", help="Replace a non-empty "
-                                                "database.")] = False) -> None:
+                                                "database.")] = False,
+            service: Annotated[str | None, typer.Option(
+                "--service", help="Per-service topology: the service whose database to "
+                "restore into.")] = None) -> None:
     """Restore FILE into the database, all or nothing, checked against its manifest."""
     current = settings()
-    found = targets(current)
-    if len(found) != 1:
-        raise ConfigError("SHARED_DB_TOPOLOGY", "restore works on the shared topology")
-    target = found[0]
+    target = _restore_target(targets(current), service)
     if force:
         confirm(f"Replace everything in {target.connection.safe_url()} with {file.name}?", True)
     with console_err.status("restoring") as status:
         manifest = restores.restore(target.connection, file, force=force, progress=status.update,
-                                    migrations_dir=current.migrations_dir)
+                                    migrations_dir=current.migrations_dir, chains=target.chains)
     console.print(f"Restored {file} into {target.connection.safe_url()}: "
                   f"{len(manifest.tables)} tables match the manifest.")
+
+
+def _restore_target(found: list[Target], service: str | None) -> Target:
+    """The shared database, or in the per-service topology the one ``--service`` names."""
+    if len(found) == 1:
+        if service is not None:
+            raise ConfigError("--service", "names a service's database only in the per-service "
+                              "topology (SHARED_DB_TOPOLOGY=per-service); the shared topology "
+                              "has one database: leave it out")
+        return found[0]
+    names = ", ".join(t.name for t in found)
+    if service is None:
+        raise ConfigError("--service", f"the per-service topology restores one service's "
+                          f"database at a time: name it ({names})")
+    for target in found:
+        if target.name == service:
+            return target
+    raise ConfigError("--service", f"must be one of {names}, got {service!r}")

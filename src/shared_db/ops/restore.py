@@ -191,15 +191,19 @@ def _created_by_prologue(schema: str) -> tuple[bytes, ...]:
 
 
 def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
-            progress: Progress = lambda _: None, migrations_dir: Path | None = None) -> Manifest:
+            progress: Progress = lambda _: None, migrations_dir: Path | None = None,
+            chains: tuple[str, ...] | None = None) -> Manifest:
     """Replace the contents of ``conn``'s schema with the backup ``file``, all or nothing.
 
     ``migrations_dir`` (default: the package's migrations) is where the manifest's migration
-    heads must be revisions.
+    heads must be revisions. ``chains``: the migration chains the target carries (all of them
+    in the shared topology, its own in a service's database); the backup must carry the same,
+    or a service's backup would empty the shared database of the other services' tables.
 
     Raises:
         ConfigError: a URL through PgBouncer (``pgbouncer=true``).
-        BackupError: the file is missing, broken, foreign, holds what must not run (a psql
+        BackupError: the file is missing, broken, foreign, of a database carrying other
+            chains than ``chains``, holds what must not run (a psql
             meta-command, transaction control), or does not restore as its manifest says;
             objects of other schemas depend on the target schema; the target is unchanged.
         ConfirmationRequired: the target has tables and ``force`` is False.
@@ -213,13 +217,20 @@ def restore(conn: ConnectionSettings, file: Path, *, force: bool = False,
                           "URL; nothing was restored")
     _refuse_non_file(file)
     with file.open("rb") as handle:
-        return _restore(conn, file, handle, force, progress, migrations_dir)
+        return _restore(conn, file, handle, force, progress, migrations_dir, chains)
 
 
 def _restore(conn: ConnectionSettings, file: Path, handle: BinaryIO, force: bool,
-             progress: Progress, migrations_dir: Path | None) -> Manifest:
+             progress: Progress, migrations_dir: Path | None,
+             chains: tuple[str, ...] | None) -> Manifest:
     manifest = _checked(file, handle)
     check_migrations(manifest, manifest_path(file), migrations_dir or PACKAGE_MIGRATIONS)
+    if chains is not None and set(manifest.migrations) != set(chains):
+        raise BackupError(f"{file.name} is a backup of a database carrying the "
+                          f"{', '.join(manifest.migrations)} chain(s), and the target carries "
+                          f"{', '.join(chains)}: a shared backup restores into the shared "
+                          "topology's database, a service's into that service's database "
+                          "(--service); nothing was restored")
     schema = conn.schema or "public"  # a URL without schema= works in public, as the pools do
     if schema != manifest.schema:
         raise BackupError(f"{file.name} is a backup of schema {manifest.schema}, and the target "
