@@ -5,11 +5,20 @@ Errors of the ``SharedDbError`` family print as one line on stderr with a non-ze
 problem, 5 confirmation missing, 6 backup or restore problem, 7 a migration step's locks
 not granted in any try, 8 ``migrate adopt`` rolled back because the converted data or
 schema differed, 1 other.
+
+A SIGTERM (a deploy pipeline cancelled, a container stopped) is handled as Ctrl-C is: raised
+where the command is, so what it had started is undone on the way out (a backup's ``.partial``
+file and its pg_dump, psql's input to a restore closed before its ``COMMIT``), then exit 143
+(130 for Ctrl-C). A process that set a SIGTERM handler of its own before calling ``main`` keeps
+it.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from types import FrameType
 
 import typer
 from rich.markup import escape
@@ -70,8 +79,39 @@ def exit_code(error: SharedDbError) -> int:
     return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), 1)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so the same cleanup runs."""
+
+
+_terminations: list[int] = []  # the SIGTERMs this process received inside main
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    _terminations.append(signum)
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``shared-db`` script; returns the process exit code."""
+    ours = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+    if ours:
+        _terminations.clear()
+        signal.signal(signal.SIGTERM, _terminated)
+    try:
+        code = _main(argv)
+    except Terminated:  # outside click's own handling, which exits 130 for it
+        code = 143
+    finally:
+        if ours:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if ours and _terminations:
+        console_err.print("Terminated.", highlight=False)
+        return 143
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         # Not standalone: click raises its usage errors here instead of printing them as a
         # boxed, multi-line panel, so they are one line like every other error.
