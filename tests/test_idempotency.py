@@ -74,8 +74,10 @@ async def test_the_same_key_with_other_arguments_is_refused_and_writes_nothing(
     with pytest.raises(IdempotencyKeyReusedError) as caught:
         await db.payments.create(user.id, Decimal("6.00"), type="payment", idempotency_key="k")
     assert caught.value.field == "idempotency_key"
-    with pytest.raises(IdempotencyKeyReusedError):  # another operation, same database
+    assert "with other arguments" in str(caught.value)
+    with pytest.raises(IdempotencyKeyReusedError) as caught:  # another operation, same database
         await db.payment_status.transition(uuid.uuid4(), "initiated", idempotency_key="k")
+    assert "and this call is payment_status.transition" in str(caught.value)
     assert stores.digest() == before
 
 

@@ -188,9 +188,11 @@ async def once(unit: Callable[[], AbstractAsyncContextManager[Any]], service: st
 def _replayed(found: tuple[Any, ...], operation: str, digest: str, idempotency_key: str) -> Any:
     first_operation, first_digest, result = found
     if first_operation != operation or first_digest != digest:
+        used = ("with other arguments" if first_operation == operation
+                else f"and this call is {operation}")
         raise IdempotencyKeyReusedError(
-            "idempotency_key", f"{idempotency_key!r} was first used for {first_operation} with "
-            f"other arguments; send a new key for a new request")
+            "idempotency_key", f"{idempotency_key!r} was first used for {first_operation} "
+            f"{used}; send a new key for a new request")
     return decode(result)
 
 
