@@ -46,6 +46,8 @@ def backup(
     except BackupError as exc:
         raise ConfigError("--dir", str(exc)) from None
     found = targets(settings())
+    for target in found:  # before any dump, so no service is backed up and another refused
+        backups.refuse_pooled(target)
     docs = []
     for target in found:
         where = folder if len(found) == 1 else folder / target.name

@@ -29,7 +29,7 @@ from shared_db.ops.history import Step, alembic_config, all_steps, applied_steps
 from shared_db.ops.lint import StepLint, lint_steps
 from shared_db.ops.offline import step_sql
 from shared_db.ops.scratch import scratch_database
-from shared_db.ops.targets import Target
+from shared_db.ops.targets import SCRATCH_HELD, Target, require_direct
 
 NAME_RULE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
 
@@ -84,6 +84,7 @@ def dev(target: Target, migrations_dir: Path, name: str,
         MigrationError: bad or duplicate name, or a migration failed to apply.
         DriftError: the database differs from what its migrations produce.
     """
+    require_direct(target, "migrate dev", SCRATCH_HELD)
     md = metadata or Base.metadata
     check_name(name, migrations_dir, target.chains)
     check_writable(migrations_dir, target.chains)

@@ -36,7 +36,7 @@ from shared_db.ops.checksums import EXTENSIONS as EXTENSIONS
 from shared_db.ops.checksums import Manifest, file_sha256, table_checksums
 from shared_db.ops.restore import check_script, restore
 from shared_db.ops.scratch import scratch_database
-from shared_db.ops.targets import Target
+from shared_db.ops.targets import Target, require_direct
 from shared_db.url import ConnectionSettings
 
 Format = Literal["custom", "sql.gz"]
@@ -111,12 +111,14 @@ def backup(target: Target, folder: Path, fmt: Format = "custom",
     """Dump ``target`` into ``folder/backup_YYYYmmdd_HHMMSS.<ext>`` with its manifest.
 
     Raises:
+        ConfigError: ``target`` is reached through PgBouncer.
         BackupError: ``folder`` is not (and cannot be made) a directory, pg_dump failed, the
             dump holds what ``restore`` refuses, or the manifest cannot be written; nothing is
             left in ``folder``.
     """
     if fmt not in EXTENSIONS:
         raise BackupError(f"--format must be custom or sql.gz, got {fmt!r}")
+    refuse_pooled(target)
     make_folder(folder)
     reserved = backup_files.reserve(folder, EXTENSIONS[fmt])
     try:
@@ -124,6 +126,14 @@ def backup(target: Target, folder: Path, fmt: Format = "custom",
     except BaseException:
         backup_files.release(reserved)
         raise
+
+
+def refuse_pooled(target: Target) -> None:
+    """Raises ConfigError when ``target`` is reached through PgBouncer: pg_dump sets its output
+    settings (``extra_float_digits``, ``search_path``...) for the session before the snapshot's
+    transaction, which transaction pooling may run on another server connection."""
+    require_direct(target, "backup", "pg_dump sets its session's settings before the "
+                   "transaction that reads the snapshot")
 
 
 def make_folder(folder: Path) -> None:

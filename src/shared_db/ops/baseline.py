@@ -21,7 +21,7 @@ from shared_db.ops import migrate
 from shared_db.ops.catalog import differences, read_schema
 from shared_db.ops.history import Step, alembic_config, chain_steps, current_revision
 from shared_db.ops.scratch import scratch_database
-from shared_db.ops.targets import Target
+from shared_db.ops.targets import SCRATCH_HELD, Target, require_direct
 
 
 @dataclass
@@ -66,7 +66,10 @@ def baseline(targets: list[Target], migrations_dir: Path) -> list[Baseline]:
 
     Raises:
         MigrationError: a target already has a migration history (use ``migrate resolve``).
+        ConfigError: a target is reached through PgBouncer.
     """
+    for target in targets:
+        require_direct(target, "migrate baseline", SCRATCH_HELD)
     for target in targets:
         history = _history(target, migrations_dir)
         if history:

@@ -41,7 +41,7 @@ from shared_db.ops.history import (
 )
 from shared_db.ops.offline import step_sql
 from shared_db.ops.scratch import scratch_database
-from shared_db.ops.targets import Target
+from shared_db.ops.targets import SCRATCH_HELD, Target, require_direct
 
 
 @dataclass
@@ -92,6 +92,7 @@ def capture(target: Target, migrations_dir: Path, name: str,
         MigrationError: bad or duplicate name, pending migrations, or a drift the migrations
             generated could not reproduce (then nothing is written or stamped).
     """
+    require_direct(target, "migrate dev --from-drift", SCRATCH_HELD)
     md = metadata or Base.metadata
     check_name(name, migrations_dir, target.chains)
     check_writable(migrations_dir, target.chains)

@@ -41,7 +41,7 @@ from shared_db.ops.locks import (
     set_lock_timeout,
     with_retries,
 )
-from shared_db.ops.targets import Target
+from shared_db.ops.targets import Target, require_direct
 
 SCHEMA_OWNER = text("SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
                     "WHERE n.nspname = :s")
@@ -63,7 +63,13 @@ class Applied:
 
 @contextmanager
 def migration_lock(target: Target) -> Iterator[Connection]:
-    """A connection to ``target`` holding the migration lock until the block ends."""
+    """A connection to ``target`` holding the migration lock until the block ends.
+
+    Raises:
+        ConfigError: ``target`` is reached through PgBouncer.
+    """
+    require_direct(target, "a migration command", "it holds a session lock (and session "
+                   "settings) from its first transaction to its last")
     with connect_to(target.connection) as conn:
         if (conn.dialect.server_version_info or (0,)) >= (14,):
             # If this process dies mid-migration, the server notices within a second even
