@@ -46,3 +46,25 @@ def test_a_terminated_backup_keeps_nothing_and_ends_pg_dump(migrated_db: DbFixtu
     assert backup.returncode == 143, err
     assert "Terminated." in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sigterm_at_any_moment_of_a_seed_is_one_line_and_all_or_nothing(
+        migrated_db: DbFixture) -> None:
+    env = {**os.environ, "DATABASE_URL": migrated_db.url}
+    for delay in (0.05, 0.2, 0.35, 0.5, 0.65, 0.8):
+        with psycopg.connect(migrated_db.url, autocommit=True) as conn:
+            conn.execute("TRUNCATE users CASCADE")
+        seed = subprocess.Popen([sys.executable, "-m", "shared_db", "db", "seed"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        seed.send_signal(signal.SIGTERM)
+        _, err = seed.communicate(timeout=60)
+        # -SIGTERM: it had finished and was shutting down when the signal came
+        assert seed.returncode in (0, 143, -signal.SIGTERM), err
+        assert "Traceback" not in err, err
+        if seed.returncode == 143:
+            assert err.strip().splitlines()[-1] == "Terminated.", err
+        with psycopg.connect(migrated_db.url) as conn:
+            counts = conn.execute("SELECT (SELECT count(*) FROM users), "
+                                  "(SELECT count(*) FROM user_profiles)").fetchone()
+        assert counts in ((0, 0), (3, 3)), (delay, counts)

@@ -83,31 +83,38 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so the same cleanup runs."""
 
 
-_terminations: list[int] = []  # the SIGTERMs this process received inside main
+_interrupts: list[int] = []  # the SIGINTs and SIGTERMs this process received inside main
 
 
-def _terminated(signum: int, frame: FrameType | None) -> None:
-    _terminations.append(signum)
-    raise Terminated
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    _interrupts.append(signum)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``shared-db`` script; returns the process exit code."""
-    ours = (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
-    if ours:
-        _terminations.clear()
-        signal.signal(signal.SIGTERM, _terminated)
+    """Entry point of the ``shared-db`` script; returns the process exit code.
+
+    After an interrupt, whatever ends the command (click's exit, or an error the interrupt
+    caused, such as a module left half imported) is the interrupt's exit code and one line."""
+    ours = [sig for sig, default in ((signal.SIGTERM, signal.SIG_DFL),
+                                     (signal.SIGINT, signal.default_int_handler))
+            if threading.current_thread() is threading.main_thread()
+            and signal.getsignal(sig) == default]
+    _interrupts.clear()
+    previous = {sig: signal.signal(sig, _interrupted) for sig in ours}
     try:
         code = _main(argv)
-    except Terminated:  # outside click's own handling, which exits 130 for it
-        code = 143
+    except BaseException:
+        if not _interrupts:
+            raise
+        code = 1
     finally:
-        if ours:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if ours and _terminations:
-        console_err.print("Terminated.", highlight=False)
-        return 143
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if _interrupts:
+        terminated = signal.SIGTERM in _interrupts
+        console_err.print("Terminated." if terminated else "Aborted.", highlight=False)
+        return 143 if terminated else 130
     return code
 
 
