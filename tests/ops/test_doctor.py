@@ -118,6 +118,11 @@ def test_cli_exit_codes_and_json(migrated_db: DbFixture, monkeypatch, capsys) ->
     assert main(["doctor", "--json"]) == 2  # a refused setting, as for every command
     (check,) = json.loads(capsys.readouterr().out)["checks"]
     assert check["status"] == "fail" and "bogus" in check["name"]
+    monkeypatch.setenv("DATABASE_URL", migrated_db.url)
+    monkeypatch.setenv("SHARED_DB_MIGRATIONS_DIR", "/nonexistent/migrations")
+    assert main(["doctor", "--json"]) == 2  # read only when the migrations are checked
+    (check,) = json.loads(capsys.readouterr().out)["checks"]
+    assert check["name"] == "SHARED_DB_MIGRATIONS_DIR" and "does not exist" in check["detail"]
 
 
 @pytest.fixture
