@@ -68,6 +68,22 @@ def detect_n_plus_one() -> Iterator[Counter[str]]:
             _units.reset(token)
 
 
+_exempt: ContextVar[bool] = ContextVar("shared_db_n_plus_one_exempt", default=False)
+
+
+@contextmanager
+def exempt_from_n_plus_one() -> Iterator[None]:
+    """Statements inside the block count in no unit of work: for tooling that writes a fixed
+    list row by row on purpose (the seed), which a strict detector in the environment would
+    otherwise refuse. They are still logged, timed and traced."""
+    token = _exempt.set(True)
+    try:
+        yield
+    finally:
+        with suppress(ValueError):
+            _exempt.reset(token)
+
+
 @dataclass
 class QueryLog:
     """The listener: logs, flags slow queries, and watches for N+1 patterns."""
@@ -144,6 +160,8 @@ class QueryLog:
             logger.log(level, "%s", json.dumps(document, default=str), extra=extra)
 
     def _count(self, event: QueryEvent) -> None:
+        if _exempt.get():
+            return
         crossed = False
         callers = BATCH_CALLERS.get()
         # A statement shared by several calls counts once in each unit around any of them

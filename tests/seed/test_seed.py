@@ -98,3 +98,28 @@ def test_seeding_a_database_that_is_not_migrated_says_what_to_run(
     err = capsys.readouterr().err
     assert err.startswith("error: cannot seed: ") and "shared-db migrate deploy" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_strict_n_plus_one_detector_does_not_refuse_the_seed(
+        migrated_db: DbFixture, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated_db.url)
+    monkeypatch.setenv("SHARED_DB_N_PLUS_ONE", "2")
+    monkeypatch.setenv("SHARED_DB_N_PLUS_ONE_STRICT", "true")
+    assert main(["db", "seed"]) == 0, capsys.readouterr().err
+    assert len(_rows(migrated_db.url)) == 3
+
+
+def test_a_service_database_left_unmigrated_is_named_before_anything_is_written(
+        private_stores, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("SHARED_DB_TOPOLOGY", "per-service")
+    for service, url in private_stores.urls.items():
+        monkeypatch.setenv(f"{service.upper()}_DATABASE_URL", url)
+    with psycopg.connect(private_stores.urls["profile"], autocommit=True) as conn:
+        conn.execute("DROP TABLE user_profiles")
+    assert main(["db", "seed"]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot seed: the profile service's table user_profiles")
+    assert len(err.strip().splitlines()) == 1
+    with psycopg.connect(private_stores.urls["auth"]) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)

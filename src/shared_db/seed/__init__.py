@@ -19,6 +19,7 @@ from sqlalchemy import BigInteger, bindparam, func, literal_column, select
 
 from shared_db.enums import UserRole
 from shared_db.errors import ConfigError, MigrationError
+from shared_db.observe import exempt_from_n_plus_one
 from shared_db.sql import Query
 
 if TYPE_CHECKING:
@@ -28,7 +29,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SEED_LOCK_KEY = 0x5EED_DB  # advisory lock of the seed transaction (any fixed number)
 SEED_LOCK = Query.build("seed.lock", select(func.pg_advisory_xact_lock(
     bindparam("key", type_=BigInteger))))
-MIGRATED = Query.build("seed.migrated", select(literal_column("to_regclass('users')")))
+# The table of each service the seed writes (the audit row of each user.created included).
+WRITTEN = {"auth": "users", "profile": "user_profiles", "admin": "audit_logs"}
+MIGRATED = {service: Query.build(f"seed.migrated.{service}", select(literal_column(
+    f"to_regclass('{table}')"))) for service, table in WRITTEN.items()}
 
 
 @dataclass
@@ -59,11 +63,21 @@ async def seed(db: Database, fixtures: Path = FIXTURES) -> SeedReport:
     """Write the seed users and profiles that are missing, in one transaction."""
     entries = load_users(fixtures)
     report = SeedReport()
+    # Row by row on purpose: a handful of rows, each user's audit row and profile with it.
+    with exempt_from_n_plus_one():
+        await _write(db, entries, report)
+    return report
+
+
+async def _write(db: Database, entries: list[dict[str, Any]], report: SeedReport) -> None:
     async with db.transaction() as tx:
+        for service, query in MIGRATED.items():  # asked, not failed on: no error logged
+            async with tx.executor(service) as ex:
+                if await ex.scalar(query, {}) is None:
+                    raise MigrationError(f"cannot seed: the {service} service's table "
+                                         f"{WRITTEN[service]} does not exist: run `shared-db "
+                                         "migrate deploy` first")
         async with tx.executor("auth") as ex:
-            if await ex.scalar(MIGRATED, {}) is None:  # asked, not failed on: no error logged
-                raise MigrationError("cannot seed: the database has no users table: run "
-                                     "`shared-db migrate deploy` first")
             await ex.execute(SEED_LOCK, {"key": SEED_LOCK_KEY})
         for entry in entries:
             user = await tx.users.get_by_email(entry["email"], include_deleted=True)
@@ -77,4 +91,3 @@ async def seed(db: Database, fixtures: Path = FIXTURES) -> SeedReport:
             if await tx.profiles.get(user.id) is None:
                 await tx.profiles.create(user.id, **(entry.get("profile") or {}))
                 report.profiles_created += 1
-    return report
