@@ -38,7 +38,8 @@ def _free_port() -> int:
 
 @contextmanager
 def pgbouncer(server: ConnectionSettings, *, server_check_delay: int = 30,
-              server_login_retry: int = 15) -> Iterator[int]:
+              server_login_retry: int = 15,
+              ignored: str = "extra_float_digits") -> Iterator[int]:
     """Start PgBouncer in front of ``server``; yields its port on 127.0.0.1.
 
     Clients log in as the server's user without a password (``auth_type = trust``); PgBouncer
@@ -47,7 +48,8 @@ def pgbouncer(server: ConnectionSettings, *, server_check_delay: int = 30,
     checks it with a query of its own before handing it out again. ``server_login_retry`` is
     too (15 s, its default): how long PgBouncer waits after a failed login to the server before
     it tries again, so a server that was down only for a restart stays out of reach that long.
-    Raises ``RuntimeError``
+    ``ignored``: its ``ignore_startup_parameters``, the startup parameters it drops instead of
+    refusing the client. Raises ``RuntimeError``
     when pgbouncer is missing or does not start.
     """
     executable = binary()
@@ -72,7 +74,7 @@ pool_mode = transaction
 max_client_conn = 500
 default_pool_size = 20
 max_db_connections = 40
-ignore_startup_parameters = extra_float_digits
+ignore_startup_parameters = {ignored}
 server_check_delay = {server_check_delay}
 server_login_retry = {server_login_retry}
 admin_users = {user}

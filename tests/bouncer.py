@@ -26,9 +26,9 @@ def require() -> None:
 
 
 @contextmanager
-def pgbouncer(server: ConnectionSettings) -> Iterator[int]:
+def pgbouncer(server: ConnectionSettings, ignored: str = "extra_float_digits") -> Iterator[int]:
     """Start PgBouncer in front of ``server``; yields its port."""
     require()
     # Check a server connection before every reuse: fault tests restart the server under it.
-    with bouncer.pgbouncer(server, server_check_delay=0) as port:
+    with bouncer.pgbouncer(server, server_check_delay=0, ignored=ignored) as port:
         yield port

@@ -122,11 +122,15 @@ REFUSED, TIMED_OUT, AUTH_FAILED = "refused", "timed out", "authentication failed
 NO_DATABASE, UNKNOWN_HOST, UNREACHABLE = "database does not exist", "unknown host", "unreachable"
 NOT_PERMITTED = "not permitted to connect"
 WRONG_ROLE = "no host has the role target_session_attrs asks for"
+NO_SSL = "the server does not accept SSL"
+NO_OPTIONS = "PgBouncer refuses the startup parameter options"
 _CAUSES = (  # libpq's and psycopg's wording; connection errors carry no SQLSTATE client-side
     # First: of a multi-host URL's errors (one line per host), a host that answered in the
     # wrong role (no primary during a failover) says more than another that refused.
     (re.compile(r"session is (not )?read-only|server is (not )?in hot standby mode"),
      WRONG_ROLE),
+    (re.compile(r"server does not support ssl"), NO_SSL),
+    (re.compile(r"unsupported startup parameter: options"), NO_OPTIONS),
     (re.compile(r"connection refused"), REFUSED),
     (re.compile(r"timeout expired|timed out"), TIMED_OUT),
     (re.compile(r"authentication failed|no password supplied|role \".*\" does not exist"
@@ -141,7 +145,7 @@ _CAUSES = (  # libpq's and psycopg's wording; connection errors carry no SQLSTAT
 def connection_cause(exc: BaseException) -> str:
     """Why a connection attempt failed, in words: ``refused``, ``timed out``, ``authentication
     failed``, ``database does not exist``, ``unknown host``, ``not permitted to connect``,
-    ``WRONG_ROLE``, or else ``unreachable``."""
+    ``WRONG_ROLE``, ``NO_SSL``, ``NO_OPTIONS``, or else ``unreachable``."""
     source = getattr(exc, "orig", None) or exc
     if isinstance(source, pg.ConnectionTimeout):
         return TIMED_OUT

@@ -17,12 +17,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from bench.bouncer import client_url
 from shared_db.cli import main
 from shared_db.config import PACKAGE_MIGRATIONS, load_settings
 from shared_db.ops import roles as role_ops
 from shared_db.ops.doctor import diagnose
 from shared_db.ops.targets import resolve_targets
 from shared_db.services import SERVICES
+from shared_db.url import ConnectionSettings
+from tests.bouncer import pgbouncer
 from tests.conftest import DbFixture
 from tests.password_server import PASSWORD, password_server
 
@@ -291,3 +294,26 @@ def test_no_host_in_the_asked_role_is_said_and_each_host_still_shown(
     assert "target_session_attrs=standby" in (connection.fix or "")
     assert checks[f"host 127.0.0.1:{real}"].detail == "primary"
     assert checks[f"host 127.0.0.1:{dead}"].status == "warn"
+
+
+def test_ssl_the_server_lacks_is_named_with_its_fix(migrated_db: DbFixture) -> None:
+    # The test servers run without SSL.
+    check = _run(f"{migrated_db.url}?sslmode=require")["connection"]
+    assert check.status == "fail" and "does not accept SSL" in check.detail
+    assert "sslmode=require" in (check.fix or "") and "ssl on" in (check.fix or "")
+
+
+def test_a_schema_pgbouncer_refuses_or_drops_is_named(
+        migrated_db: DbFixture, server: ConnectionSettings) -> None:
+    database = migrated_db.connection.database
+    with pgbouncer(server) as port:  # refuses the options startup parameter schema= uses
+        check = _run(f"{client_url(server, port, database)}?pgbouncer=true&schema=public")[
+            "connection"]
+    assert check.status == "fail" and "refuses the startup parameter options" in check.detail
+    assert "connect_query" in (check.fix or "")
+    with pgbouncer(server, ignored="extra_float_digits,options") as port:  # drops it
+        checks = _run(f"{client_url(server, port, database)}?pgbouncer=true&schema=tenant1")
+    assert checks["schema"].status == "fail"
+    assert "search_path" in checks["schema"].detail
+    assert "SET search_path = tenant1" in (checks["schema"].fix or "")
+    assert "schema" not in _run(f"{migrated_db.url}?schema=tenant1")  # not made yet: fine

@@ -34,7 +34,8 @@ Status = Literal["ok", "warn", "fail", "unknown"]
 MIN_SERVER = 130000  # gen_random_uuid() is built in from PostgreSQL 13
 
 SERVER = text("SELECT current_setting('server_version_num')::int, version(), "
-              "current_setting('max_connections')::int, current_user")
+              "current_setting('max_connections')::int, current_user, "
+              "current_setting('search_path')")
 EXTENSIONS = text("SELECT name, installed_version IS NOT NULL FROM pg_available_extensions "
                   "WHERE name IN ('pg_stat_statements', 'pgcrypto') ORDER BY name")
 # pg_settings leaves out what the role may not read (current_setting() would raise instead).
@@ -69,7 +70,7 @@ def _pool(target: Target) -> Check:
 def _server(target: Target) -> list[Check]:
     checks = []
     with connect_to(target.connection) as conn:
-        number, version, max_connections, role = conn.execute(SERVER).one()
+        number, version, max_connections, role, path = conn.execute(SERVER).one()
         extensions = {name: installed for name, installed in conn.execute(EXTENSIONS)}
         preloaded = conn.execute(PRELOADED).scalar()
         max_prepared, in_doubt = conn.execute(TWO_PHASE, {"age": IN_DOUBT_AFTER}).one()
@@ -77,10 +78,22 @@ def _server(target: Target) -> list[Check]:
     checks.append(Check(target.name, "server", "ok" if number >= MIN_SERVER else "fail",
                         version.split(",")[0],
                         None if number >= MIN_SERVER else "use PostgreSQL 13 or newer"))
-    if target.connection.pool_size > max_connections - 3:
+    wanted_schema = target.connection.schema
+    first = str(path).split(",")[0].strip().strip('"')
+    if wanted_schema is not None and first != wanted_schema:
+        checks.append(Check(target.name, "schema", "fail",
+                            f"the URL's schema is {wanted_schema}, and the connection's "
+                            f"search_path is {path}: the options startup parameter that sets "
+                            "it was dropped on the way (PgBouncer's ignore_startup_parameters)",
+                            f"set it on the server connections (PgBouncer's connect_query = "
+                            f"'SET search_path = {wanted_schema}' for that database, or "
+                            f"ALTER ROLE ... SET search_path = {wanted_schema})"))
+    size = target.connection.pool_size
+    if size > max_connections - 3:
         checks.append(Check(target.name, "connections", "warn",
-                            f"pool size {target.connection.pool_size} is close to the "
-                            f"server's max_connections {max_connections}",
+                            f"pool size {size} is "
+                            + ("more than" if size > max_connections else "close to")
+                            + f" the server's max_connections {max_connections}",
                             "lower connection_limit or raise max_connections"))
     stat = "pg_stat_statements"
     if stat not in extensions:

@@ -9,6 +9,8 @@ from shared_db.errors import DatabaseUnavailableError
 from shared_db.errors_db import (
     AUTH_FAILED,
     NO_DATABASE,
+    NO_OPTIONS,
+    NO_SSL,
     NOT_PERMITTED,
     REFUSED,
     TIMED_OUT,
@@ -43,6 +45,13 @@ def _fixes(conn: ConnectionSettings) -> dict[str, str]:
         UNKNOWN_HOST: f"fix the host name ({host}) in the URL, or its DNS entry",
         NOT_PERMITTED: grant(sql.SQL("CONNECT ON DATABASE {}").format(
             sql.Identifier(conn.database)), user),
+        NO_SSL: f"the URL asks for SSL (sslmode={conn.libpq.get('sslmode')}) and the server "
+                "has none: turn ssl on in the server's postgresql.conf, or give a sslmode it "
+                "serves (prefer, allow or disable) where the network allows it",
+        NO_OPTIONS: "schema= travels as the startup parameter options, which PgBouncer "
+                    "refuses: list options in PgBouncer's ignore_startup_parameters and set the "
+                    f"schema on its server connections (connect_query = 'SET search_path = "
+                    f"{conn.schema or '<schema>'}' for that database), or leave schema out",
         WRONG_ROLE: "a host answered, but none as target_session_attrs="
                     f"{conn.libpq.get('target_session_attrs', 'any')} asks (a failover under "
                     "way, or a cluster without a leader): check the cluster manager (e.g. "
