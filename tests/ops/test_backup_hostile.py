@@ -238,6 +238,16 @@ def test_backup_dir_that_is_not_a_directory_is_exit_2(migrated_db: DbFixture, tm
     assert "--dir" in err and ("not a directory" in err or "is a file" in err), err
 
 
+@pytest.mark.parametrize("given", ["", "  "])
+def test_an_empty_backup_dir_is_refused_not_read_as_the_current_one(
+        migrated_db: DbFixture, tmp_path: Path, given: str, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated_db.url)
+    monkeypatch.chdir(tmp_path)
+    assert main(["backup", "--dir", given]) == 2
+    assert "--dir: must name a folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- 7. the manifest's other fields, and locks -----------------------------------------------
 
 

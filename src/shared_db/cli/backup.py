@@ -28,7 +28,7 @@ def _doc(result: backups.BackupResult) -> dict[str, Any]:
 
 
 def backup(
-    folder: Annotated[Path, typer.Option("--dir", help="Backup folder.")] = Path("backups"),
+    given: Annotated[str, typer.Option("--dir", help="Backup folder.")] = "backups",
     fmt: Annotated[str, typer.Option("--format", help="custom or sql.gz")] = "custom",
     verify: Annotated[bool, typer.Option("--verify", help="Restore into a scratch database "
                                          "and compare every table.")] = False,
@@ -41,6 +41,12 @@ def backup(
         raise ConfigError("--format", f"must be custom or sql.gz, got {fmt!r}")
     if keep is not None and keep < 1:
         raise ConfigError("--keep", f"must be at least 1, got {keep}")
+    if not given.strip():
+        # Path("") is the current directory: an unset variable in `--dir "$BACKUPS"` would
+        # scatter backups wherever the pipeline happened to run.
+        raise ConfigError("--dir", "must name a folder, got an empty value (give . to mean "
+                          "the current directory)")
+    folder = Path(given)
     try:  # before any connection, so a bad --dir is a usage error
         backups.make_folder(folder)
     except BackupError as exc:
