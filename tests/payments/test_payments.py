@@ -59,6 +59,18 @@ async def test_bad_amounts_are_refused(db: Database, user, stores: Stores,
     assert stores.digest() == before
 
 
+async def test_a_currency_of_no_minor_unit_takes_whole_amounts_only(
+        db: Database, user, stores: Stores) -> None:
+    before = stores.digest()
+    for currency in ("JPY", "KRW"):
+        with pytest.raises(ValidationError) as caught:
+            await db.payments.create(user.id, "9.99", type="payment", currency=currency)
+        assert caught.value.field == "amount" and "no minor unit" in caught.value.rule
+    assert stores.digest() == before
+    yen = await db.payments.create(user.id, "1500.00", type="payment", currency="JPY")
+    assert yen.amount == Decimal("1500")
+
+
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"currency": "usd"}, "currency"), ({"currency": "XXY"}, "currency"),
     ({"currency": "US"}, "currency"), ({"type": "refund"}, "type"),

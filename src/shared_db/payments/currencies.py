@@ -161,3 +161,7 @@ ISO_4217 = frozenset(
         "ZWG",
     ]
 )
+
+# ISO 4217's currencies of no minor unit: an amount in them is a whole number.
+WHOLE_UNITS = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF",
+                         "UGX", "VND", "VUV", "XAF", "XOF", "XPF"})

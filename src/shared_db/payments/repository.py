@@ -29,7 +29,7 @@ from shared_db.enums import PaymentStatus, PaymentType, pg_enum
 from shared_db.errors import ValidationError
 from shared_db.idempotency import key, once
 from shared_db.pagination import decode_cursor, encode_cursor, page_number, page_size
-from shared_db.payments.currencies import ISO_4217
+from shared_db.payments.currencies import ISO_4217, WHOLE_UNITS
 from shared_db.payments.models import Payment, PaymentTransaction
 from shared_db.records import Page, PaymentRecord, PaymentTransactionRecord
 from shared_db.references import insert_for_live_user
@@ -132,7 +132,11 @@ class PaymentRepository(Repository):
             raise ValidationError("currency", f"must be an ISO 4217 code such as USD or EUR, "
                                   f"got {check.shown(currency)}")
         meta = check.json_object("metadata", metadata)
-        params = {"user_id": user_id, "amount": check.amount(amount), "currency": currency,
+        cents = check.amount(amount)
+        if currency in WHOLE_UNITS and cents != cents.to_integral_value():
+            raise ValidationError("amount", f"must be a whole number in {currency}, which has "
+                                  f"no minor unit, got {cents}")
+        params = {"user_id": user_id, "amount": cents, "currency": currency,
                   "status": PaymentStatus.pending, "type": check.member("type", type, PaymentType),
                   "description": check.optional_text("description", description, max_length=1000),
                   "metadata": None if meta is None else Jsonb(meta)}
