@@ -129,7 +129,12 @@ async def _unchanged_since(tx: Transaction, user_id: uuid.UUID,
     ``update`` with the stored value takes the row lock and writes nothing; should the value
     have changed in between, it writes, which moves ``updated_at`` too: refused, and the
     transaction undoes that write with the rest."""
-    seen = await tx.users.get_one(user_id)
+    seen = await tx.users.get(user_id, include_deleted=True)
+    if seen is None:
+        raise NotFoundError(f"user {user_id} does not exist")
+    if seen.deleted_at is not None:
+        raise ConflictError(f"user {user_id} is soft-deleted: restore it first, then edit it; "
+                            "nothing was changed")
     current = await tx.users.update(user_id, email_verified=seen.email_verified)
     if current.updated_at != shown:
         raise ConflictError(f"user {user_id} was changed after this page showed it (updated_at "
