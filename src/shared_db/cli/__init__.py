@@ -42,6 +42,7 @@ from shared_db.errors import (
     AdoptionMismatchError,
     BackupError,
     ConfirmationRequired,
+    DataAccessError,
     DatabaseUnavailableError,
     FieldRuleError,
     LockTimeoutError,
@@ -148,7 +149,35 @@ def _main(argv: list[str] | None) -> int:
         return 1
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except Exception as error:
+        found = _driver_error(error)
+        if found is None:
+            raise
+        console_err.print(f"[bold red]error:[/] {escape(str(found))}", highlight=False,
+                          soft_wrap=True)
+        return exit_code(found)
     return code if isinstance(code, int) else 0
+
+
+def _driver_error(error: Exception) -> SharedDbError | None:
+    """The shared-db error for a database error no command translated (a role refused a
+    table the command reads, say), or None for anything else. psycopg is looked for only
+    among loaded modules: a command that never connected cannot have raised its errors."""
+    if "psycopg" not in sys.modules:
+        return None
+    import psycopg
+
+    from shared_db.errors_db import translate_error
+
+    cause = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's error
+    if not isinstance(cause, psycopg.Error):
+        return None
+    found = translate_error(cause)
+    if isinstance(cause, psycopg.errors.InsufficientPrivilege):
+        found = DataAccessError(f"{found} (the URL's role may not: migrations and the other "
+                                "commands that change or read the schema run as its owner; "
+                                "the roles `shared-db roles` makes are the services')")
+    return found if isinstance(found, SharedDbError) else None
 
 
 def run() -> None:
