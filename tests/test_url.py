@@ -63,6 +63,7 @@ def test_default_pool_is_cores_times_two_plus_one() -> None:
     ("postgresql://u:pw@[::1/db", "DATABASE_URL", "IPv6 address with both brackets"),
     ("postgresql://u:pw@[zz]/db", "DATABASE_URL", "IPv6 address"),
     ("postgresql://u:pw@host:abc/db", "DATABASE_URL", "port must be a number"),
+    ("postgresql://u:pw@host:0/db", "DATABASE_URL", "port must be a number from 1 to 65535"),
     ("postgresql://u:p@w@host/db", "DATABASE_URL", "percent-encode"),
     ("postgresql://u:p/w@host/db", "DATABASE_URL", "percent-encode"),
     ("postgresql://host/db#x", "DATABASE_URL", "percent-encode"),

@@ -84,7 +84,7 @@ def _host_text(host: str, port: int | None) -> str:
 _ENCODE = ("percent-encode any '/', '?', '#' or '@' in the user, password or database name "
            "(e.g. %40 for @)")
 _IPV6 = "the host in [ ] must be an IPv6 address with both brackets, e.g. postgresql://[::1]:5432/app"
-_BAD_PORT = ("the port must be a number from 0 to 65535 (percent-encode any '/', '?', '#' or '@' "
+_BAD_PORT = ("the port must be a number from 1 to 65535 (percent-encode any '/', '?', '#' or '@' "
              "in the user or password, e.g. %40 for @)")
 
 
@@ -188,6 +188,7 @@ def _host(item: str, field_name: str) -> tuple[str, int | None]:
 
 
 def _port(raw: str, field_name: str) -> int:
-    if not (_PORT.fullmatch(raw) and int(raw) <= 65535):
+    # Port 0 is no port libpq can connect to ("invalid port number").
+    if not (_PORT.fullmatch(raw) and 1 <= int(raw) <= 65535):
         raise _invalid(field_name, _BAD_PORT)
     return int(raw)
