@@ -26,7 +26,7 @@ from psycopg import AsyncConnection
 from psycopg.pq import ConnStatus
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from shared_db.errors import OutcomeUnknownError
+from shared_db.errors import OutcomeUnknownError, TransactionAbortedError
 from shared_db.errors_db import first_line, translate, translate_error
 from shared_db.sql import Executor, QueryHooks
 
@@ -189,7 +189,7 @@ async def begin(stack: AsyncExitStack, pool: AsyncConnectionPool[Any]) -> AsyncC
 async def commit(conn: AsyncConnection[Any]) -> None:
     """COMMIT; a connection lost before its reply is ``OutcomeUnknownError``, not a failure."""
     try:
-        await conn.execute("COMMIT")
+        done = await conn.execute("COMMIT")
     except psycopg.OperationalError as exc:
         if conn.broken:
             raise OutcomeUnknownError(
@@ -198,6 +198,9 @@ async def commit(conn: AsyncConnection[Any]) -> None:
         raise translate_error(exc) from None
     except psycopg.Error as exc:
         raise translate_error(exc) from None
+    if done.statusmessage == "ROLLBACK":  # the server had aborted it: COMMIT rolls back
+        raise TransactionAbortedError("the server rolled the transaction back at COMMIT (a "
+                                      "statement in it had failed); nothing was committed")
 
 
 async def rollback(conn: AsyncConnection[Any]) -> None:
@@ -232,6 +235,8 @@ class Joinable(Protocol):
 
     async def _executor_for(self, service: str) -> Executor: ...
 
+    def _interrupted(self, service: str, error: BaseException) -> None: ...
+
 
 class Joined:
     """A statement inside a Transaction: its connection, taken on first use."""
@@ -244,8 +249,10 @@ class Joined:
     async def __aenter__(self) -> Executor:
         return await self._tx._executor_for(self._service)
 
-    async def __aexit__(self, *exc: object) -> None:
-        return None
+    async def __aexit__(self, exc_type: object, error: BaseException | None,
+                        traceback: object) -> None:
+        if error is not None:  # the transaction decides whether it can still commit
+            self._tx._interrupted(self._service, error)
 
 
 class _Borrowed:

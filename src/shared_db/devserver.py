@@ -77,11 +77,15 @@ def _run(args: list[str], home: Path) -> None:
     result = subprocess.run(args, capture_output=True, text=True, user=user, timeout=120,
                             cwd=home, check=False)
     if result.returncode != 0:
+        # One line, as every error: the tool's first line and the log's last FATAL or ERROR
+        # (why the server did not start: a port it may not bind, a full disk), then the log.
         log = home / "postgres.log"
-        tail = log.read_text()[-2000:] if log.exists() else ""
+        tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+        said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        why = [line.strip() for line in tail.splitlines() if "FATAL" in line or "ERROR" in line]
         raise EmbeddedServerError(
-            f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}"
-            + (f"\n--- {log} ---\n{tail}" if tail else ""))
+            f"{Path(args[0]).name} failed: {said[0] if said else result.returncode}"
+            + (f"; {why[-1]}" if why else "") + (f" (the server's log: {log})" if tail else ""))
 
 
 def _grant_server_user(home: Path) -> None:
@@ -217,7 +221,8 @@ def _choose_port(home: Path) -> int:
         text = remembered.read_text().strip()
         # A port file written by hand or half-written: choose again rather than fail.
         port = int(text) if text.isascii() and text.isdigit() and len(text) <= 5 else 0
-        if 0 < port < 65536 and _port_is_free(port):
+        # Below 1024 only root may listen, and the server does not run as root.
+        if 1024 <= port < 65536 and _port_is_free(port):
             return port
     port = _free_port()
     remembered.write_text(f"{port}\n")
@@ -235,7 +240,8 @@ def start(home: Path) -> str:
     """Start the embedded server on ``home`` unless it runs already; return its database URL.
 
     Raises:
-        EmbeddedServerError: initdb or the server failed; the message carries the server log.
+        EmbeddedServerError: initdb or the server failed; the message names the log and its
+            last FATAL or ERROR line.
     """
     home = _home(home)
     with _locked(home):

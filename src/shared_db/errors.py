@@ -158,6 +158,12 @@ class TransientConflictError(ConflictError):
     """A serialization failure or deadlock: the whole transaction may be run again."""
 
 
+class TransactionAbortedError(DataAccessError):
+    """A call inside the transaction failed on the server or was cut off (cancelled, timed
+    out), so the transaction could only roll back: nothing in it was committed. Run the whole
+    transaction again."""
+
+
 class RetryExhaustedError(DataAccessError):
     """A transaction kept failing on serialization conflicts or deadlocks."""
 

@@ -4,6 +4,15 @@ A transaction takes a connection per database on first use and begins there. At 
 database commits plainly; several (the per-service topology) commit with two-phase commit
 (``shared_db.twophase``), so a unit of work is all-or-nothing whichever databases it touched.
 
+A call inside the block that fails on the server aborts PostgreSQL's transaction, and one cut
+off mid-call (cancelled, timed out) may have written what its caller was told it did not: either
+leaves the transaction unable to commit, even when the caller caught the error and went on.
+Every later use in it is then ``TransactionAbortedError`` (``TransientConflictError`` when the
+first failure was one, so retries run the whole transaction again), and so is the block's end,
+which rolls everything back. Before this, a COMMIT of an aborted transaction rolled back
+silently and the block reported success; in the per-service topology the aborted part's PREPARE
+vanished and the others committed.
+
 A transaction is used only inside its ``async with`` block: before the block, after it ends
 (committed, rolled back or failed) and when entered a second time, every use of it (a repository
 method, ``executor``, ``unit``) is ``ValidationError`` on ``tx`` and sends nothing. Otherwise a
@@ -18,6 +27,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from shared_db import tracing, twophase
@@ -25,7 +35,12 @@ from shared_db import validation as check
 from shared_db.batching import Batcher
 from shared_db.calls import Fresh, Joined, begin, commit, rollback
 from shared_db.context import ActorContext, current_actor
-from shared_db.errors import InDoubtError, ValidationError
+from shared_db.errors import (
+    InDoubtError,
+    TransactionAbortedError,
+    TransientConflictError,
+    ValidationError,
+)
 from shared_db.errors_db import translate
 from shared_db.observe import detect_n_plus_one
 from shared_db.repositories import Repositories
@@ -93,6 +108,21 @@ def _unusable(state: str) -> ValidationError:
                            "one with `async with db.transaction() as tx:`; nothing was sent")
 
 
+_CUT_OFF = (asyncio.CancelledError, KeyboardInterrupt, TimeoutError)
+
+
+def _aborted(first: BaseException) -> TransactionAbortedError | TransientConflictError:
+    """The error of a transaction that ``first`` left unable to commit."""
+    how = "was cut off" if isinstance(first, _CUT_OFF) else "failed"
+    message = (f"the transaction was rolled back, nothing in it was committed: a call in it "
+               f"{how} ({type(first).__name__}: {str(first) or 'no message'}), which leaves it "
+               "unable to commit even when the error was caught; run the whole transaction "
+               "again")
+    if isinstance(first, TransientConflictError):
+        return TransientConflictError(message)
+    return TransactionAbortedError(message)
+
+
 class Transaction(Repositories):
     """One unit of work; per database, a connection is taken on first use and kept to the end.
 
@@ -112,6 +142,7 @@ class Transaction(Repositories):
         self.batcher: Batcher | None = None  # its reads are its own, on its own connection
         self._span: tracing.Opened | None = None
         self._isolation = isolation
+        self._failure: BaseException | None = None  # what left it unable to commit
         # "new", "entering", "open" (the only usable one: executor, _executor_for and unit
         # check it), then "its commit failed", "committed" or "rolled back".
         self._state = "new"
@@ -151,7 +182,7 @@ class Transaction(Repositories):
             self._state = "committed" if exc_type is None else "rolled back"
         except BaseException as failed:
             error = failed
-            if exc_type is not None:
+            if exc_type is not None or self._failure is not None:
                 self._state = "rolled back"
             raise
         finally:
@@ -160,15 +191,33 @@ class Transaction(Repositories):
                 self._span = None
 
     async def _end(self, exc_type: type[BaseException] | None) -> None:
+        if exc_type is None:
+            for ex in self._executors.values():  # a failure no call reported (a batched read)
+                if ex.connection.info.transaction_status != TransactionStatus.INTRANS:
+                    self._failure = self._failure or TransactionAbortedError(
+                        "a statement in it failed")
         try:
             with translate():
-                if exc_type is None:
+                if exc_type is None and self._failure is None:
                     await self._commit()
                 else:
                     await self._rollback()
         finally:
             with translate():
                 await self._stack.aclose()  # connections go back to their pools
+        if exc_type is None and self._failure is not None:
+            raise _aborted(self._failure)
+
+    def _interrupted(self, service: str, error: BaseException) -> None:
+        """A call's statement block in the transaction ended with ``error``: the transaction can
+        still commit only when PostgreSQL's is intact and the call was not cut off mid-way (a
+        ``NotFoundError`` after a good read leaves it intact)."""
+        if self._failure is not None or self._state != "open":
+            return
+        found = self._executors.get(id(self.db.pool(service)))
+        if (isinstance(error, _CUT_OFF) or found is None
+                or found.connection.info.transaction_status != TransactionStatus.INTRANS):
+            self._failure = error
 
     def _parts(self) -> list[Executor]:
         # auth last: a new user becomes visible only once the rows written with it are.
@@ -203,6 +252,15 @@ class Transaction(Repositories):
     async def _executor_for(self, service: str) -> Executor:
         if self._state != "open":  # a Joined made in the block and entered after it
             raise _unusable(self._state)
+        if self._failure is not None:
+            raise _aborted(self._failure)
+        try:
+            return await self._open(service)
+        except BaseException as exc:  # cut off while beginning: a call may be half done
+            self._interrupted(service, exc)
+            raise
+
+    async def _open(self, service: str) -> Executor:
         pool = self.db.pool(service)
         found = self._executors.get(id(pool))
         if found is not None:

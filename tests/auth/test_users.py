@@ -13,7 +13,13 @@ import pytest
 from shared_db.client import Database
 from shared_db.context import acting_as
 from shared_db.enums import UserRole
-from shared_db.errors import DuplicateError, ForeignKeyError, NotFoundError, ValidationError
+from shared_db.errors import (
+    DuplicateError,
+    ForeignKeyError,
+    NotFoundError,
+    TransactionAbortedError,
+    ValidationError,
+)
 from shared_db.records import UserRecord
 from tests.conftest import Stores
 from tests.factories import CORRECT_HORSE_HASH, make_user
@@ -42,9 +48,10 @@ async def test_email_is_unique_whatever_the_case(db: Database, stores: Stores,
     caplog.set_level(logging.WARNING)
     with pytest.raises(DuplicateError) as caught:
         await _user(db, "JANE@example.com")
-    async with db.transaction() as tx:
-        with pytest.raises(DuplicateError):
-            await _user(tx, "jane@EXAMPLE.com")  # type: ignore[arg-type]
+    with pytest.raises(TransactionAbortedError):  # caught inside: PostgreSQL aborted it
+        async with db.transaction() as tx:
+            with pytest.raises(DuplicateError):
+                await _user(tx, "jane@EXAMPLE.com")  # type: ignore[arg-type]
     assert caught.value.field == "email"
     assert stores.digest() == before
     assert not caplog.records  # a refusal is an answer: nothing is logged as a warning

@@ -315,5 +315,5 @@ def test_a_schema_pgbouncer_refuses_or_drops_is_named(
         checks = _run(f"{client_url(server, port, database)}?pgbouncer=true&schema=tenant1")
     assert checks["schema"].status == "fail"
     assert "search_path" in checks["schema"].detail
-    assert "SET search_path = tenant1" in (checks["schema"].fix or "")
+    assert "SET search_path = \"tenant1\"" in (checks["schema"].fix or "")
     assert "schema" not in _run(f"{migrated_db.url}?schema=tenant1")  # not made yet: fine

@@ -24,7 +24,7 @@ from shared_db.engine import connect_to
 from shared_db.errors import DatabaseUnavailableError, SharedDbError
 from shared_db.errors_db import first_line
 from shared_db.ops.chains import tables_of, version_table
-from shared_db.ops.doctor_connection import grant, why_unreachable
+from shared_db.ops.doctor_connection import grant, set_search_path, why_unreachable
 from shared_db.ops.doctor_hosts import host_findings
 from shared_db.ops.history import all_steps
 from shared_db.ops.status import status
@@ -86,8 +86,8 @@ def _server(target: Target) -> list[Check]:
                             f"search_path is {path}: the options startup parameter that sets "
                             "it was dropped on the way (PgBouncer's ignore_startup_parameters)",
                             f"set it on the server connections (PgBouncer's connect_query = "
-                            f"'SET search_path = {wanted_schema}' for that database, or "
-                            f"ALTER ROLE ... SET search_path = {wanted_schema})"))
+                            f"'{set_search_path(wanted_schema)}' for that database, or the "
+                            "same as the role's own setting)"))
     size = target.connection.pool_size
     if size > max_connections - 3:
         checks.append(Check(target.name, "connections", "warn",

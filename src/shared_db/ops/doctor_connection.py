@@ -26,6 +26,11 @@ def shown(statement: sql.Composed) -> str:
     return statement.as_string(None)
 
 
+def set_search_path(schema: str) -> str:
+    """The statement that makes ``schema`` a session's search_path, for a fix to quote."""
+    return shown(sql.SQL("SET search_path = {}").format(sql.Identifier(schema)))
+
+
 def grant(what: sql.Composable, role: str | None) -> str:
     return shown(sql.SQL("GRANT {} TO {}").format(what, sql.Identifier(role or "<role>")))
 
@@ -50,8 +55,9 @@ def _fixes(conn: ConnectionSettings) -> dict[str, str]:
                 "serves (prefer, allow or disable) where the network allows it",
         NO_OPTIONS: "schema= travels as the startup parameter options, which PgBouncer "
                     "refuses: list options in PgBouncer's ignore_startup_parameters and set the "
-                    f"schema on its server connections (connect_query = 'SET search_path = "
-                    f"{conn.schema or '<schema>'}' for that database), or leave schema out",
+                    f"schema on its server connections (connect_query = "
+                    f"'{set_search_path(conn.schema or 'schema')}' for that database), or leave "
+                    "schema out",
         WRONG_ROLE: "a host answered, but none as target_session_attrs="
                     f"{conn.libpq.get('target_session_attrs', 'any')} asks (a failover under "
                     "way, or a cluster without a leader): check the cluster manager (e.g. "
