@@ -96,9 +96,12 @@ def test_a_stale_pid_file_naming_another_live_process(home: Path) -> None:
 
 def test_a_port_file_that_is_no_port_is_chosen_again(home: Path) -> None:
     home.mkdir(parents=True)
-    for garbage in ("abc", "99999999", "0", "-5"):
+    for garbage in ("abc", "99999999", "0", "-5", "1"):  # 1: only root may listen there
         (home / "port").write_text(garbage)
-        assert devserver.start(home).startswith("postgresql://postgres@127.0.0.1:")
+        url = devserver.start(home)
+        assert url.startswith("postgresql://postgres@127.0.0.1:")
+        with psycopg.connect(url) as conn:  # a commit it acknowledged survives a kill
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
         assert devserver.stop(home) is True
 
 
