@@ -127,6 +127,9 @@ def test_settings_from_the_environment() -> None:
                         ("SHARED_DB_LOG_PARAMS", "maybe")):
         with pytest.raises(ConfigError, match=name):
             load_settings({name: value})
+    for word, meant in (("on", True), ("OFF", False), ("Yes", True), ("0", False)):
+        assert load_settings({"SHARED_DB_LOG_PARAMS": word}).query_log().log_params is meant
+        assert load_settings({"SHARED_DB_TRACING": word}).telemetry.tracing is meant
 
 
 async def test_n_plus_one_of_writes_suggests_writing_together(

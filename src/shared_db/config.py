@@ -47,7 +47,7 @@ from shared_db.migrations_folder import PACKAGE_MIGRATIONS as PACKAGE_MIGRATIONS
 from shared_db.migrations_folder import MigrationsDir
 from shared_db.redact import redact_url
 from shared_db.services import SERVICES
-from shared_db.url import ConnectionSettings, parse_database_url
+from shared_db.url import FLAG_WORDS, ConnectionSettings, parse_database_url
 from shared_db.validation import DECIMAL_TEXT, shown, small_int
 
 Topology = Literal["shared", "per-service"]
@@ -267,6 +267,7 @@ def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0,
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = (env.get(name) or "").strip().lower() or "false"
-    if raw not in ("true", "false", "1", "0", "yes", "no"):
-        raise ConfigError(name, f"must be true or false, got {shown(env.get(name))}")
-    return raw in ("true", "1", "yes")
+    if raw not in FLAG_WORDS:
+        raise ConfigError(name, f"must be true or false (or 1/0, yes/no, on/off), "
+                          f"got {shown(env.get(name))}")
+    return FLAG_WORDS[raw]

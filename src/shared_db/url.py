@@ -217,12 +217,17 @@ def _schema(raw: str) -> str:
     return raw
 
 
+FLAG_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+              "false": False, "0": False, "no": False, "off": False}
+"""The words an on/off setting or URL parameter takes, in any case (PostgreSQL's own)."""
+
+
 def _flag(name: str, raw: str) -> bool:
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise ConfigError(name, f"must be true or false, got {_got(raw)}")
+    found = FLAG_WORDS.get(raw.lower())
+    if found is None:
+        raise ConfigError(name, f"must be true or false (or 1/0, yes/no, on/off), "
+                          f"got {_got(raw)}")
+    return found
 
 
 def parse_database_url(raw: str, *, field_name: str = "DATABASE_URL") -> ConnectionSettings:
