@@ -32,7 +32,7 @@ from shared_db.ops.checksums import (
     manifest_path,
     parse_manifest,
 )
-from shared_db.url import ConnectionSettings
+from shared_db.url import ConnectionSettings, parse_database_url
 from tests.cli.test_migrate_review import _ok
 from tests.conftest import DbFixture
 from tests.migrations.extra import copy_with, migration
@@ -404,3 +404,14 @@ def test_no_arguments_prints_the_help_and_no_error(argv: list[str],
     assert main(argv) == 2
     out, err = capsys.readouterr()
     assert "Usage" in out + err and "error:" not in out + err
+
+
+def test_db_url_prints_every_parameter_the_url_gave(monkeypatch, capsys) -> None:
+    url = ("postgresql://postgres@127.0.0.1:5432/x?connect_timeout=3&pgbouncer=true"
+             "&schema=tenant&connection_limit=7&pool_timeout=2.5")
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["db", "url"]) == 0
+    shown = capsys.readouterr().out.strip()
+    again, first = parse_database_url(shown), parse_database_url(url)
+    assert (again.pgbouncer, again.schema, again.pool_size, again.pool_timeout, again.libpq) == (
+        first.pgbouncer, first.schema, first.pool_size, first.pool_timeout, first.libpq)

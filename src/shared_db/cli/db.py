@@ -47,9 +47,19 @@ def stop() -> None:
 @app.command()
 def url() -> None:
     """Print the database URL commands use (password hidden), starting the embedded server."""
+    from shared_db.url import ConnectionSettings
+
     current = settings()
     for target in targets(current):
-        console.print(target.connection.safe_url(), soft_wrap=True)
+        conn = target.connection
+        # The URL as given: the parameters the pools take for themselves (pgbouncer, schema,
+        # connection_limit, pool_timeout) are not libpq's, so the connection URL leaves them out.
+        given = {**conn.url.query, **({"pgbouncer": "true"} if conn.pgbouncer else {}),
+                 **({"schema": conn.schema} if conn.schema else {}),
+                 "connection_limit": str(conn.pool_size), "pool_timeout": f"{conn.pool_timeout:g}"}
+        shown = ConnectionSettings(conn.url.set(query=given), conn.pool_size, conn.pool_timeout,
+                                   conn.pgbouncer, conn.schema, conn.libpq)
+        console.print(shown.safe_url(), soft_wrap=True)
 
 
 @app.command()
