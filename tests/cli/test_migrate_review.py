@@ -301,4 +301,5 @@ def test_bad_flags_are_refused_before_anything_runs(migrated_db: DbFixture, args
     result = cli(*args, env=migrated_db.env())
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr, result.stderr
+    assert f"(see 'shared-db {' '.join(args[:2])} --help')" in result.stderr, result.stderr
     assert snapshot(migrated_db.url, version_tables=True) == before

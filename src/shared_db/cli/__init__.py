@@ -128,7 +128,9 @@ def _main(argv: list[str] | None) -> int:
         if not error.format_message():  # no arguments: the help it printed says it all
             return error.exit_code
         context = getattr(error, "ctx", None)
-        where = f" (see '{context.command_path} --help')" if context is not None else ""
+        path = (context.command_path if context is not None
+                else _command_path(sys.argv[1:] if argv is None else argv))
+        where = f" (see '{path} --help')"
         console_err.print(f"[bold red]error:[/] {escape(error.format_message())}"
                           f"{escape(where)}", highlight=False, soft_wrap=True)
         return error.exit_code
@@ -157,6 +159,19 @@ def _main(argv: list[str] | None) -> int:
                           soft_wrap=True)
         return exit_code(found)
     return code if isinstance(code, int) else 0
+
+
+def _command_path(words: list[str]) -> str:
+    """The command ``words`` name (``shared-db migrate sql``): for an error click raised with
+    no context of its own, a missing option value."""
+    command, path = typer.main.get_command(app), ["shared-db"]
+    for word in words:
+        found = getattr(command, "commands", {}).get(word)
+        if found is None:
+            break
+        command = found
+        path.append(word)
+    return " ".join(path)
 
 
 def _driver_error(error: Exception) -> SharedDbError | None:
