@@ -317,3 +317,15 @@ def test_a_schema_pgbouncer_refuses_or_drops_is_named(
     assert "search_path" in checks["schema"].detail
     assert "SET search_path = \"tenant1\"" in (checks["schema"].fix or "")
     assert "schema" not in _run(f"{migrated_db.url}?schema=tenant1")  # not made yet: fine
+
+
+def test_the_read_replica_is_checked_too(migrated_db: DbFixture, monkeypatch, capsys) -> None:
+    checks = _run(migrated_db.url, DATABASE_READ_URL=migrated_db.url)
+    assert checks["read replica"].status == "warn"
+    assert "not in recovery" in checks["read replica"].detail
+    monkeypatch.setenv("DATABASE_URL", migrated_db.url)
+    monkeypatch.setenv("DATABASE_READ_URL", "postgresql://postgres@127.0.0.1:1/nothing")
+    assert main(["doctor", "--json"]) == 3  # as open() would fail
+    found = [c for c in json.loads(capsys.readouterr().out)["checks"]
+             if c["name"] == "connection"]
+    assert found and found[0]["detail"].startswith("DATABASE_READ_URL: cannot connect")

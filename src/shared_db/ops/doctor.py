@@ -44,6 +44,7 @@ READABLE = text("SELECT t FROM unnest(CAST(:tables AS text[])) AS t "
                 "WHERE to_regclass(t) IS NOT NULL AND NOT has_table_privilege(t, 'SELECT')")
 IN_DOUBT_AFTER = 60.0
 """Seconds after which a prepared part counts as left behind (a live commit takes far less)."""
+IN_RECOVERY = text("SELECT pg_is_in_recovery()")
 TWO_PHASE = text("SELECT current_setting('max_prepared_transactions')::int, "
                  "(SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database() "
                  "AND gid LIKE 'shared-db:%' AND prepared < now() - make_interval(secs => :age))")
@@ -201,7 +202,29 @@ def diagnose(settings: Settings, targets: list[Target]) -> list[Check]:
             checks.append(_migrations(target, settings.migrations_dir))
         except ProgrammingError as error:
             checks.append(_not_permitted(target, "migrations", error))
+        checks += _replica(settings, target)
     return checks
+
+
+def _replica(settings: Settings, target: Target) -> list[Check]:
+    """The read replica of ``target``'s reads, when one is set: reachable, and a replica."""
+    service = target.name if target.name in settings.read_urls else "auth"
+    raw = settings.read_urls.get(service)
+    if raw is None:
+        return []
+    name = "DATABASE_READ_URL" if target.name == "shared" else f"{service.upper()}_READ_URL"
+    replica = settings.connection(raw, name)
+    try:
+        with connect_to(replica) as conn:
+            standby = bool(conn.execute(IN_RECOVERY).scalar())
+    except DatabaseUnavailableError as error:
+        detail, fix = why_unreachable(replica, error)
+        return [Check(target.name, "connection", "fail", f"{name}: {detail}", fix)]
+    if not standby:
+        return [Check(target.name, "read replica", "warn", f"{name} ({replica.safe_url()}) is "
+                      "not in recovery: reads go to a primary",
+                      "point it at a standby, or leave it unset to read from the primary")]
+    return [Check(target.name, "read replica", "ok", f"{name}: {replica.safe_url()}, a standby")]
 
 
 def _not_permitted(target: Target, name: str, error: ProgrammingError) -> Check:
