@@ -66,3 +66,17 @@ def test_migrate_sql_from_a_revision_starts_no_server(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "CREATE TABLE users" in done.stdout
     assert not (tmp_path / "home" / "pgdata").exists()  # nothing was started or initialised
+
+
+def test_a_report_title_is_never_wrapped_at_its_table_s_width() -> None:
+    import io
+
+    from rich.console import Console
+
+    from shared_db.cli.render import status_table
+    from shared_db.ops.status import TargetStatus
+
+    url = "postgresql://postgres@127.0.0.1:5432/" + "a_rather_long_database_name_" * 3
+    out = io.StringIO()
+    Console(file=out, width=240).print(status_table(TargetStatus("payments", url)))
+    assert out.getvalue().splitlines()[0] == f"Migrations: payments ({url})"

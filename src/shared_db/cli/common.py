@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from shared_db.errors import ConfirmationRequired
 
@@ -70,3 +71,9 @@ def confirm(question: str, force: bool) -> None:
         raise ConfirmationRequired(f"{question} Refusing without a terminal; pass --force.")
     if not typer.confirm(question, default=False):
         raise ConfirmationRequired("not confirmed; nothing was changed")
+
+
+def titled(text: str) -> Text:
+    """A table's title that is never wrapped at the table's width (a URL in it stays whole,
+    however narrow the table)."""
+    return Text(text, no_wrap=True, overflow="ignore")

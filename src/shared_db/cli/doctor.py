@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from shared_db.cli.common import console, lazy, targets
+from shared_db.cli.common import console, lazy, targets, titled
 from shared_db.errors import ConfigError, DatabaseUnavailableError
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     if as_json:
         console.print_json(json.dumps({"checks": [dataclasses.asdict(c) for c in checks]}))
     else:
-        table = Table(title="shared-db doctor", title_justify="left", show_lines=True)
+        table = Table(title=titled("shared-db doctor"), title_justify="left", show_lines=True)
         for column in ("database", "check", "", "detail", "fix"):
             table.add_column(column)
         for c in checks:

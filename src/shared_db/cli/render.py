@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from shared_db.cli.common import titled
+
 if TYPE_CHECKING:
     from shared_db.ops.status import TargetStatus
 
@@ -32,7 +34,8 @@ def status_json(statuses: list[TargetStatus]) -> str:
 
 
 def status_table(status: TargetStatus) -> Table:
-    table = Table(title=f"Migrations: {status.target} ({status.database})", title_justify="left")
+    table = Table(title=titled(f"Migrations: {status.target} ({status.database})"),
+                  title_justify="left")
     for column in ("chain", "migration", "state"):
         table.add_column(column)
     for step in status.applied:
@@ -61,7 +64,7 @@ def status_summary(status: TargetStatus) -> str:
 
 
 def counts_table(counts: dict[str, dict[str, int]]) -> Table:
-    table = Table(title="Rows per table", title_justify="left")
+    table = Table(title=titled("Rows per table"), title_justify="left")
     for column in ("database", "table", "rows"):
         table.add_column(column, justify="right" if column == "rows" else "left")
     for target, per_table in counts.items():

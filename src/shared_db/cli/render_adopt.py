@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from shared_db.cli.common import titled
 from shared_db.cli.render_review import print_sql
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def refused_json(message: str, problems: list[str], rolled_back: bool) -> dict[s
 
 def checks_table(result: Adoption) -> Table:
     title = "Data before the conversion" if result.dry_run else "Data checked before COMMIT"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=titled(title), title_justify="left")
     for name in ("table", "rows", "checksum") if result.dry_run else (
             "table", "rows", "rows after", "checksum", "same"):
         table.add_column(name, justify="right" if name.startswith("rows") else "left")

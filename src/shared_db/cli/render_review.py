@@ -10,6 +10,8 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
+from shared_db.cli.common import titled
+
 if TYPE_CHECKING:
     from shared_db.ops.baseline import Baseline
     from shared_db.ops.lint import StepLint
@@ -146,7 +148,8 @@ def baseline_json(results: list[Baseline]) -> dict[str, Any]:
 
 
 def baseline_table(result: Baseline) -> Table:
-    table = Table(title=f"Baseline: {result.target} ({result.database})", title_justify="left")
+    table = Table(title=titled(f"Baseline: {result.target} ({result.database})"),
+                  title_justify="left")
     if result.differences:
         table.add_column("difference from what the migrations build")
         for line in result.differences:

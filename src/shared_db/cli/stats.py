@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from shared_db.cli.common import console, lazy, settings, targets
+from shared_db.cli.common import console, lazy, settings, targets, titled
 
 if TYPE_CHECKING:
     from shared_db.ops import monitoring
@@ -21,7 +21,7 @@ else:
 
 
 def _table(title: str, headers: list[str], rows: list[list[object]]) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=titled(title), title_justify="left")
     for header in headers:
         table.add_column(header)
     for row in rows:
