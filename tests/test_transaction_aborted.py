@@ -12,11 +12,13 @@ block raises ``TransactionAbortedError`` and nothing is committed, in every topo
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import psycopg
 import pytest
 
 from shared_db.auth.batch import NewUser
+from shared_db.calls import commit
 from shared_db.client import Database
 from shared_db.errors import (
     DuplicateError,
@@ -61,11 +63,36 @@ async def test_a_caught_failure_inside_rolls_the_whole_transaction_back(
 
 async def test_an_error_raised_after_a_good_statement_leaves_it_able_to_commit(
         db: Database) -> None:
+    missing = uuid.UUID(int=1)
     async with db.transaction() as tx:
         kept = await tx.users.create(**_user("fine@example.com"))
         with pytest.raises(NotFoundError):
-            await tx.users.get_one(kept.id.__class__(int=1))
+            await tx.users.get_one(missing)
+        with pytest.raises(NotFoundError):  # raised inside its statement's block
+            await tx.users.update(missing, name="Nobody")
     assert await db.users.get(kept.id) is not None
+
+
+async def test_a_refusal_beside_another_task_s_statement_leaves_it_able_to_commit(
+        db: Database) -> None:
+    user = await db.users.create(**_user("beside@example.com"))
+    for _ in range(5):  # the refusal may come while the payment's INSERT is on the wire
+        async with db.transaction() as tx:
+            found = await asyncio.gather(tx.users.update(uuid.UUID(int=2), name="N"),
+                                         tx.payments.create(user.id, "1.00", type="payment"),
+                                         return_exceptions=True)
+        assert isinstance(found[0], NotFoundError), found
+    assert len((await db.payments.page(user.id, limit=10)).items) == 5
+
+
+async def test_a_commit_the_server_answers_with_rollback_raises(db: Database) -> None:
+    pool = db.pool("auth")
+    async with pool.connection() as conn:
+        await conn.execute("BEGIN")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            await conn.execute("SELECT 1/0")
+        with pytest.raises(TransactionAbortedError, match="rolled the transaction back"):
+            await commit(conn)
 
 
 async def test_a_call_cut_off_inside_commits_nothing(db: Database, stores: Stores) -> None:

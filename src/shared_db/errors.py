@@ -160,8 +160,9 @@ class TransientConflictError(ConflictError):
 
 class TransactionAbortedError(DataAccessError):
     """A call inside the transaction failed on the server or was cut off (cancelled, timed
-    out), so the transaction could only roll back: nothing in it was committed. Run the whole
-    transaction again."""
+    out), so the transaction could only roll back: nothing in it was committed. The message
+    names the first failure; running the transaction again helps only where that failure
+    would not recur (a cut-off call; not a duplicate email)."""
 
 
 class RetryExhaustedError(DataAccessError):

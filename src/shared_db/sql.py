@@ -230,14 +230,15 @@ class Executor:
         if self._hooks.listeners:
             self._emit(query, None, started, None)
 
-    async def command(self, name: str, statement: sql.Composed) -> None:
+    async def command(self, name: str, statement: sql.Composed) -> str | None:
         """A utility statement with its values composed in (``PREPARE TRANSACTION 'id'`` takes
-        no parameters); never server-prepared, as each one is different."""
+        no parameters); never server-prepared, as each one is different. Its status message
+        (``PREPARE TRANSACTION``, or ``ROLLBACK`` for a PREPARE of an aborted transaction)."""
         statement = sql.Composed([statement, sql.SQL(attribution(name))])
         started = time.perf_counter()
         error = None
         try:
-            await self.connection.execute(statement, prepare=False)
+            return (await self.connection.execute(statement, prepare=False)).statusmessage
         except psycopg.Error as exc:
             error = exc
             raise translate_error(exc) from None

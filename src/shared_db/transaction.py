@@ -113,14 +113,17 @@ _CUT_OFF = (asyncio.CancelledError, KeyboardInterrupt, TimeoutError)
 
 def _aborted(first: BaseException) -> TransactionAbortedError | TransientConflictError:
     """The error of a transaction that ``first`` left unable to commit."""
-    how = "was cut off" if isinstance(first, _CUT_OFF) else "failed"
-    message = (f"the transaction was rolled back, nothing in it was committed: a call in it "
-               f"{how} ({type(first).__name__}: {str(first) or 'no message'}), which leaves it "
-               "unable to commit even when the error was caught; run the whole transaction "
-               "again")
-    if isinstance(first, TransientConflictError):
-        return TransientConflictError(message)
-    return TransactionAbortedError(message)
+    if isinstance(first, TransactionAbortedError):  # found at the block's end, not by a call
+        why = str(first)
+    else:
+        how = "was cut off" if isinstance(first, _CUT_OFF) else "failed"
+        why = (f"a call in it {how} ({type(first).__name__}: {str(first) or 'no message'}), "
+               "which leaves it unable to commit even when the error was caught")
+    message = f"the transaction was rolled back, nothing in it was committed: {why}"
+    found = (TransientConflictError(f"{message}; run it again")
+             if isinstance(first, TransientConflictError) else TransactionAbortedError(message))
+    found.driver_error = getattr(first, "driver_error", None)  # retries count by cause
+    return found
 
 
 class Transaction(Repositories):
@@ -191,11 +194,15 @@ class Transaction(Repositories):
                 self._span = None
 
     async def _end(self, exc_type: type[BaseException] | None) -> None:
-        if exc_type is None:
-            for ex in self._executors.values():  # a failure no call reported (a batched read)
-                if ex.connection.info.transaction_status != TransactionStatus.INTRANS:
-                    self._failure = self._failure or TransactionAbortedError(
-                        "a statement in it failed")
+        if exc_type is None and self._failure is None:
+            for ex in self._executors.values():
+                status = ex.connection.info.transaction_status
+                if status == TransactionStatus.ACTIVE:  # a task left running past the block
+                    self._failure = TransactionAbortedError(
+                        "a statement of a task still running on it when the block ended")
+                elif status != TransactionStatus.INTRANS:  # raw SQL on tx.executor() failed
+                    self._failure = TransactionAbortedError(
+                        "a statement sent through tx.executor() failed or ended it")
         try:
             with translate():
                 if exc_type is None and self._failure is None:
@@ -215,8 +222,11 @@ class Transaction(Repositories):
         if self._failure is not None or self._state != "open":
             return
         found = self._executors.get(id(self.db.pool(service)))
+        # ACTIVE is another task's statement on the shared connection (asyncio.gather in the
+        # block): that task's own block, or the block's end, judges it.
         if (isinstance(error, _CUT_OFF) or found is None
-                or found.connection.info.transaction_status != TransactionStatus.INTRANS):
+                or found.connection.info.transaction_status not in (
+                    TransactionStatus.INTRANS, TransactionStatus.ACTIVE)):
             self._failure = error
 
     def _parts(self) -> list[Executor]:

@@ -34,7 +34,12 @@ from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 
 from shared_db import tracing
-from shared_db.errors import DatabaseUnavailableError, InDoubtError, SharedDbError
+from shared_db.errors import (
+    DatabaseUnavailableError,
+    InDoubtError,
+    SharedDbError,
+    TransactionAbortedError,
+)
 from shared_db.errors_db import first_line, translate_error
 from shared_db.sql import Executor
 
@@ -103,7 +108,11 @@ async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None,
     left = 0
     try:
         for i, ex in enumerate(executors):
-            await ex.command("twophase.prepare", _PREPARE.format(sql.Literal(ids[i])))
+            done = await ex.command("twophase.prepare", _PREPARE.format(sql.Literal(ids[i])))
+            if done == "ROLLBACK":  # the part had been aborted: PREPARE rolled it back
+                raise TransactionAbortedError(
+                    f"transaction {global_id}: part {i} of {count} had been aborted by a "
+                    "failed statement, so nothing was committed")
     except BaseException:
         if kept := await _abort(executors, ids, fresh):
             in_doubt(kept)
@@ -132,7 +141,7 @@ async def _commit(executors: Sequence[Executor], fresh: Sequence[Fresh] | None,
         raise cancels[0]
 
 
-async def _whole(step: Awaitable[None], cancels: list[BaseException]) -> None:
+async def _whole(step: Awaitable[object], cancels: list[BaseException]) -> None:
     """``step`` run to its end even when the caller is cancelled meanwhile (a request's
     timeout): once PREPARE has succeeded everywhere the transaction is decided, and a
     cancellation between two COMMIT PREPAREDs left some parts committed and the rest holding

@@ -20,7 +20,7 @@ from shared_db.config import PACKAGE_MIGRATIONS
     ["migrate", "dev", "--name", "pooled_change"], ["migrate", "dev", "--from-drift",
                                                     "--name", "pooled_drift"],
     ["migrate", "resolve", "--applied", "auth:20260101000000"],
-    ["backup", "--verify"], ["backup", "--format", "sql.gz"],
+    ["backup", "--verify"], ["backup", "--format", "sql.gz"], ["restore", "x.dump", "--force"],
 ])
 def test_commands_holding_session_state_refuse_pgbouncer(
         bounced: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -327,5 +327,15 @@ def test_the_read_replica_is_checked_too(migrated_db: DbFixture, monkeypatch, ca
     monkeypatch.setenv("DATABASE_READ_URL", "postgresql://postgres@127.0.0.1:1/nothing")
     assert main(["doctor", "--json"]) == 3  # as open() would fail
     found = [c for c in json.loads(capsys.readouterr().out)["checks"]
-             if c["name"] == "connection"]
+             if c["name"] == "read replica"]
     assert found and found[0]["detail"].startswith("DATABASE_READ_URL: cannot connect")
+
+
+def test_per_service_only_the_service_with_a_replica_checks_one(
+        service_databases: dict[str, str]) -> None:
+    env = {"SHARED_DB_TOPOLOGY": "per-service", "AUTH_READ_URL": service_databases["auth"],
+           **{f"{s.upper()}_DATABASE_URL": u for s, u in service_databases.items()}}
+    settings = load_settings(env)
+    replicas = [c for c in diagnose(settings, resolve_targets(settings))
+                if c.name == "read replica"]
+    assert [(c.target, c.detail.split(" ")[0]) for c in replicas] == [("auth", "AUTH_READ_URL")]

@@ -6,11 +6,11 @@ problem, 5 confirmation missing, 6 backup or restore problem, 7 a migration step
 not granted in any try, 8 ``migrate adopt`` rolled back because the converted data or
 schema differed, 1 other.
 
-A SIGTERM (a deploy pipeline cancelled, a container stopped) is handled as Ctrl-C is: raised
-where the command is, so what it had started is undone on the way out (a backup's ``.partial``
-file and its pg_dump, psql's input to a restore closed before its ``COMMIT``), then exit 143
-(130 for Ctrl-C). A process that set a SIGTERM handler of its own before calling ``main`` keeps
-it.
+A SIGTERM (a deploy pipeline cancelled, a container stopped) is handled as Ctrl-C is
+(``shared_db.interrupts``), so what the command had started is undone on the way out (a
+backup's ``.partial`` file and its pg_dump, psql's input to a restore closed before its
+``COMMIT``), then exit 143 (130 for Ctrl-C). A process that set a SIGTERM handler of its own
+before calling ``main`` keeps it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from types import FrameType
 
 import typer
 from rich.markup import escape
@@ -28,6 +27,7 @@ try:  # click as typer carries it (since 0.20), or click itself
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException  # type: ignore[assignment]
 
+from shared_db import interrupts
 from shared_db.cli import db, migrate
 from shared_db.cli.backup import backup, restore
 from shared_db.cli.common import console_err
@@ -80,42 +80,28 @@ def exit_code(error: SharedDbError) -> int:
     return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), 1)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so the same cleanup runs."""
-
-
-_interrupts: list[int] = []  # the SIGINTs and SIGTERMs this process received inside main
-
-
-def _interrupted(signum: int, frame: FrameType | None) -> None:
-    _interrupts.append(signum)
-    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``shared-db`` script; returns the process exit code.
 
-    After an interrupt, whatever ends the command (click's exit, or an error the interrupt
-    caused, such as a module left half imported) is the interrupt's exit code and one line."""
-    ours = [sig for sig, default in ((signal.SIGTERM, signal.SIG_DFL),
-                                     (signal.SIGINT, signal.default_int_handler))
-            if threading.current_thread() is threading.main_thread()
-            and signal.getsignal(sig) == default]
-    _interrupts.clear()
-    previous = {sig: signal.signal(sig, _interrupted) for sig in ours}
+    After a SIGTERM, whatever ends the command (click's exit for the interrupt, or an error it
+    caused, such as a module left half imported) is exit 143 and one line."""
+    ours = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+    interrupts.reset()
+    if ours:
+        signal.signal(signal.SIGTERM, interrupts.on_sigterm)
     try:
         code = _main(argv)
     except BaseException:
-        if not _interrupts:
+        if not interrupts.received:
             raise
-        code = 1
+        code = 143
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if _interrupts:
-        terminated = signal.SIGTERM in _interrupts
-        console_err.print("Terminated." if terminated else "Aborted.", highlight=False)
-        return 143 if terminated else 130
+        if ours:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if interrupts.received:
+        console_err.print("Terminated.", highlight=False)
+        return 143
     return code
 
 
@@ -135,7 +121,8 @@ def _main(argv: list[str] | None) -> int:
                           f"{escape(where)}", highlight=False, soft_wrap=True)
         return error.exit_code
     except typer.Abort:
-        console_err.print("Aborted.", highlight=False)
+        if not interrupts.received:  # a SIGTERM says so itself, once
+            console_err.print("Aborted.", highlight=False)
         return 130
     except SharedDbError as error:
         # escape(): a message quoting a value such as "[/]" must not be read as markup.

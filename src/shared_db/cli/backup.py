@@ -86,6 +86,10 @@ def restore(file: Annotated[Path, typer.Argument(help="A backup made by shared-d
     """Restore FILE into the database, all or nothing, checked against its manifest."""
     current = settings()
     target = _restore_target(targets(current), service)
+    from shared_db.ops.targets import require_direct
+
+    require_direct(target, "restore", "the dump sets session settings (search_path emptied, "
+                   "row_security off)")
     if force:
         confirm(f"Replace everything in {target.connection.safe_url()} with {file.name}?", True)
     with console_err.status("restoring") as status:

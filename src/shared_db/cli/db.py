@@ -3,12 +3,12 @@ the settling of two-phase transactions a crashed process left behind."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import TYPE_CHECKING
 
 import typer
 
+from shared_db import interrupts
 from shared_db.cli.common import console, lazy, settings, targets
 from shared_db.errors import ConfigError
 
@@ -90,5 +90,5 @@ def recover(older_than: float = typer.Option(
             return [f"{s.global_id}: {s.outcome} ({s.parts} part(s))"
                     for s in await db.recover(older_than)]
 
-    lines = asyncio.run(run())
+    lines = interrupts.run(run())
     console.print("\n".join(lines) if lines else "Nothing in doubt.")

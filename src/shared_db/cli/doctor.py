@@ -58,7 +58,9 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         console.print(table)
     if any(c.target == "settings" and c.status == "fail" for c in checks):
         raise typer.Exit(2)  # as every other command exits on a refused setting
-    unreachable = [c for c in checks if c.name == "connection" and c.status == "fail"]
+    # A read replica is connected to at open() as the primary is: unreachable, it fails too.
+    unreachable = [c for c in checks if c.name in ("connection", "read replica")
+                   and c.status == "fail"]
     if unreachable:  # after the table, so the fix is shown too
         raise DatabaseUnavailableError(unreachable[0].detail)
     if any(c.status == "fail" for c in checks):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from shared_db import interrupts
 from shared_db.cli.common import console, lazy, settings, targets
 from shared_db.errors import ConfigError, ValidationError
 
@@ -30,7 +30,7 @@ def metrics(port: Annotated[int, typer.Option(help="Port to listen on (0: any fr
     targets(current)  # starts the embedded server when DATABASE_URL is unset, and says so
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(metrics_server.serve(current, host, port, announce))
+            interrupts.run(metrics_server.serve(current, host, port, announce))
     except ValidationError as exc:
         if exc.field not in ("host", "port"):
             raise

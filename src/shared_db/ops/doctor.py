@@ -208,7 +208,7 @@ def diagnose(settings: Settings, targets: list[Target]) -> list[Check]:
 
 def _replica(settings: Settings, target: Target) -> list[Check]:
     """The read replica of ``target``'s reads, when one is set: reachable, and a replica."""
-    service = target.name if target.name in settings.read_urls else "auth"
+    service = "auth" if target.name == "shared" else target.name  # shared: one for all
     raw = settings.read_urls.get(service)
     if raw is None:
         return []
@@ -219,7 +219,7 @@ def _replica(settings: Settings, target: Target) -> list[Check]:
             standby = bool(conn.execute(IN_RECOVERY).scalar())
     except DatabaseUnavailableError as error:
         detail, fix = why_unreachable(replica, error)
-        return [Check(target.name, "connection", "fail", f"{name}: {detail}", fix)]
+        return [Check(target.name, "read replica", "fail", f"{name}: {detail}", fix)]
     if not standby:
         return [Check(target.name, "read replica", "warn", f"{name} ({replica.safe_url()}) is "
                       "not in recovery: reads go to a primary",

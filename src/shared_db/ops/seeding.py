@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
 
+from shared_db import interrupts
 from shared_db.client import Database
 from shared_db.config import Settings
 from shared_db.errors import MigrationError, SharedDbError
@@ -34,4 +34,4 @@ def run_seed(settings: Settings, fixtures: Path = FIXTURES,
     """
     if targets and settings.database_url is None and settings.topology == "shared":
         settings = replace(settings, database_url=targets[0].connection.libpq_url())
-    return asyncio.run(_run(settings, fixtures))
+    return interrupts.run(_run(settings, fixtures))
