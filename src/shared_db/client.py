@@ -264,6 +264,11 @@ class Database(Repositories):
             statement_timeout: seconds any one statement may run (``SET LOCAL``).
             lock_timeout: seconds a statement may wait for a lock.
             actor: who the audit rows name; default: the ``acting_as`` context.
+
+        Raises (at the block's end, when it had no exception of its own):
+            TransactionAbortedError: a call in it failed on the server or was cut off, even if
+                the error was caught; nothing was committed (``TransientConflictError`` when
+                that failure was one).
         """
         return Transaction(self, isolation, statement_timeout, lock_timeout, actor)
 
@@ -287,6 +292,8 @@ class Database(Repositories):
 
         Raises:
             RetryExhaustedError: the last attempt failed too (chained to its error).
+            TransactionAbortedError: ``work`` caught an error of a call that had left the
+                transaction unable to commit; nothing was committed.
         """
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValidationError("retries", f"must be a whole number >= 0, got {shown(retries)}")

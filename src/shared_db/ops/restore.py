@@ -154,15 +154,14 @@ def _script(file: Path, handle: BinaryIO, fmt: str) -> Generator[bytes, None, No
 
 
 @contextlib.contextmanager
-def _scanned(file: Path, handle: BinaryIO, fmt: str, dropped: tuple[bytes, ...],
-             **shown: str) -> Iterator[Iterator[bytes]]:
+def _scanned(file: Path, handle: BinaryIO, fmt: str, dropped: tuple[bytes, ...], *,
+             name: str | None = None, verdict: str = RESTORE_REFUSED,
+             ) -> Iterator[Iterator[bytes]]:
     """The checked script; leaving the block closes the scan and the script at once (a refusal
-    would otherwise leave pg_restore blocked on a full pipe until garbage collection).
-    ``shown``: ``name`` and ``verdict`` for a refusal's message, in place of the file's name and
-    that nothing was restored."""
+    would otherwise leave pg_restore blocked on a full pipe until garbage collection). A
+    refusal's message says ``name`` (default: the file's) and ``verdict``."""
     with contextlib.closing(_script(file, handle, fmt)) as source, \
-            contextlib.closing(scan(shown.get("name", file.name), source, dropped,
-                                    shown.get("verdict", RESTORE_REFUSED))) as chunks:
+            contextlib.closing(scan(name or file.name, source, dropped, verdict)) as chunks:
         yield chunks
 
 

@@ -39,6 +39,7 @@ def resolve_targets(settings: Settings, notice: Callable[[str], None] = lambda _
     url = shared_url(settings, notice, offline=offline)
     return [Target("shared", settings.connection(url), CHAINS)]
 
+
 SCRATCH_HELD = "it holds a session lock on a scratch database it makes, for its whole run"
 """Why a command that makes a scratch database needs a direct connection (``require_direct``)."""
 

@@ -132,11 +132,11 @@ class PaymentRepository(Repository):
             raise ValidationError("currency", f"must be an ISO 4217 code such as USD or EUR, "
                                   f"got {check.shown(currency)}")
         meta = check.json_object("metadata", metadata)
-        cents = check.amount(amount)
-        if currency in WHOLE_UNITS and cents != cents.to_integral_value():
+        value = check.amount(amount)
+        if currency in WHOLE_UNITS and value != value.to_integral_value():
             raise ValidationError("amount", f"must be a whole number in {currency}, which has "
-                                  f"no minor unit, got {cents}")
-        params = {"user_id": user_id, "amount": cents, "currency": currency,
+                                  f"no minor unit, got {value}")
+        params = {"user_id": user_id, "amount": value, "currency": currency,
                   "status": PaymentStatus.pending, "type": check.member("type", type, PaymentType),
                   "description": check.optional_text("description", description, max_length=1000),
                   "metadata": None if meta is None else Jsonb(meta)}
