@@ -88,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     ours = (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
     interrupts.reset()
+    hook = sys.unraisablehook
     if ours:
         signal.signal(signal.SIGTERM, interrupts.on_sigterm)
+        sys.unraisablehook = interrupts.unraisable
     try:
         code = _main(argv)
     except BaseException:
@@ -99,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if ours:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            sys.unraisablehook = hook
     if interrupts.received:
         console_err.print("Terminated.", highlight=False)
         return 143
