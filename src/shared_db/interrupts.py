@@ -6,9 +6,8 @@ line sets ``on_sigterm``, which raises ``Terminated`` (a ``KeyboardInterrupt``) 
 is, as Ctrl-C's handler does (raised inside a finalizer, where Python drops it, it is given
 again: ``unraisable``). Inside an event loop an exception raised at an arbitrary point can
 leave a task that never finishes (a pool worker's cancelled wait), and the loop's shutdown then
-hangs, so ``run`` (``asyncio.run`` for the commands) sets a handler of its own for the loop's
-whole life that only cancels the main task, as ``asyncio.run`` does for Ctrl-C; the coroutine's
-cleanup runs and ``Terminated`` is raised once the loop is closed.
+hangs, so ``run`` (``asyncio.run`` for the commands) leaves SIGTERM at its default while the
+loop runs.
 """
 
 from __future__ import annotations
@@ -59,41 +58,17 @@ def unraisable(found: Any) -> None:
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(main)``; a SIGTERM meanwhile cancels ``main`` (one that comes before it
-    starts or after it ends waits for the loop to close) and raises ``Terminated`` once the
-    loop is closed. Nothing is raised inside the loop's own code, whose shutdown would then wait
-    forever for tasks an exception cut off."""
+    """``asyncio.run(main)`` with SIGTERM at its default for the loop's whole life: it ends the
+    process at once, as before. An exception raised inside the loop's own code could leave a
+    task that never finishes and hang the loop's shutdown, and cancelling the main task from a
+    handler still hung one run in a few dozen; what runs in the loop is a transaction at a time,
+    which the server rolls back with the lost connection."""
     import asyncio  # here: the command line imports this module at start, most runs no loop
 
     if threading.current_thread() is not threading.main_thread():
         return asyncio.run(main)
-    state: dict[str, Any] = {}
-
-    def deferred(signum: int, frame: FrameType | None) -> None:
-        _note()
-        task = state.get("task")
-        if task is not None and not task.done():  # as asyncio's runner does for Ctrl-C
-            task.cancel()
-            state["loop"].call_soon_threadsafe(lambda: None)  # wake a waiting select()
-
-    async def guarded() -> T:
-        state["task"], state["loop"] = asyncio.current_task(), asyncio.get_running_loop()
-        if signal.SIGTERM in received:  # it came while the loop started
-            main.close()
-            raise asyncio.CancelledError
-        try:
-            return await main
-        finally:
-            state.pop("task")
-
-    previous = signal.signal(signal.SIGTERM, deferred)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        return asyncio.run(guarded())
-    except asyncio.CancelledError:
-        if signal.SIGTERM in received:
-            raise Terminated from None
-        raise
+        return asyncio.run(main)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if signal.SIGTERM in received and previous is on_sigterm:
-            raise Terminated
