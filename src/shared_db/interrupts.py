@@ -33,16 +33,12 @@ def reset() -> None:
     received.clear()
 
 
-def _note() -> None:
-    received.append(signal.SIGTERM)
+def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """The SIGTERM handler outside event loops."""
+    received.append(signum)
     # The pools' complaints about the connections this cuts off ("discarding closed
     # connection") would be lines beyond the one that says what happened.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-
-
-def on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """The SIGTERM handler outside event loops."""
-    _note()
     raise Terminated
 
 
